@@ -1,0 +1,198 @@
+//! Proto ⇄ domain. Parsing collects every field violation before answering.
+
+use ferry_kit::paging::{self, PageError};
+use ferry_kit::status::{Violations, invalid_argument};
+use ferry_proto::common::v1 as pc;
+use ferry_proto::registry::v1 as pb;
+use tonic::Status;
+
+use crate::domain::{
+    self as d, ConfigItemName, EntityKey, EntityRef, Json, Kind, MAX_REFERENCES, NewEntity, RequestKey, Sharing, rules,
+};
+
+/// Finishes parsing: INVALID_ARGUMENT listing every violation, or the parsed values.
+pub fn done<T>(v: Violations, values: impl FnOnce() -> Option<T>) -> Result<T, Status> {
+    if !v.is_empty() {
+        return Err(invalid_argument(&v));
+    }
+    values().ok_or_else(|| Status::internal("request parsing lost a value"))
+}
+
+/// The request key of a mutation: its `request_id` and a fingerprint of the request.
+pub fn request_key<M: prost::Message>(v: &mut Violations, method: &str, request: &M, request_id: &str) -> Option<Option<RequestKey>> {
+    v.check("request_id", RequestKey::parse(request_id, ferry_kit::idempotency::fingerprint(method, request)))
+}
+
+pub fn page_size(v: &mut Violations, n: i32) -> Option<u64> {
+    v.check("page_size", paging::page_size(n))
+}
+
+pub fn page_token<T: serde::de::DeserializeOwned>(v: &mut Violations, scope: &str, token: &str) -> Option<Option<T>> {
+    v.check("page_token", paging::decode::<T>(scope, token).map_err(|e: PageError| e.to_string()))
+}
+
+pub fn next_token<T: serde::Serialize>(scope: &str, next: &Option<T>) -> String {
+    next.as_ref().map(|c| paging::encode(scope, c)).unwrap_or_default()
+}
+
+pub fn kind(n: i32) -> Result<Kind, String> {
+    Kind::from_number(n)
+}
+
+pub fn kinds(v: &mut Violations, field: &str, ns: &[i32]) -> Option<Vec<Kind>> {
+    let mut out = Vec::with_capacity(ns.len());
+    for (i, n) in ns.iter().enumerate() {
+        out.push(v.check(&format!("{field}[{i}]"), kind(*n))?);
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+pub fn refs(v: &mut Violations, field: &str, refs: &[pc::EntityRef], max: usize) -> Option<Vec<EntityRef>> {
+    if refs.len() > max {
+        v.add(field, format!("at most {max} references"));
+        return None;
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    let mut ok = true;
+    for (i, r) in refs.iter().enumerate() {
+        let k = v.check(&format!("{field}[{i}].kind"), kind(r.kind));
+        let key = v.check(&format!("{field}[{i}].key"), EntityKey::parse(&r.key));
+        match (k, key) {
+            (Some(kind), Some(key)) => out.push(EntityRef { kind, key }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub fn sharing_of(n: i32) -> Result<Option<Sharing>, String> {
+    match n {
+        0 => Ok(None),
+        n => Sharing::from_number(n).map(Some).ok_or_else(|| format!("unknown sharing mode {n}")),
+    }
+}
+
+/// A new entity from a create or import request (`field` prefixes violations).
+pub fn new_entity(v: &mut Violations, field: &str, e: &pb::Entity) -> Option<NewEntity> {
+    let k = v.check(&format!("{field}.kind"), kind(e.kind));
+    let key = v.check(&format!("{field}.key"), EntityKey::parse(&e.key));
+    let requested = v.check(&format!("{field}.sharing"), sharing_of(e.sharing));
+    let payload = v.check(&format!("{field}.payload_json"), Json::parse(&e.payload_json));
+    let references = refs(v, &format!("{field}.references"), &e.references, MAX_REFERENCES);
+    let sharing = match (k, requested) {
+        (Some(k), Some(req)) => v.check(&format!("{field}.sharing"), rules::sharing_for(k, req)),
+        _ => None,
+    };
+    Some(NewEntity { kind: k?, key: key?, sharing: sharing?, payload: payload?, references: references? })
+}
+
+pub fn ts(micros: i64) -> Option<prost_types::Timestamp> {
+    Some(ferry_kit::db::timestamp(micros))
+}
+
+pub fn entity_ref(r: &EntityRef) -> pc::EntityRef {
+    pc::EntityRef { kind: r.kind.number(), key: r.key.as_str().to_owned() }
+}
+
+pub fn environment(e: d::Environment) -> pb::Environment {
+    pb::Environment { name: e.name.to_string(), tier: e.tier.number(), display_name: e.display_name, create_time: ts(e.created_at) }
+}
+
+pub fn group(g: d::Group) -> pb::Group {
+    pb::Group {
+        name: g.name.to_string(),
+        display_name: g.display_name,
+        revision: g.revision,
+        entity_count: g.entity_count,
+        create_time: ts(g.created_at),
+    }
+}
+
+pub fn entity(e: d::Entity) -> pb::Entity {
+    pb::Entity {
+        name: e.name.to_string(),
+        kind: e.kind.number(),
+        key: e.key.as_str().to_owned(),
+        sharing: e.sharing.number(),
+        payload_json: e.payload.as_str().to_owned(),
+        references: e.references.iter().map(entity_ref).collect(),
+        groups: e.groups.iter().map(ToString::to_string).collect(),
+        content_hash: e.content_hash,
+        create_time: ts(e.created_at),
+        update_time: ts(e.updated_at),
+    }
+}
+
+pub fn manifest_entry(m: d::ManifestEntry) -> pb::ManifestEntry {
+    pb::ManifestEntry {
+        kind: m.kind.number(),
+        key: m.key.as_str().to_owned(),
+        content_hash: m.content_hash,
+        sharing: m.sharing.number(),
+        entity_id: m.entity_id,
+        references: m.references.iter().map(entity_ref).collect(),
+    }
+}
+
+pub fn project(p: d::Project) -> pb::Project {
+    pb::Project {
+        name: p.name.to_string(),
+        display_name: p.display_name,
+        groups: p.groups.iter().map(ToString::to_string).collect(),
+        revision: p.revision,
+        create_time: ts(p.created_at),
+    }
+}
+
+pub fn config_item(c: d::ConfigItem) -> pb::ConfigItem {
+    pb::ConfigItem {
+        name: c.name.to_string(),
+        value_json: c.value.as_str().to_owned(),
+        references: c.references.iter().map(entity_ref).collect(),
+        update_time: ts(c.updated_at),
+    }
+}
+
+/// A config item from a request; `name` is the item's full name.
+pub fn parse_config_item(v: &mut Violations, field: &str, name: Option<ConfigItemName>, c: &pb::ConfigItem) -> Option<d::ConfigItem> {
+    let value = v.check(&format!("{field}.value_json"), Json::parse(&c.value_json));
+    let references = refs(v, &format!("{field}.references"), &c.references, MAX_REFERENCES);
+    Some(d::ConfigItem { name: name?, value: value?, references: references?, updated_at: 0 })
+}
+
+pub fn merge_op(v: &mut Violations, i: usize, op: &pb::MergeOperation) -> Option<d::MergeOp> {
+    use pb::merge_operation::Op;
+    let positive = |v: &mut Violations, id: i64| {
+        if id <= 0 {
+            v.add(format!("operations[{i}]"), "entity ids are positive");
+            None
+        } else {
+            Some(id)
+        }
+    };
+    match &op.op {
+        Some(Op::CopyEntityId(id)) => positive(v, *id).map(d::MergeOp::Copy),
+        Some(Op::LinkEntityId(id)) => positive(v, *id).map(d::MergeOp::Link),
+        Some(Op::RemoveEntityId(id)) => positive(v, *id).map(d::MergeOp::Remove),
+        Some(Op::UnlinkEntityId(id)) => positive(v, *id).map(d::MergeOp::Unlink),
+        Some(Op::Overwrite(o)) => {
+            let s = positive(v, o.source_entity_id);
+            let t = positive(v, o.target_entity_id);
+            Some(d::MergeOp::Overwrite { source: s?, target: t? })
+        }
+        None => {
+            v.add(format!("operations[{i}]"), "an operation is required");
+            None
+        }
+    }
+}
+
+pub fn outcome(o: d::Outcome) -> i32 {
+    match o {
+        d::Outcome::Applied => pb::OperationOutcome::Applied as i32,
+        d::Outcome::AlreadyPresent => pb::OperationOutcome::AlreadyPresent as i32,
+        d::Outcome::Conflict => pb::OperationOutcome::Conflict as i32,
+    }
+}

@@ -1,0 +1,34 @@
+//! group-registry: Ferry's system of record. Environments, groups, entities (duplicated
+//! or shared), the links between them, projects and their configuration, served as
+//! `ferry.registry.v1.RegistryService`. Bulk paths (import, export, key manifests, merge
+//! operations, environment copy) serve the merge engine and the refresh coordinator.
+//!
+//! Layers: [`grpc`] (proto edge) → [`service`] (transactions, rules, idempotency) →
+//! [`store`] (SQL); [`domain`] holds values and rules and knows neither proto nor SQL.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use error::Error;
+
+use ferry_kit::server::{Server, ServerBuilder};
+use ferry_proto::registry::v1::registry_service_server::RegistryServiceServer;
+
+/// Largest message accepted (imports and merge batches are large).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Connects the database, runs migrations and binds the server (not serving yet).
+pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "group-registry").await?;
+    let api = grpc::RegistryApi::new(service::Registry::new(db));
+    let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
+    ServerBuilder::new().add(svc).bind(config.listen, &config.common).await
+}

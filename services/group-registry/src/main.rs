@@ -1,0 +1,13 @@
+//! The group-registry binary: parse config, build, serve until SIGTERM/SIGINT.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = group_registry::Config::parse();
+    let _telemetry = ferry_kit::telemetry::init("group-registry", &config.common)?;
+    let server = group_registry::build(&config).await?;
+    tracing::info!(addr = %server.local_addr(), "group-registry listening");
+    server.serve(ferry_kit::server::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Bulk paths: streamed import, export and key manifests, key lookups, merge operations
+//! (what the merge engine sends) and environment copy (what a refresh runs).
+
+use std::collections::HashMap;
+
+use ferry_kit::db::now_micros;
+use ferry_kit::idempotency;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+
+use super::{Registry, env_row, group_row};
+use crate::domain::{
+    CopyCounts, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, OpResult, Outcome, RequestKey, Sharing,
+    rules,
+};
+use crate::error::{Error, Result};
+use crate::store::bulk::{self as q, EntityInfo, KeyFilter};
+use crate::store::{entities, groups};
+
+/// How an import begins: a retry of a finished import, or a fresh transaction.
+pub enum ImportStart {
+    /// The request id was used before; compare fingerprints once the stream is read.
+    Replayed { method: String, fingerprint: String, reply: (i64, i64) },
+    Fresh(ImportTx),
+}
+
+/// An import in progress: one transaction over the whole stream, all or nothing.
+pub struct ImportTx {
+    txn: DatabaseTransaction,
+    env_id: i64,
+    group_id: i64,
+    group: GroupName,
+    created: i64,
+    now: i64,
+}
+
+pub const IMPORT_METHOD: &str = "ImportEntities";
+
+impl ImportTx {
+    /// Inserts one batch; a (kind, key) the group already holds fails the whole import.
+    pub async fn add(&mut self, batch: &[NewEntity]) -> Result<()> {
+        let clashes = q::import(&self.txn, self.env_id, self.group_id, batch, self.now).await?;
+        if !clashes.is_empty() {
+            let shown: Vec<String> = clashes.iter().take(20).map(|r| r.to_string()).collect();
+            return Err(Error::AlreadyExists {
+                resource: "entity",
+                name: self.group.to_string(),
+                message: format!("{} already holds {} of the imported keys (first: {}); nothing was imported", self.group, clashes.len(), shown.join(", ")),
+            });
+        }
+        self.created += batch.len() as i64;
+        Ok(())
+    }
+
+    /// Commits; returns (created, revision).
+    pub async fn finish(self, key: Option<RequestKey>) -> Result<(i64, i64)> {
+        if self.created > 0 {
+            groups::bump(&self.txn, &[self.group_id]).await?;
+        }
+        let revision = groups::revision(&self.txn, self.group_id).await?;
+        let reply = (self.created, revision);
+        if let Some(k) = key {
+            idempotency::record(&self.txn, &k.request_id, IMPORT_METHOD, &k.fingerprint, serde_json::to_vec(&reply)?).await?;
+        }
+        self.txn.commit().await?;
+        Ok(reply)
+    }
+}
+
+impl Registry {
+    pub async fn import_begin(&self, group: &GroupName, request_id: Option<&str>) -> Result<ImportStart> {
+        if let Some(id) = request_id {
+            if let Some(s) = idempotency::find(&self.db, id).await? {
+                return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
+            }
+        }
+        let txn = self.db.begin().await?;
+        let g = group_row(&txn, group).await?;
+        groups::lock(&txn, g.id).await?;
+        Ok(ImportStart::Fresh(ImportTx { txn, env_id: g.env_id, group_id: g.id, group: group.clone(), created: 0, now: now_micros() }))
+    }
+
+    /// Resolves a group for a stream; returns its id and current revision.
+    pub async fn stream_start(&self, group: &GroupName) -> Result<(i64, i64)> {
+        let g = group_row(&self.db, group).await?;
+        Ok((g.id, g.group.revision))
+    }
+
+    pub async fn export_page(&self, group_id: i64, kinds: &[Kind], after: Option<(i32, String)>, limit: u64) -> Result<Vec<Entity>> {
+        Ok(entities::list_members(&self.db, group_id, kinds, after, limit).await?)
+    }
+
+    pub async fn manifest_page(&self, group_id: i64, filter: &KeyFilter, after: Option<&(i32, String)>, limit: u64) -> Result<Vec<ManifestEntry>> {
+        Ok(q::manifest_page(&self.db, group_id, filter, after, limit).await?)
+    }
+
+    /// For each ref, whether the group holds its (kind, key).
+    pub async fn lookup_keys(&self, group: &GroupName, refs: &[EntityRef]) -> Result<Vec<bool>> {
+        let g = group_row(&self.db, group).await?;
+        let keys: Vec<(Kind, String)> = refs.iter().map(|r| (r.kind, r.key.as_str().to_owned())).collect();
+        let held = q::members_at(&self.db, g.id, &keys).await?;
+        Ok(keys.iter().map(|k| held.contains_key(k)).collect())
+    }
+
+    /// Executes merge operations against a recipient group in one transaction.
+    pub async fn apply_merge_operations(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>) -> Result<MergeBatch> {
+        self.write(key, "ApplyMergeOperations", move |txn| {
+            Box::pin(async move {
+                let g = group_row(txn, &recipient).await?;
+                groups::lock(txn, g.id).await?;
+                let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
+                let infos = q::entity_infos(txn, &ids).await?;
+                let keys: Vec<(Kind, String)> = infos.values().map(|i| (i.kind, i.key.clone())).collect();
+                let held = q::members_at(txn, g.id, &keys).await?;
+                let plan = classify(&ops, g.env_id, &infos, held)?;
+                let now = now_micros();
+                let copied = q::copy_into(txn, g.id, &plan.copies, now).await?;
+                q::link_into(txn, g.id, &plan.links).await?;
+                q::overwrite(txn, &plan.overwrites, now).await?;
+                let targets: Vec<i64> = plan.overwrites.iter().map(|(_, t)| *t).collect();
+                groups::bump_holding(txn, &targets).await?;
+                q::delete_entities(txn, &plan.removes).await?;
+                q::unlink_from(txn, g.id, &plan.unlinks).await?;
+                let mut results = plan.results;
+                for (r, op) in results.iter_mut().zip(&ops) {
+                    if let (MergeOp::Copy(src), Outcome::Applied) = (op, r.outcome) {
+                        r.entity_id = copied.get(src).copied().unwrap_or_default();
+                    }
+                }
+                if results.iter().any(|r| r.outcome == Outcome::Applied) {
+                    groups::bump(txn, &[g.id]).await?;
+                }
+                Ok(MergeBatch { results, revision: groups::revision(txn, g.id).await? })
+            })
+        })
+        .await
+    }
+
+    /// Replaces the destination environment's registry data with the source's.
+    pub async fn copy_environment(&self, key: Option<RequestKey>, source: EnvName, destination: EnvName) -> Result<CopyCounts> {
+        self.write(key, "CopyEnvironment", move |txn| {
+            Box::pin(async move {
+                let src = env_row(txn, &source).await?;
+                let dst = env_row(txn, &destination).await?;
+                rules::check_copy_destination(source.id(), destination.id(), dst.env.tier)?;
+                Ok(q::copy_environment(txn, src.id, dst.id, now_micros()).await?)
+            })
+        })
+        .await
+    }
+}
+
+fn op_ids(op: &MergeOp) -> Vec<i64> {
+    match *op {
+        MergeOp::Copy(i) | MergeOp::Link(i) | MergeOp::Remove(i) | MergeOp::Unlink(i) => vec![i],
+        MergeOp::Overwrite { source, target } => vec![source, target],
+    }
+}
+
+/// What a batch will write, and each operation's outcome.
+#[derive(Debug, Default, PartialEq)]
+struct OpPlan {
+    results: Vec<OpResult>,
+    copies: Vec<i64>,
+    links: Vec<i64>,
+    overwrites: Vec<(i64, i64)>,
+    removes: Vec<i64>,
+    unlinks: Vec<i64>,
+}
+
+/// Decides each operation against the recipient's current holdings (`held`: (kind, key)
+/// → (entity, content hash)), in order, so two operations of one batch on one key see
+/// each other. An operation naming an entity that does not exist (or lives in another
+/// environment) is INVALID_ARGUMENT, except removes and unlinks, whose target being gone
+/// means the work is already done (a retried revert).
+fn classify(ops: &[MergeOp], env_id: i64, infos: &HashMap<i64, EntityInfo>, mut held: HashMap<(Kind, String), (i64, String)>) -> Result<OpPlan> {
+    let mut plan = OpPlan::default();
+    let mut bad = ferry_kit::status::Violations::new();
+    let info = |i: usize, id: i64, bad: &mut ferry_kit::status::Violations| -> Option<EntityInfo> {
+        match infos.get(&id) {
+            Some(x) if x.env_id == env_id => Some(x.clone()),
+            _ => {
+                bad.add(format!("operations[{i}]"), format!("entity {id} does not exist in the recipient's environment"));
+                None
+            }
+        }
+    };
+    for (i, op) in ops.iter().enumerate() {
+        let result = |outcome, entity_id| OpResult { outcome, entity_id };
+        let r = match *op {
+            MergeOp::Copy(src) => {
+                let Some(s) = info(i, src, &mut bad) else { continue };
+                if s.sharing != Sharing::Duplicated {
+                    bad.add(format!("operations[{i}]"), format!("entity {src} is shared: link it instead of copying"));
+                    continue;
+                }
+                match held.get(&(s.kind, s.key.clone())) {
+                    Some((id, hash)) if *hash == s.content_hash => result(Outcome::AlreadyPresent, *id),
+                    Some((id, _)) => result(Outcome::Conflict, *id),
+                    None => {
+                        held.insert((s.kind, s.key.clone()), (0, s.content_hash.clone()));
+                        plan.copies.push(src);
+                        result(Outcome::Applied, 0)
+                    }
+                }
+            }
+            MergeOp::Link(id) => {
+                let Some(s) = info(i, id, &mut bad) else { continue };
+                if s.sharing != Sharing::Shared {
+                    bad.add(format!("operations[{i}]"), format!("entity {id} is duplicated: copy it instead of linking"));
+                    continue;
+                }
+                match held.get(&(s.kind, s.key.clone())) {
+                    Some((h, _)) if *h == id => result(Outcome::AlreadyPresent, id),
+                    Some((h, _)) => result(Outcome::Conflict, *h),
+                    None => {
+                        held.insert((s.kind, s.key.clone()), (id, s.content_hash.clone()));
+                        plan.links.push(id);
+                        result(Outcome::Applied, id)
+                    }
+                }
+            }
+            MergeOp::Overwrite { source, target } => {
+                let (Some(s), Some(t)) = (info(i, source, &mut bad), info(i, target, &mut bad)) else { continue };
+                if (s.kind, &s.key) != (t.kind, &t.key) || held.get(&(t.kind, t.key.clone())).map(|h| h.0) != Some(target) {
+                    bad.add(format!("operations[{i}]"), format!("entity {target} is not the recipient's entity for the key of {source}"));
+                    continue;
+                }
+                if s.content_hash == t.content_hash {
+                    result(Outcome::AlreadyPresent, target)
+                } else {
+                    held.insert((t.kind, t.key.clone()), (target, s.content_hash.clone()));
+                    plan.overwrites.push((source, target));
+                    result(Outcome::Applied, target)
+                }
+            }
+            MergeOp::Remove(id) => match infos.get(&id) {
+                Some(e) if held.get(&(e.kind, e.key.clone())).map(|h| h.0) == Some(id) => {
+                    if e.sharing != Sharing::Duplicated {
+                        bad.add(format!("operations[{i}]"), format!("entity {id} is shared: unlink it instead of removing"));
+                        continue;
+                    }
+                    held.remove(&(e.kind, e.key.clone()));
+                    plan.removes.push(id);
+                    result(Outcome::Applied, id)
+                }
+                _ => result(Outcome::AlreadyPresent, id),
+            },
+            MergeOp::Unlink(id) => match infos.get(&id) {
+                Some(e) if held.get(&(e.kind, e.key.clone())).map(|h| h.0) == Some(id) => {
+                    if e.sharing != Sharing::Shared || e.links < 2 {
+                        result(Outcome::Conflict, id)
+                    } else {
+                        held.remove(&(e.kind, e.key.clone()));
+                        plan.unlinks.push(id);
+                        result(Outcome::Applied, id)
+                    }
+                }
+                _ => result(Outcome::AlreadyPresent, id),
+            },
+        };
+        plan.results.push(r);
+    }
+    bad.finish()?;
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(kind: Kind, key: &str, sharing: Sharing, hash: &str, links: i64) -> EntityInfo {
+        EntityInfo { env_id: 1, kind, key: key.into(), sharing, content_hash: hash.into(), links }
+    }
+
+    #[test]
+    fn classify_outcomes() {
+        let infos = HashMap::from([
+            (1, info(Kind::Service, "a", Sharing::Duplicated, "h1", 1)),
+            (2, info(Kind::Service, "b", Sharing::Duplicated, "h2", 1)),
+            (3, info(Kind::Lookup, "l", Sharing::Shared, "h3", 1)),
+            (4, info(Kind::Service, "c", Sharing::Duplicated, "h4", 1)),
+        ]);
+        // Recipient holds b with other content and c with the same content.
+        let held = HashMap::from([((Kind::Service, "b".to_string()), (9, "x".to_string())), ((Kind::Service, "c".to_string()), (8, "h4".to_string()))]);
+        let ops = [MergeOp::Copy(1), MergeOp::Copy(2), MergeOp::Link(3), MergeOp::Copy(4), MergeOp::Copy(1)];
+        let plan = classify(&ops, 1, &infos, held).unwrap();
+        let outcomes: Vec<Outcome> = plan.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Applied, Outcome::Conflict, Outcome::Applied, Outcome::AlreadyPresent, Outcome::AlreadyPresent]);
+        assert_eq!(plan.copies, [1]);
+        assert_eq!(plan.links, [3]);
+    }
+
+    #[test]
+    fn classify_rejects_wrong_ops() {
+        let infos = HashMap::from([(3, info(Kind::Lookup, "l", Sharing::Shared, "h", 1))]);
+        assert!(classify(&[MergeOp::Copy(3)], 1, &infos, HashMap::new()).is_err());
+        assert!(classify(&[MergeOp::Copy(77)], 1, &infos, HashMap::new()).is_err());
+        assert!(classify(&[MergeOp::Copy(3)], 2, &infos, HashMap::new()).is_err());
+        // A remove of something already gone is done, not an error.
+        let plan = classify(&[MergeOp::Remove(77)], 1, &infos, HashMap::new()).unwrap();
+        assert_eq!(plan.results[0].outcome, Outcome::AlreadyPresent);
+    }
+}

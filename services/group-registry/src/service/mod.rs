@@ -1,0 +1,179 @@
+//! The registry's service layer: each operation is one transaction that checks the
+//! domain rules, runs the store's queries and, for mutations, records its reply under the
+//! caller's `request_id` so a retry is a no-op. No proto types here.
+
+mod bulk;
+mod entities;
+mod projects;
+
+pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};
+
+use std::future::Future;
+use std::pin::Pin;
+
+use ferry_kit::idempotency::{self, Replay};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::domain::{EnvName, Environment, Group, GroupName, Page, RequestKey};
+use crate::error::{Error, Result};
+use crate::store::{self, environments::EnvRow, groups::GroupRow};
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// The registry: a handle on its database.
+#[derive(Clone)]
+pub struct Registry {
+    db: DatabaseConnection,
+}
+
+impl Registry {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs `work` in one transaction, as the call `method`. With a request key, a replay
+    /// returns the recorded reply and writes nothing.
+    async fn write<T, F>(&self, key: Option<RequestKey>, method: &'static str, work: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, T> + Send,
+    {
+        let txn = self.db.begin().await?;
+        if let Some(k) = &key {
+            match idempotency::lookup(&txn, &k.request_id, method, &k.fingerprint).await? {
+                Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),
+                Replay::Mismatch => return Err(Error::RequestIdReused),
+                Replay::Fresh => {}
+            }
+        }
+        let out = work(&txn).await?;
+        if let Some(k) = &key {
+            let recorded = idempotency::record(&txn, &k.request_id, method, &k.fingerprint, serde_json::to_vec(&out)?).await;
+            if let Err(e) = recorded {
+                // A concurrent retry with the same id committed first: answer with its reply.
+                if ferry_kit::db::is_unique_violation(&e) {
+                    drop(txn);
+                    return match idempotency::lookup(&self.db, &k.request_id, method, &k.fingerprint).await? {
+                        Replay::Done(bytes) => Ok(serde_json::from_slice(&bytes)?),
+                        _ => Err(Error::RequestIdReused),
+                    };
+                }
+                return Err(e.into());
+            }
+        }
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    // Environments.
+
+    pub async fn create_environment(&self, key: Option<RequestKey>, env: Environment) -> Result<Environment> {
+        self.write(key, "CreateEnvironment", move |txn| {
+            Box::pin(async move {
+                if store::environments::find(txn, &env.name).await?.is_some() {
+                    return Err(Error::AlreadyExists {
+                        resource: "environment",
+                        name: env.name.to_string(),
+                        message: format!("{} already exists", env.name),
+                    });
+                }
+                Ok(store::environments::insert(txn, &env).await?.env)
+            })
+        })
+        .await
+    }
+
+    pub async fn get_environment(&self, name: &EnvName) -> Result<Environment> {
+        Ok(env_row(&self.db, name).await?.env)
+    }
+
+    pub async fn list_environments(&self, after: Option<String>, limit: u64) -> Result<Page<Environment, String>> {
+        let rows = store::environments::list(&self.db, after.as_deref(), limit + 1).await?;
+        Ok(page(rows.into_iter().map(|r| r.env).collect(), limit, |e| e.name.id().to_owned()))
+    }
+
+    // Groups.
+
+    pub async fn create_group(&self, key: Option<RequestKey>, name: GroupName, display: String) -> Result<Group> {
+        self.write(key, "CreateGroup", move |txn| {
+            Box::pin(async move {
+                let env = env_row(txn, &name.env).await?;
+                if store::groups::find(txn, &name).await?.is_some() {
+                    return Err(Error::AlreadyExists { resource: "group", name: name.to_string(), message: format!("{name} already exists") });
+                }
+                Ok(store::groups::insert(txn, env.id, &name, &display, ferry_kit::db::now_micros()).await?.group)
+            })
+        })
+        .await
+    }
+
+    pub async fn get_group(&self, name: &GroupName) -> Result<Group> {
+        Ok(group_row(&self.db, name).await?.group)
+    }
+
+    pub async fn list_groups(&self, env: &EnvName, after: Option<String>, limit: u64) -> Result<Page<Group, String>> {
+        let env = env_row(&self.db, env).await?;
+        let rows = store::groups::list(&self.db, env.id, after.as_deref(), limit + 1).await?;
+        Ok(page(rows.into_iter().map(|r| r.group).collect(), limit, |g| g.name.group.as_str().to_owned()))
+    }
+
+    /// Deletes a group. Refused while a project uses it, while it holds entities (unless
+    /// forced), and always when a shared entity would lose its last link.
+    pub async fn delete_group(&self, key: Option<RequestKey>, name: GroupName, force: bool) -> Result<(i64, i64)> {
+        use ferry_kit::status::Precondition;
+        self.write(key, "DeleteGroup", move |txn| {
+            Box::pin(async move {
+                let g = group_row(txn, &name).await?;
+                let projects = store::groups::projects_using(txn, g.id).await?;
+                if !projects.is_empty() {
+                    return Err(Error::precondition(
+                        format!("{name} is used by {} project(s); remove it from them first", projects.len()),
+                        projects.into_iter().map(|p| Precondition::new("GROUP_IN_USE", p, "the project resolves entities through this group")).collect(),
+                    ));
+                }
+                if g.group.entity_count > 0 && !force {
+                    return Err(Error::precondition(
+                        format!("{name} holds {} entities; set force to delete its duplicated entities and unlink its shared ones", g.group.entity_count),
+                        vec![Precondition::new("GROUP_NOT_EMPTY", name.to_string(), "set force to delete a group that holds entities")],
+                    ));
+                }
+                let sole = store::groups::sole_shared_members(txn, g.id).await?;
+                if !sole.is_empty() {
+                    let env = name.env.id().to_owned();
+                    return Err(Error::precondition(
+                        format!("{name} holds the last link of {} shared entit(ies); delete them explicitly first", sole.len()),
+                        sole.into_iter()
+                            .map(|id| Precondition::new("LAST_LINK", crate::domain::EntityName::new(&env, id).to_string(), "delete this entity explicitly"))
+                            .collect(),
+                    ));
+                }
+                Ok(store::groups::delete(txn, g.id).await?)
+            })
+        })
+        .await
+    }
+}
+
+/// Splits a `limit + 1` fetch into a page and the cursor of the next one.
+pub(crate) fn page<T, C>(mut items: Vec<T>, limit: u64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+    let next = if items.len() as u64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+pub(crate) async fn env_row<C: sea_orm::ConnectionTrait>(db: &C, name: &EnvName) -> Result<EnvRow> {
+    store::environments::find(db, name).await?.ok_or_else(|| Error::not_found("environment", name))
+}
+
+pub(crate) async fn group_row<C: sea_orm::ConnectionTrait>(db: &C, name: &GroupName) -> Result<GroupRow> {
+    store::groups::find(db, name).await?.ok_or_else(|| Error::not_found("group", name))
+}

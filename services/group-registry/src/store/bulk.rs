@@ -1,0 +1,378 @@
+//! The bulk paths: import, key manifests, key lookups, merge operations and environment
+//! copy. All set-based: multi-row statements chunked under the bind-parameter limits,
+//! `INSERT … SELECT` and `ON CONFLICT DO NOTHING`.
+
+use std::collections::HashMap;
+
+use ferry_kit::db::{placeholders, rows_per_chunk};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+
+use super::{all, col, corrupt, exec, one};
+use crate::domain::{CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json};
+
+/// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
+fn tuples(rows: usize, cols: usize) -> String {
+    let one = format!("({})", placeholders(cols));
+    vec![one; rows].join(", ")
+}
+
+/// Inserts a batch of new entities into a group. Returns the (kind, key) pairs the group
+/// already held (nothing is valid then: the caller rolls back).
+pub async fn import<C: ConnectionTrait>(db: &C, env_id: i64, group_id: i64, batch: &[NewEntity], now: i64) -> Result<Vec<EntityRef>, DbErr> {
+    let mut conflicts = Vec::new();
+    for chunk in batch.chunks(rows_per_chunk(9)) {
+        let mut values = Vec::with_capacity(chunk.len() * 9);
+        for e in chunk {
+            values.extend([
+                Value::from(env_id),
+                e.kind.number().into(),
+                e.key.as_str().into(),
+                e.sharing.number().into(),
+                e.payload.as_str().into(),
+                refs_to_json(&e.references).into(),
+                content_hash(&e.payload, &e.references).into(),
+                now.into(),
+                now.into(),
+            ]);
+        }
+        let rows = all(
+            db,
+            &format!(
+                "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, created_at, updated_at) \
+                 VALUES {} RETURNING id, kind, key",
+                tuples(chunk.len(), 9)
+            ),
+            values,
+        )
+        .await?;
+        let mut members = Vec::with_capacity(rows.len() * 4);
+        for r in &rows {
+            members.extend([Value::from(group_id), Value::from(col::<i32>(r, 1)?), Value::from(col::<String>(r, 2)?), Value::from(col::<i64>(r, 0)?)]);
+        }
+        let inserted = all(
+            db,
+            &format!(
+                "INSERT INTO memberships (group_id, kind, key, entity_id) VALUES {} ON CONFLICT DO NOTHING RETURNING kind, key",
+                tuples(rows.len(), 4)
+            ),
+            members,
+        )
+        .await?;
+        if inserted.len() < chunk.len() {
+            let mut got: HashMap<(i32, String), usize> = HashMap::new();
+            for r in &inserted {
+                *got.entry((col(r, 0)?, col(r, 1)?)).or_default() += 1;
+            }
+            for e in chunk {
+                match got.get_mut(&(e.kind.number(), e.key.as_str().to_owned())) {
+                    Some(n) if *n > 0 => *n -= 1,
+                    _ => conflicts.push(EntityRef { kind: e.kind, key: e.key.clone() }),
+                }
+            }
+            return Ok(conflicts);
+        }
+    }
+    Ok(conflicts)
+}
+
+/// Filters of a manifest or export: kinds and keys (empty = all).
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub kinds: Vec<Kind>,
+    pub keys: Vec<EntityKey>,
+}
+
+/// One page of a group's key manifest ordered by (kind, key), after `after`.
+pub async fn manifest_page<C: ConnectionTrait>(
+    db: &C,
+    group_id: i64,
+    filter: &KeyFilter,
+    after: Option<&(i32, String)>,
+    limit: u64,
+) -> Result<Vec<ManifestEntry>, DbErr> {
+    let (ak, akey) = after.cloned().unwrap_or((0, String::new()));
+    let mut values: Vec<Value> = vec![group_id.into(), ak.into(), akey.into()];
+    let mut sql = String::from(
+        "SELECT m.kind, m.key, e.content_hash, e.sharing, m.entity_id, e.refs FROM memberships m \
+         JOIN entities e ON e.id = m.entity_id WHERE m.group_id = ? AND (m.kind, m.key) > (?, ?)",
+    );
+    if !filter.kinds.is_empty() {
+        sql.push_str(&format!(" AND m.kind IN ({})", placeholders(filter.kinds.len())));
+        values.extend(filter.kinds.iter().map(|k| Value::from(k.number())));
+    }
+    if !filter.keys.is_empty() {
+        sql.push_str(&format!(" AND m.key IN ({})", placeholders(filter.keys.len())));
+        values.extend(filter.keys.iter().map(|k| Value::from(k.as_str())));
+    }
+    sql.push_str(" ORDER BY m.kind, m.key LIMIT ?");
+    values.push(Value::from(limit as i64));
+    let rows = all(db, &sql, values).await?;
+    rows.iter()
+        .map(|r| {
+            let kind: i32 = col(r, 0)?;
+            let sharing: i32 = col(r, 3)?;
+            Ok(ManifestEntry {
+                kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
+                key: EntityKey::from_stored(col(r, 1)?),
+                content_hash: col(r, 2)?,
+                sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
+                entity_id: col(r, 4)?,
+                references: refs_from_json(&col::<String>(r, 5)?),
+            })
+        })
+        .collect()
+}
+
+/// What a group holds under each of `refs`: entity id and content hash.
+pub async fn members_at<C: ConnectionTrait>(db: &C, group_id: i64, refs: &[(Kind, String)]) -> Result<HashMap<(Kind, String), (i64, String)>, DbErr> {
+    let mut out = HashMap::new();
+    for chunk in refs.chunks(1000) {
+        let mut values: Vec<Value> = vec![group_id.into()];
+        for (k, key) in chunk {
+            values.push(k.number().into());
+            values.push(key.as_str().into());
+        }
+        let rows = all(
+            db,
+            &format!(
+                "SELECT m.kind, m.key, m.entity_id, e.content_hash FROM memberships m JOIN entities e ON e.id = m.entity_id \
+                 WHERE m.group_id = ? AND (m.kind, m.key) IN (VALUES {})",
+                tuples(chunk.len(), 2)
+            ),
+            values,
+        )
+        .await?;
+        for r in &rows {
+            let kind: i32 = col(r, 0)?;
+            out.insert(
+                (Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?, col(r, 1)?),
+                (col(r, 2)?, col(r, 3)?),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// What merge operations need to know of an entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityInfo {
+    pub env_id: i64,
+    pub kind: Kind,
+    pub key: String,
+    pub sharing: Sharing,
+    pub content_hash: String,
+    /// Groups the entity is linked to.
+    pub links: i64,
+}
+
+pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<HashMap<i64, EntityInfo>, DbErr> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let rows = all(
+            db,
+            &format!(
+                "SELECT e.id, e.environment_id, e.kind, e.key, e.sharing, e.content_hash, \
+                 (SELECT COUNT(*) FROM memberships m WHERE m.entity_id = e.id) FROM entities e WHERE e.id IN ({})",
+                placeholders(chunk.len())
+            ),
+            chunk.iter().map(|i| Value::from(*i)).collect(),
+        )
+        .await?;
+        for r in &rows {
+            let kind: i32 = col(r, 2)?;
+            let sharing: i32 = col(r, 4)?;
+            out.insert(
+                col(r, 0)?,
+                EntityInfo {
+                    env_id: col(r, 1)?,
+                    kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
+                    key: col(r, 3)?,
+                    sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
+                    content_hash: col(r, 5)?,
+                    links: col(r, 6)?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Copies duplicated source entities as new instances of the recipient group.
+/// Returns source id → new id.
+pub async fn copy_into<C: ConnectionTrait>(db: &C, group_id: i64, sources: &[i64], now: i64) -> Result<HashMap<i64, i64>, DbErr> {
+    let mut out = HashMap::with_capacity(sources.len());
+    for chunk in sources.chunks(1000) {
+        let mut values: Vec<Value> = vec![now.into(), now.into()];
+        values.extend(chunk.iter().map(|i| Value::from(*i)));
+        let rows = all(
+            db,
+            &format!(
+                "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
+                 SELECT environment_id, kind, key, sharing, payload, refs, content_hash, id, ?, ? FROM entities WHERE id IN ({}) \
+                 RETURNING id, copied_from, kind, key",
+                placeholders(chunk.len())
+            ),
+            values,
+        )
+        .await?;
+        let mut members = Vec::with_capacity(rows.len() * 4);
+        for r in &rows {
+            let new_id: i64 = col(r, 0)?;
+            out.insert(col(r, 1)?, new_id);
+            members.extend([Value::from(group_id), Value::from(col::<i32>(r, 2)?), Value::from(col::<String>(r, 3)?), Value::from(new_id)]);
+        }
+        if !rows.is_empty() {
+            exec(db, &format!("INSERT INTO memberships (group_id, kind, key, entity_id) VALUES {}", tuples(rows.len(), 4)), members).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Links shared entities to a group.
+pub async fn link_into<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64]) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1000) {
+        let mut values: Vec<Value> = vec![group_id.into()];
+        values.extend(chunk.iter().map(|i| Value::from(*i)));
+        exec(
+            db,
+            &format!(
+                "INSERT INTO memberships (group_id, kind, key, entity_id) SELECT ?, kind, key, id FROM entities \
+                 WHERE id IN ({}) ON CONFLICT DO NOTHING",
+                placeholders(chunk.len())
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Overwrites each target's payload, references and hash with its source's.
+pub async fn overwrite<C: ConnectionTrait>(db: &C, pairs: &[(i64, i64)], now: i64) -> Result<(), DbErr> {
+    for chunk in pairs.chunks(1000) {
+        let mut values: Vec<Value> = vec![now.into()];
+        for (s, t) in chunk {
+            values.push((*s).into());
+            values.push((*t).into());
+        }
+        exec(
+            db,
+            &format!(
+                "UPDATE entities SET payload = s.payload, refs = s.refs, content_hash = s.content_hash, updated_at = ? \
+                 FROM (VALUES {}) AS v, entities s WHERE s.id = v.column1 AND entities.id = v.column2",
+                tuples(chunk.len(), 2)
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_entities<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1000) {
+        exec(db, &format!("DELETE FROM entities WHERE id IN ({})", placeholders(chunk.len())), chunk.iter().map(|i| Value::from(*i)).collect()).await?;
+    }
+    Ok(())
+}
+
+pub async fn unlink_from<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64]) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1000) {
+        let mut values: Vec<Value> = vec![group_id.into()];
+        values.extend(chunk.iter().map(|i| Value::from(*i)));
+        exec(db, &format!("DELETE FROM memberships WHERE group_id = ? AND entity_id IN ({})", placeholders(chunk.len())), values).await?;
+    }
+    Ok(())
+}
+
+async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64, DbErr> {
+    let row = one(db, sql, vec![env_id.into()]).await?.ok_or_else(|| DbErr::Custom("count returned no row".into()))?;
+    col(&row, 0)
+}
+
+/// Replaces everything the destination environment holds (groups, entities, links,
+/// projects, configuration) with a copy of the source's. Revisions in the destination
+/// only grow, so a plan made before the copy is stale after it.
+pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, now: i64) -> Result<CopyCounts, DbErr> {
+    let replaced_groups = count(db, "SELECT COUNT(*) FROM groups WHERE environment_id = ?", dst).await?;
+    let replaced_entities = count(db, "SELECT COUNT(*) FROM entities WHERE environment_id = ?", dst).await?;
+    let replaced_projects = count(db, "SELECT COUNT(*) FROM projects WHERE environment_id = ?", dst).await?;
+    let group_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM groups WHERE environment_id = ?", dst).await?;
+    let project_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM projects WHERE environment_id = ?", dst).await?;
+
+    exec(db, "DELETE FROM projects WHERE environment_id = ?", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE environment_id = ?)", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM entities WHERE environment_id = ?", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM groups WHERE environment_id = ?", vec![dst.into()]).await?;
+
+    let groups = exec(
+        db,
+        "INSERT INTO groups (environment_id, name, display_name, revision, created_at) \
+         SELECT ?, name, display_name, revision + ?, ? FROM groups WHERE environment_id = ?",
+        vec![dst.into(), group_rev.into(), now.into(), src.into()],
+    )
+    .await?;
+    let entities = exec(
+        db,
+        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
+         SELECT ?, kind, key, sharing, payload, refs, content_hash, id, created_at, ? FROM entities WHERE environment_id = ?",
+        vec![dst.into(), now.into(), src.into()],
+    )
+    .await?;
+    let links = exec(
+        db,
+        "INSERT INTO memberships (group_id, kind, key, entity_id) \
+         SELECT ng.id, m.kind, m.key, ne.id FROM memberships m \
+         JOIN groups sg ON sg.id = m.group_id AND sg.environment_id = ? \
+         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name \
+         JOIN entities ne ON ne.environment_id = ? AND ne.copied_from = m.entity_id",
+        vec![src.into(), dst.into(), dst.into()],
+    )
+    .await?;
+    let projects = exec(
+        db,
+        "INSERT INTO projects (environment_id, name, display_name, revision, created_at) \
+         SELECT ?, name, display_name, revision + ?, ? FROM projects WHERE environment_id = ?",
+        vec![dst.into(), project_rev.into(), now.into(), src.into()],
+    )
+    .await?;
+    exec(
+        db,
+        "INSERT INTO project_groups (project_id, position, group_id) \
+         SELECT np.id, pg.position, ng.id FROM project_groups pg \
+         JOIN projects sp ON sp.id = pg.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name \
+         JOIN groups sg ON sg.id = pg.group_id \
+         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name",
+        vec![src.into(), dst.into(), dst.into()],
+    )
+    .await?;
+    let config_items = exec(
+        db,
+        "INSERT INTO config_items (project_id, name, value, refs, updated_at) \
+         SELECT np.id, c.name, c.value, c.refs, c.updated_at FROM config_items c \
+         JOIN projects sp ON sp.id = c.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
+        vec![src.into(), dst.into()],
+    )
+    .await?;
+    exec(
+        db,
+        "INSERT INTO config_item_refs (project_id, item_name, position, kind, key) \
+         SELECT np.id, r.item_name, r.position, r.kind, r.key FROM config_item_refs r \
+         JOIN projects sp ON sp.id = r.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
+        vec![src.into(), dst.into()],
+    )
+    .await?;
+    Ok(CopyCounts {
+        groups: groups as i64,
+        entities: entities as i64,
+        links: links as i64,
+        projects: projects as i64,
+        config_items: config_items as i64,
+        replaced_groups,
+        replaced_entities,
+        replaced_projects,
+    })
+}

@@ -1,0 +1,178 @@
+//! Entities and memberships. A membership row (group, kind, key) → entity is how an entity
+//! is in a group; its primary key is G1.
+
+use std::collections::HashMap;
+
+use ferry_kit::db::placeholders;
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+
+use super::{all, col, corrupt, exec, one};
+use crate::domain::{Entity, EntityKey, EntityName, GroupName, Json, Kind, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json};
+
+pub(crate) const SELECT: &str = "SELECT e.id, v.name, e.kind, e.key, e.sharing, e.payload, e.refs, e.content_hash, \
+     e.created_at, e.updated_at FROM entities e JOIN environments v ON v.id = e.environment_id";
+
+/// Reads an entity from the first ten columns of [`SELECT`]; `groups` is filled later.
+pub(crate) fn read(row: &QueryResult) -> Result<Entity, DbErr> {
+    let env: String = col(row, 1)?;
+    let kind: i32 = col(row, 2)?;
+    let sharing: i32 = col(row, 4)?;
+    let refs: String = col(row, 6)?;
+    Ok(Entity {
+        name: EntityName::new(&env, col(row, 0)?),
+        kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
+        key: EntityKey::from_stored(col(row, 3)?),
+        sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
+        payload: Json::from_stored(col(row, 5)?),
+        references: refs_from_json(&refs),
+        groups: Vec::new(),
+        content_hash: col(row, 7)?,
+        created_at: col(row, 8)?,
+        updated_at: col(row, 9)?,
+    })
+}
+
+/// Fills each entity's `groups`, ordered by group name.
+pub async fn fill_groups<C: ConnectionTrait>(db: &C, entities: &mut [Entity]) -> Result<(), DbErr> {
+    if entities.is_empty() {
+        return Ok(());
+    }
+    let mut by_id: HashMap<i64, Vec<GroupName>> = HashMap::new();
+    for chunk in entities.chunks(1000) {
+        let rows = all(
+            db,
+            &format!(
+                "SELECT m.entity_id, v.name, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+                 JOIN environments v ON v.id = g.environment_id WHERE m.entity_id IN ({}) ORDER BY g.name",
+                placeholders(chunk.len())
+            ),
+            chunk.iter().map(|e| Value::from(e.name.id)).collect(),
+        )
+        .await?;
+        for r in &rows {
+            let env: String = col(r, 1)?;
+            let group: String = col(r, 2)?;
+            by_id.entry(col(r, 0)?).or_default().push(GroupName::new(&env, &group));
+        }
+    }
+    for e in entities.iter_mut() {
+        e.groups = by_id.remove(&e.name.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option<Entity>, DbErr> {
+    let Some(row) = one(db, &format!("{SELECT} WHERE e.id = ? AND v.name = ?"), vec![name.id.into(), name.env.id().into()]).await?
+    else {
+        return Ok(None);
+    };
+    let mut e = [read(&row)?];
+    fill_groups(db, &mut e).await?;
+    let [e] = e;
+    Ok(Some(e))
+}
+
+/// Inserts a new entity row; the caller adds its membership.
+pub async fn insert<C: ConnectionTrait>(db: &C, env_id: i64, e: &NewEntity, now: i64) -> Result<i64, DbErr> {
+    let row = one(
+        db,
+        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        vec![
+            env_id.into(),
+            e.kind.number().into(),
+            e.key.as_str().into(),
+            e.sharing.number().into(),
+            e.payload.as_str().into(),
+            refs_to_json(&e.references).into(),
+            content_hash(&e.payload, &e.references).into(),
+            now.into(),
+            now.into(),
+        ],
+    )
+    .await?
+    .ok_or_else(|| DbErr::Custom("insert returned no row".into()))?;
+    col(&row, 0)
+}
+
+/// The entity a group holds under (kind, key), if any.
+pub async fn member_at<C: ConnectionTrait>(db: &C, group_id: i64, kind: Kind, key: &EntityKey) -> Result<Option<i64>, DbErr> {
+    one(
+        db,
+        "SELECT entity_id FROM memberships WHERE group_id = ? AND kind = ? AND key = ?",
+        vec![group_id.into(), kind.number().into(), key.as_str().into()],
+    )
+    .await?
+    .map(|r| col(&r, 0))
+    .transpose()
+}
+
+/// Adds a membership; false when the group already holds (kind, key) (G1).
+pub async fn add_membership<C: ConnectionTrait>(db: &C, group_id: i64, kind: Kind, key: &EntityKey, entity_id: i64) -> Result<bool, DbErr> {
+    let n = exec(
+        db,
+        "INSERT INTO memberships (group_id, kind, key, entity_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        vec![group_id.into(), kind.number().into(), key.as_str().into(), entity_id.into()],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+pub async fn remove_membership<C: ConnectionTrait>(db: &C, group_id: i64, entity_id: i64) -> Result<bool, DbErr> {
+    let n = exec(db, "DELETE FROM memberships WHERE group_id = ? AND entity_id = ?", vec![group_id.into(), entity_id.into()]).await?;
+    Ok(n > 0)
+}
+
+/// Ids of the groups an entity is in.
+pub async fn group_ids<C: ConnectionTrait>(db: &C, entity_id: i64) -> Result<Vec<i64>, DbErr> {
+    let rows = all(db, "SELECT group_id FROM memberships WHERE entity_id = ? ORDER BY group_id", vec![entity_id.into()]).await?;
+    rows.iter().map(|r| col(r, 0)).collect()
+}
+
+/// A group's entities ordered by (kind, key), after the `after` cursor.
+pub async fn list_members<C: ConnectionTrait>(
+    db: &C,
+    group_id: i64,
+    kinds: &[Kind],
+    after: Option<(i32, String)>,
+    limit: u64,
+) -> Result<Vec<Entity>, DbErr> {
+    let (after_kind, after_key) = after.unwrap_or((0, String::new()));
+    let mut values: Vec<Value> = vec![group_id.into(), after_kind.into(), after_key.into()];
+    let kind_filter = if kinds.is_empty() {
+        String::new()
+    } else {
+        values.extend(kinds.iter().map(|k| Value::from(k.number())));
+        format!(" AND m.kind IN ({})", placeholders(kinds.len()))
+    };
+    values.push(Value::from(limit as i64));
+    let rows = all(
+        db,
+        &format!(
+            "{SELECT} JOIN memberships m ON m.entity_id = e.id WHERE m.group_id = ? \
+             AND (m.kind, m.key) > (?, ?){kind_filter} ORDER BY m.kind, m.key LIMIT ?"
+        ),
+        values,
+    )
+    .await?;
+    let mut out = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+    fill_groups(db, &mut out).await?;
+    Ok(out)
+}
+
+/// Replaces payload and references; returns true when the content changed.
+pub async fn update_content<C: ConnectionTrait>(db: &C, id: i64, payload: &Json, refs: &[crate::domain::EntityRef], now: i64) -> Result<bool, DbErr> {
+    let hash = content_hash(payload, refs);
+    let n = exec(
+        db,
+        "UPDATE entities SET payload = ?, refs = ?, content_hash = ?, updated_at = ? WHERE id = ? AND content_hash <> ?",
+        vec![payload.as_str().into(), refs_to_json(refs).into(), hash.as_str().into(), now.into(), id.into(), hash.as_str().into()],
+    )
+    .await?;
+    Ok(n > 0)
+}
+
+pub async fn delete<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
+    exec(db, "DELETE FROM entities WHERE id = ?", vec![id.into()]).await?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Database connection from a URL (`sqlite://path` or `postgres://…`), migrations under a
+//! PostgreSQL advisory lock, and small helpers for portable raw SQL.
+//!
+//! SQLite runs with one pooled connection: every write is serialised by SQLite anyway,
+//! and one connection rules out `SQLITE_BUSY` on read-then-write transactions. Streams
+//! read in keyset pages so they never hold that connection between messages.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm_migration::MigratorTrait;
+
+use crate::Error;
+
+/// Opens a pool for `url`. A SQLite file (and its folder) is created if missing.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging(false).acquire_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        if let Some(path) = sqlite_path(url) {
+            if let Some(parent) = std::path::Path::new(&path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)?;
+                }
+            }
+        }
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None::<Duration>)
+            .map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .foreign_keys(true)
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+            });
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        options.max_connections(16).min_connections(1);
+    } else {
+        return Err(Error::Config(format!("unsupported database url (use sqlite:// or postgres://): {}", redact(url))));
+    }
+    Ok(Database::connect(options).await?)
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// A URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..s], &url[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs `M`'s pending migrations. On PostgreSQL they run in one transaction holding an
+/// advisory lock derived from `service`, so replicas starting together do not race.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, service: &str) -> Result<(), Error> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            let key = advisory_key(service);
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [Value::BigInt(Some(key))],
+            ))
+            .await?;
+            M::up(&txn, None).await?;
+            txn.commit().await?;
+        }
+        _ => M::up(db, None).await?,
+    }
+    Ok(())
+}
+
+fn advisory_key(service: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("ferry-migrations:{service}").as_bytes());
+    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// Builds a statement from SQL written with `?` placeholders, numbering them `$1…` for
+/// PostgreSQL. The SQL must not contain `?` anywhere but in placeholders.
+pub fn stmt(backend: DbBackend, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `?, ?, ?` for `n` values.
+pub fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Rows per statement for a bulk insert of `columns` columns, under both backends' bind
+/// limits (PostgreSQL 65,535, SQLite 32,766 parameters per statement).
+pub fn rows_per_chunk(columns: usize) -> usize {
+    (32_000 / columns.max(1)).max(1)
+}
+
+/// Current time as microseconds since the Unix epoch (how Ferry stores timestamps).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// A stored timestamp as a protobuf `Timestamp`.
+pub fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
+}
+
+/// True when `err` is a unique-constraint violation (either backend).
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_placeholders_for_postgres() {
+        let s = stmt(DbBackend::Postgres, "SELECT a FROM t WHERE x = ? AND y IN (?, ?)", []);
+        assert_eq!(s.sql, "SELECT a FROM t WHERE x = $1 AND y IN ($2, $3)");
+        let s = stmt(DbBackend::Sqlite, "SELECT ?", []);
+        assert_eq!(s.sql, "SELECT ?");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,31 @@
+//! Ferry's runtime kit, shared by every service: typed config, telemetry with W3C trace
+//! context across gRPC calls, server bootstrap (health, reflection, graceful shutdown),
+//! bearer-token auth, the google.rpc error model, page tokens, `request_id` idempotency
+//! and database connection plus migrations.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod idempotency;
+pub mod paging;
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+/// Errors of the kit itself (start-up, configuration, storage set-up).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("telemetry: {0}")]
+    Telemetry(String),
+}

@@ -1,0 +1,172 @@
+//! Server bootstrap shared by every service: bind (port 0 works; [`Server::local_addr`]
+//! reads it back), grpc.health.v1 and reflection, the auth / timeout / concurrency
+//! layers, one span per call, and graceful shutdown: on the shutdown signal health turns
+//! NOT_SERVING, the listener stops accepting and in-flight calls get a grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{AuthLayer, TokenTable};
+use crate::config::CommonArgs;
+
+/// A bound, not yet serving, gRPC server.
+pub struct Server {
+    listener: TcpListener,
+    routes: Routes,
+    health: HealthReporter,
+    services: Vec<&'static str>,
+    args: CommonArgs,
+    tokens: Option<TokenTable>,
+}
+
+/// Builds a server: add services with [`Server::add`], then [`Server::serve`].
+pub struct ServerBuilder {
+    routes: tonic::service::RoutesBuilder,
+    health: HealthReporter,
+    services: Vec<&'static str>,
+}
+
+impl ServerBuilder {
+    pub fn new() -> Self {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes.add_service(health_service);
+        Self { routes, health, services: Vec::new() }
+    }
+
+    /// Adds a generated service; it reports SERVING once the server runs.
+    pub fn add<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.services.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Binds `addr` and loads the token table. Reflection serves every Ferry package.
+    pub async fn bind(mut self, addr: SocketAddr, args: &CommonArgs) -> Result<Server, crate::Error> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
+        self.routes.add_service(reflection_v1);
+        self.routes.add_service(reflection_alpha);
+        let tokens = if args.no_auth {
+            tracing::warn!("authentication is off (--no-auth)");
+            None
+        } else {
+            let path = args
+                .tokens_file
+                .as_ref()
+                .ok_or_else(|| crate::Error::Config("set --tokens-file (FERRY_TOKENS_FILE) or --no-auth".into()))?;
+            Some(TokenTable::load(path)?)
+        };
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Server {
+            listener,
+            routes: self.routes.routes(),
+            health: self.health,
+            services: self.services,
+            args: args.clone(),
+            tokens,
+        })
+    }
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then drains within the grace period.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
+        let Server { listener, routes, health, services, args, tokens } = self;
+        for name in &services {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        health.set_service_status("", ServingStatus::Serving).await;
+        let grace = args.shutdown_grace();
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let reporter = health.clone();
+        let names = services.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: health not serving, draining calls");
+            for name in &names {
+                reporter.set_service_status(*name, ServingStatus::NotServing).await;
+            }
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+            let _ = drain_tx.send(());
+        };
+        let server = tonic::transport::Server::builder()
+            .timeout(args.request_timeout())
+            .trace_fn(crate::telemetry::server_span)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
+            .layer(AuthLayer::new(tokens))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result?,
+            _ = async {
+                let _ = drain_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping remaining calls");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// A short pause used by callers that poll; kept here so retries share one cadence.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);

@@ -1,0 +1,106 @@
+//! Logs and traces. A tracing subscriber (pretty or JSON), an OpenTelemetry OTLP exporter
+//! when an endpoint is configured, and W3C trace context carried in gRPC metadata:
+//! [`inject_current`] on the client side, [`server_span`] on the server side.
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{CommonArgs, LogFormat};
+
+/// Flushes and stops trace export when dropped.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("telemetry shutdown: {e}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber for a process named `service`. Call once, from a binary.
+/// `RUST_LOG` filters (default `info`).
+pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::Error> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = match args.log_format {
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_filter(filter()).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter())
+            .boxed(),
+    };
+    let (otel, provider) = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| crate::Error::Telemetry(e.to_string()))?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build())
+                .build();
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("ferry")).with_filter(filter());
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|e| crate::Error::Telemetry(e.to_string()))?;
+    Ok(TelemetryGuard { provider })
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes the current span's trace context into outgoing gRPC metadata.
+pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(metadata));
+}
+
+/// The span of one incoming call, child of the caller's trace when the request carries one.
+pub fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc.server", rpc.method = %request.uri().path(), otel.kind = "server");
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
+    let _ = span.set_parent(parent);
+    span
+}
