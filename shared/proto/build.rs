@@ -29,9 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("ferry_descriptor.bin");
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(&descriptor)
-        .generate_default_stubs(true)
-        .compile_with_config(config, &protos, &[root, include])?;
+    tonic_prost_build::configure().file_descriptor_set_path(&descriptor).generate_default_stubs(true).compile_with_config(
+        config,
+        &protos,
+        &[root, include],
+    )?;
     Ok(())
 }

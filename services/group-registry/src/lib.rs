@@ -30,5 +30,5 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "group-registry").await?;
     let api = grpc::RegistryApi::new(service::Registry::new(db));
     let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
-    ServerBuilder::new().add(svc).bind(config.listen, &config.common).await
+    ServerBuilder::new().with_service(svc).bind(config.listen, &config.common).await
 }

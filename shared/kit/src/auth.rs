@@ -53,9 +53,9 @@ impl Principal {
     /// PERMISSION_DENIED unless the caller's scope covers `environment` (an id).
     pub fn check_environment(&self, environment: &str) -> Result<(), Status> {
         match &self.environments {
-            Some(set) if !set.contains(environment) => Err(crate::status::permission_denied(format!(
-                "token is not scoped to environment {environment}"
-            ))),
+            Some(set) if !set.contains(environment) => {
+                Err(crate::status::permission_denied(format!("token is not scoped to environment {environment}")))
+            }
             _ => Ok(()),
         }
     }
@@ -101,16 +101,14 @@ impl TokenTable {
                 return Err(format!("line {}: token shorter than 16 characters", n + 1));
             }
             let role = role.parse::<Role>().map_err(|e| format!("line {}: {e}", n + 1))?;
-            let environments =
-                (*scope != "*").then(|| scope.split(',').map(str::to_owned).collect::<BTreeSet<_>>());
+            let environments = (*scope != "*").then(|| scope.split(',').map(str::to_owned).collect::<BTreeSet<_>>());
             table.insert(token, Principal { role, environments });
         }
         Ok(table)
     }
 
     pub fn load(path: &Path) -> Result<Self, crate::Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))
     }
 }

@@ -17,24 +17,19 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false).acquire_timeout(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
-        if let Some(path) = sqlite_path(url) {
-            if let Some(parent) = std::path::Path::new(&path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)?;
-                }
-            }
+        if let Some(path) = sqlite_path(url)
+            && let Some(parent) = std::path::Path::new(&path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
-        options
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None::<Duration>)
-            .map_sqlx_sqlite_opts(|o| {
-                o.create_if_missing(true)
-                    .foreign_keys(true)
-                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30))
-            });
+        options.max_connections(1).min_connections(1).idle_timeout(None::<Duration>).map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+        });
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         options.max_connections(16).min_connections(1);
     } else {
@@ -133,10 +128,7 @@ pub fn rows_per_chunk(columns: usize) -> usize {
 
 /// Current time as microseconds since the Unix epoch (how Ferry stores timestamps).
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or_default()
 }
 
 /// A stored timestamp as a protobuf `Timestamp`.

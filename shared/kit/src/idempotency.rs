@@ -78,13 +78,7 @@ pub async fn lookup<C: ConnectionTrait>(db: &C, request_id: &str, method: &str, 
     })
 }
 
-pub async fn record<C: ConnectionTrait>(
-    db: &C,
-    request_id: &str,
-    method: &str,
-    fingerprint: &str,
-    response: Vec<u8>,
-) -> Result<(), DbErr> {
+pub async fn record<C: ConnectionTrait>(db: &C, request_id: &str, method: &str, fingerprint: &str, response: Vec<u8>) -> Result<(), DbErr> {
     db.execute_raw(stmt(
         db.get_database_backend(),
         "INSERT INTO request_log (request_id, method, fingerprint, response, created_at) VALUES (?, ?, ?, ?, ?)",

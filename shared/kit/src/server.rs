@@ -27,7 +27,7 @@ pub struct Server {
     tokens: Option<TokenTable>,
 }
 
-/// Builds a server: add services with [`Server::add`], then [`Server::serve`].
+/// Builds a server: add services with [`ServerBuilder::with_service`], then [`Server::serve`].
 pub struct ServerBuilder {
     routes: tonic::service::RoutesBuilder,
     health: HealthReporter,
@@ -43,7 +43,7 @@ impl ServerBuilder {
     }
 
     /// Adds a generated service; it reports SERVING once the server runs.
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn with_service<S>(mut self, service: S) -> Self
     where
         S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
             + NamedService
@@ -83,14 +83,7 @@ impl ServerBuilder {
             Some(TokenTable::load(path)?)
         };
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server {
-            listener,
-            routes: self.routes.routes(),
-            health: self.health,
-            services: self.services,
-            args: args.clone(),
-            tokens,
-        })
+        Ok(Server { listener, routes: self.routes.routes(), health: self.health, services: self.services, args: args.clone(), tokens })
     }
 }
 

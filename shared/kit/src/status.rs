@@ -61,18 +61,11 @@ impl Precondition {
 
 pub fn invalid_argument(violations: &Violations) -> Status {
     let fields = violations.0.iter().map(|(f, d)| FieldViolation::new(f, d)).collect::<Vec<_>>();
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid request: {violations}"),
-        ErrorDetails::with_bad_request(fields),
-    )
+    Status::with_error_details(Code::InvalidArgument, format!("invalid request: {violations}"), ErrorDetails::with_bad_request(fields))
 }
 
 pub fn failed_precondition(message: impl Into<String>, preconditions: &[Precondition]) -> Status {
-    let v = preconditions
-        .iter()
-        .map(|p| PreconditionViolation::new(&p.kind, &p.subject, &p.description))
-        .collect::<Vec<_>>();
+    let v = preconditions.iter().map(|p| PreconditionViolation::new(&p.kind, &p.subject, &p.description)).collect::<Vec<_>>();
     Status::with_error_details(Code::FailedPrecondition, message, ErrorDetails::with_precondition_failure(v))
 }
 

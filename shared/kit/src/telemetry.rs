@@ -20,10 +20,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.provider.take() {
-            if let Err(e) = p.shutdown() {
-                eprintln!("telemetry shutdown: {e}");
-            }
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("telemetry shutdown: {e}");
         }
     }
 }
@@ -35,12 +35,9 @@ pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::E
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match args.log_format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_filter(filter()).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_filter(filter())
-            .boxed(),
+        LogFormat::Json => {
+            tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_filter(filter()).boxed()
+        }
     };
     let (otel, provider) = match &args.otlp_endpoint {
         Some(endpoint) => {
@@ -59,11 +56,7 @@ pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::E
         }
         None => (None, None),
     };
-    tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
-        .try_init()
-        .map_err(|e| crate::Error::Telemetry(e.to_string()))?;
+    tracing_subscriber::registry().with(fmt).with(otel).try_init().map_err(|e| crate::Error::Telemetry(e.to_string()))?;
     Ok(TelemetryGuard { provider })
 }
 
@@ -71,10 +64,9 @@ struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value.as_str()),
-        ) {
+        if let (Ok(k), Ok(v)) =
+            (tonic::metadata::MetadataKey::from_bytes(key.as_bytes()), tonic::metadata::MetadataValue::try_from(value.as_str()))
+        {
             self.0.insert(k, v);
         }
     }

@@ -24,22 +24,11 @@ pub fn sharing_for(kind: Kind, requested: Option<Sharing>) -> Result<Sharing, St
 /// G2/G3: which groups a delete affects. A duplicated entity leaves its one group. A shared
 /// entity leaves every group it is linked to, and only with explicit confirmation;
 /// without it the refusal lists each group.
-pub fn groups_affected_by_delete(
-    entity: &str,
-    sharing: Sharing,
-    linked: Vec<GroupName>,
-    confirmed: bool,
-) -> Result<Vec<GroupName>, Error> {
+pub fn groups_affected_by_delete(entity: &str, sharing: Sharing, linked: Vec<GroupName>, confirmed: bool) -> Result<Vec<GroupName>, Error> {
     if sharing == Sharing::Shared && !confirmed {
         let preconditions = linked
             .iter()
-            .map(|g| {
-                Precondition::new(
-                    "SHARED_ENTITY_LINKED",
-                    g.to_string(),
-                    "deleting this shared entity removes it from this group too",
-                )
-            })
+            .map(|g| Precondition::new("SHARED_ENTITY_LINKED", g.to_string(), "deleting this shared entity removes it from this group too"))
             .collect();
         return Err(Error::precondition(
             format!(

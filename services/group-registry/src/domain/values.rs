@@ -29,17 +29,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::DataSource,
-        Kind::Lookup,
-        Kind::CustomAction,
-        Kind::Role,
-        Kind::Theme,
-        Kind::Portal,
-        Kind::Service,
-        Kind::Table,
-        Kind::Map,
-    ];
+    pub const ALL: [Kind; 9] =
+        [Kind::DataSource, Kind::Lookup, Kind::CustomAction, Kind::Role, Kind::Theme, Kind::Portal, Kind::Service, Kind::Table, Kind::Map];
 
     pub fn number(self) -> i32 {
         self as i32
@@ -231,9 +222,7 @@ pub fn refs_to_json(refs: &[EntityRef]) -> String {
 /// Decodes stored references; unreadable ones are dropped (they were checked on write).
 pub fn refs_from_json(s: &str) -> Vec<EntityRef> {
     let v: Vec<(i32, String)> = serde_json::from_str(s).unwrap_or_default();
-    v.into_iter()
-        .filter_map(|(k, key)| Some(EntityRef { kind: Kind::from_number(k).ok()?, key: EntityKey::from_stored(key) }))
-        .collect()
+    v.into_iter().filter_map(|(k, key)| Some(EntityRef { kind: Kind::from_number(k).ok()?, key: EntityKey::from_stored(key) })).collect()
 }
 
 /// Hex SHA-256 prefix over payload and references: what "same content" means in a merge.

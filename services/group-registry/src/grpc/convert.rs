@@ -6,9 +6,7 @@ use ferry_proto::common::v1 as pc;
 use ferry_proto::registry::v1 as pb;
 use tonic::Status;
 
-use crate::domain::{
-    self as d, ConfigItemName, EntityKey, EntityRef, Json, Kind, MAX_REFERENCES, NewEntity, RequestKey, Sharing, rules,
-};
+use crate::domain::{self as d, ConfigItemName, EntityKey, EntityRef, Json, Kind, MAX_REFERENCES, NewEntity, RequestKey, Sharing, rules};
 
 /// Finishes parsing: INVALID_ARGUMENT listing every violation, or the parsed values.
 pub fn done<T>(v: Violations, values: impl FnOnce() -> Option<T>) -> Result<T, Status> {

@@ -202,7 +202,10 @@ impl RegistryService for RegistryApi {
             match path.as_str() {
                 "payload_json" => payload = v.check("entity.payload_json", crate::domain::Json::parse(&body.payload_json)).map(Some),
                 "references" => refs = c::refs(&mut v, "entity.references", &body.references, MAX_REFERENCES).map(Some),
-                other => v.add("update_mask", format!("{other:?} cannot be updated (payload_json, references; kind, key and sharing are immutable)")),
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated (payload_json, references; kind, key and sharing are immutable)"),
+                ),
             }
         }
         let (key, name, payload, refs) = done(v, || Some((key?, name?, payload?, refs?)))?;
@@ -251,7 +254,10 @@ impl RegistryService for RegistryApi {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn import_entities(&self, req: Request<Streaming<pb::ImportEntitiesRequest>>) -> Result<Response<pb::ImportEntitiesResponse>, Status> {
+    async fn import_entities(
+        &self,
+        req: Request<Streaming<pb::ImportEntitiesRequest>>,
+    ) -> Result<Response<pb::ImportEntitiesResponse>, Status> {
         let p = Principal::of(&req);
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| {
@@ -287,7 +293,12 @@ impl RegistryService for RegistryApi {
             if msg.entities.len() > MAX_BATCH {
                 v.add("entities", format!("at most {MAX_BATCH} entities per message"));
             }
-            let batch: Vec<_> = msg.entities.iter().enumerate().filter_map(|(i, e)| c::new_entity(&mut v, &format!("entities[{}]", index + i), e)).collect();
+            let batch: Vec<_> = msg
+                .entities
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| c::new_entity(&mut v, &format!("entities[{}]", index + i), e))
+                .collect();
             index += msg.entities.len();
             done(v, || Some(()))?;
             if let Some(tx) = tx.as_mut() {
@@ -305,7 +316,10 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::ImportEntitiesResponse { created, revision }))
     }
 
-    async fn export_entities(&self, req: Request<pb::ExportEntitiesRequest>) -> Result<Response<Stream<pb::ExportEntitiesResponse>>, Status> {
+    async fn export_entities(
+        &self,
+        req: Request<pb::ExportEntitiesRequest>,
+    ) -> Result<Response<Stream<pb::ExportEntitiesResponse>>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -328,7 +342,9 @@ impl RegistryService for RegistryApi {
                 };
                 after = page.last().map(|e| (e.kind.number(), e.key.as_str().to_owned()));
                 let last = (page.len() as u64) < EXPORT_PAGE;
-                if !page.is_empty() && tx.send(Ok(pb::ExportEntitiesResponse { entities: page.into_iter().map(c::entity).collect() })).await.is_err() {
+                if !page.is_empty()
+                    && tx.send(Ok(pb::ExportEntitiesResponse { entities: page.into_iter().map(c::entity).collect() })).await.is_err()
+                {
                     return;
                 }
                 if last {
@@ -339,7 +355,10 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn stream_key_manifest(&self, req: Request<pb::StreamKeyManifestRequest>) -> Result<Response<Stream<pb::StreamKeyManifestResponse>>, Status> {
+    async fn stream_key_manifest(
+        &self,
+        req: Request<pb::StreamKeyManifestRequest>,
+    ) -> Result<Response<Stream<pb::StreamKeyManifestResponse>>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -348,7 +367,8 @@ impl RegistryService for RegistryApi {
         if r.keys.len() > MAX_OPS {
             v.add("keys", format!("at most {MAX_OPS} keys"));
         }
-        let keys: Option<Vec<EntityKey>> = r.keys.iter().enumerate().map(|(i, k)| v.check(&format!("keys[{i}]"), EntityKey::parse(k))).collect();
+        let keys: Option<Vec<EntityKey>> =
+            r.keys.iter().enumerate().map(|(i, k)| v.check(&format!("keys[{i}]"), EntityKey::parse(k))).collect();
         let chunk = match r.chunk_size {
             0 => Some(2000u64),
             n if (1..=10_000).contains(&n) => Some(n as u64),
@@ -402,7 +422,10 @@ impl RegistryService for RegistryApi {
     }
 
     #[tracing::instrument(skip_all, fields(recipient = %req.get_ref().recipient, operations = req.get_ref().operations.len()), err)]
-    async fn apply_merge_operations(&self, req: Request<pb::ApplyMergeOperationsRequest>) -> Result<Response<pb::ApplyMergeOperationsResponse>, Status> {
+    async fn apply_merge_operations(
+        &self,
+        req: Request<pb::ApplyMergeOperationsRequest>,
+    ) -> Result<Response<pb::ApplyMergeOperationsResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -564,7 +587,10 @@ impl RegistryService for RegistryApi {
     }
 
     #[tracing::instrument(skip_all, fields(item = %req.get_ref().name), err)]
-    async fn delete_config_item(&self, req: Request<pb::DeleteConfigItemRequest>) -> Result<Response<pb::DeleteConfigItemResponse>, Status> {
+    async fn delete_config_item(
+        &self,
+        req: Request<pb::DeleteConfigItemRequest>,
+    ) -> Result<Response<pb::DeleteConfigItemResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -577,7 +603,10 @@ impl RegistryService for RegistryApi {
     }
 
     #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, items = req.get_ref().config_items.len()), err)]
-    async fn upsert_config_items(&self, req: Request<pb::UpsertConfigItemsRequest>) -> Result<Response<pb::UpsertConfigItemsResponse>, Status> {
+    async fn upsert_config_items(
+        &self,
+        req: Request<pb::UpsertConfigItemsRequest>,
+    ) -> Result<Response<pb::UpsertConfigItemsResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -599,7 +628,12 @@ impl RegistryService for RegistryApi {
         let (key, project, items) = done(v, || Some((key?, project?, items?)))?;
         scope(&p, &project.env)?;
         let n = self.registry.upsert_config_items(key, project, items).await?;
-        Ok(Response::new(pb::UpsertConfigItemsResponse { created: n.created, updated: n.updated, unchanged: n.unchanged, revision: n.revision }))
+        Ok(Response::new(pb::UpsertConfigItemsResponse {
+            created: n.created,
+            updated: n.updated,
+            unchanged: n.unchanged,
+            revision: n.revision,
+        }))
     }
 
     async fn resolve_project(&self, req: Request<pb::ResolveProjectRequest>) -> Result<Response<pb::ResolveProjectResponse>, Status> {

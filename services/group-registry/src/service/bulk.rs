@@ -9,8 +9,8 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 use super::{Registry, env_row, group_row};
 use crate::domain::{
-    CopyCounts, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, OpResult, Outcome, RequestKey, Sharing,
-    rules,
+    CopyCounts, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, OpResult, Outcome, RequestKey,
+    Sharing, rules,
 };
 use crate::error::{Error, Result};
 use crate::store::bulk::{self as q, EntityInfo, KeyFilter};
@@ -19,7 +19,11 @@ use crate::store::{entities, groups};
 /// How an import begins: a retry of a finished import, or a fresh transaction.
 pub enum ImportStart {
     /// The request id was used before; compare fingerprints once the stream is read.
-    Replayed { method: String, fingerprint: String, reply: (i64, i64) },
+    Replayed {
+        method: String,
+        fingerprint: String,
+        reply: (i64, i64),
+    },
     Fresh(ImportTx),
 }
 
@@ -44,7 +48,12 @@ impl ImportTx {
             return Err(Error::AlreadyExists {
                 resource: "entity",
                 name: self.group.to_string(),
-                message: format!("{} already holds {} of the imported keys (first: {}); nothing was imported", self.group, clashes.len(), shown.join(", ")),
+                message: format!(
+                    "{} already holds {} of the imported keys (first: {}); nothing was imported",
+                    self.group,
+                    clashes.len(),
+                    shown.join(", ")
+                ),
             });
         }
         self.created += batch.len() as i64;
@@ -68,10 +77,10 @@ impl ImportTx {
 
 impl Registry {
     pub async fn import_begin(&self, group: &GroupName, request_id: Option<&str>) -> Result<ImportStart> {
-        if let Some(id) = request_id {
-            if let Some(s) = idempotency::find(&self.db, id).await? {
-                return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
-            }
+        if let Some(id) = request_id
+            && let Some(s) = idempotency::find(&self.db, id).await?
+        {
+            return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
         }
         let txn = self.db.begin().await?;
         let g = group_row(&txn, group).await?;
@@ -89,7 +98,13 @@ impl Registry {
         Ok(entities::list_members(&self.db, group_id, kinds, after, limit).await?)
     }
 
-    pub async fn manifest_page(&self, group_id: i64, filter: &KeyFilter, after: Option<&(i32, String)>, limit: u64) -> Result<Vec<ManifestEntry>> {
+    pub async fn manifest_page(
+        &self,
+        group_id: i64,
+        filter: &KeyFilter,
+        after: Option<&(i32, String)>,
+        limit: u64,
+    ) -> Result<Vec<ManifestEntry>> {
         Ok(q::manifest_page(&self.db, group_id, filter, after, limit).await?)
     }
 
@@ -172,7 +187,12 @@ struct OpPlan {
 /// each other. An operation naming an entity that does not exist (or lives in another
 /// environment) is INVALID_ARGUMENT, except removes and unlinks, whose target being gone
 /// means the work is already done (a retried revert).
-fn classify(ops: &[MergeOp], env_id: i64, infos: &HashMap<i64, EntityInfo>, mut held: HashMap<(Kind, String), (i64, String)>) -> Result<OpPlan> {
+fn classify(
+    ops: &[MergeOp],
+    env_id: i64,
+    infos: &HashMap<i64, EntityInfo>,
+    mut held: HashMap<(Kind, String), (i64, String)>,
+) -> Result<OpPlan> {
     let mut plan = OpPlan::default();
     let mut bad = ferry_kit::status::Violations::new();
     let info = |i: usize, id: i64, bad: &mut ferry_kit::status::Violations| -> Option<EntityInfo> {
@@ -281,7 +301,10 @@ mod tests {
             (4, info(Kind::Service, "c", Sharing::Duplicated, "h4", 1)),
         ]);
         // Recipient holds b with other content and c with the same content.
-        let held = HashMap::from([((Kind::Service, "b".to_string()), (9, "x".to_string())), ((Kind::Service, "c".to_string()), (8, "h4".to_string()))]);
+        let held = HashMap::from([
+            ((Kind::Service, "b".to_string()), (9, "x".to_string())),
+            ((Kind::Service, "c".to_string()), (8, "h4".to_string())),
+        ]);
         let ops = [MergeOp::Copy(1), MergeOp::Copy(2), MergeOp::Link(3), MergeOp::Copy(4), MergeOp::Copy(1)];
         let plan = classify(&ops, 1, &infos, held).unwrap();
         let outcomes: Vec<Outcome> = plan.results.iter().map(|r| r.outcome).collect();

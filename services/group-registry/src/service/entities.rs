@@ -43,7 +43,13 @@ impl Registry {
         entity(&self.db, name).await
     }
 
-    pub async fn list_entities(&self, group: &GroupName, kinds: &[Kind], after: Option<(i32, String)>, limit: u64) -> Result<Page<Entity, (i32, String)>> {
+    pub async fn list_entities(
+        &self,
+        group: &GroupName,
+        kinds: &[Kind],
+        after: Option<(i32, String)>,
+        limit: u64,
+    ) -> Result<Page<Entity, (i32, String)>> {
         let g = group_row(&self.db, group).await?;
         let items = entities::list_members(&self.db, g.id, kinds, after, limit + 1).await?;
         Ok(page(items, limit, |e| (e.kind.number(), e.key.as_str().to_owned())))
@@ -51,7 +57,13 @@ impl Registry {
 
     /// Replaces payload and/or references; every group holding the entity gets a new
     /// revision when the content changed.
-    pub async fn update_entity(&self, key: Option<RequestKey>, name: EntityName, payload: Option<Json>, refs: Option<Vec<EntityRef>>) -> Result<Entity> {
+    pub async fn update_entity(
+        &self,
+        key: Option<RequestKey>,
+        name: EntityName,
+        payload: Option<Json>,
+        refs: Option<Vec<EntityRef>>,
+    ) -> Result<Entity> {
         self.write(key, "UpdateEntity", move |txn| {
             Box::pin(async move {
                 let current = entity(txn, &name).await?;

@@ -104,7 +104,11 @@ impl Registry {
             Box::pin(async move {
                 let env = env_row(txn, &name.env).await?;
                 if store::groups::find(txn, &name).await?.is_some() {
-                    return Err(Error::AlreadyExists { resource: "group", name: name.to_string(), message: format!("{name} already exists") });
+                    return Err(Error::AlreadyExists {
+                        resource: "group",
+                        name: name.to_string(),
+                        message: format!("{name} already exists"),
+                    });
                 }
                 Ok(store::groups::insert(txn, env.id, &name, &display, ferry_kit::db::now_micros()).await?.group)
             })
@@ -133,12 +137,18 @@ impl Registry {
                 if !projects.is_empty() {
                     return Err(Error::precondition(
                         format!("{name} is used by {} project(s); remove it from them first", projects.len()),
-                        projects.into_iter().map(|p| Precondition::new("GROUP_IN_USE", p, "the project resolves entities through this group")).collect(),
+                        projects
+                            .into_iter()
+                            .map(|p| Precondition::new("GROUP_IN_USE", p, "the project resolves entities through this group"))
+                            .collect(),
                     ));
                 }
                 if g.group.entity_count > 0 && !force {
                     return Err(Error::precondition(
-                        format!("{name} holds {} entities; set force to delete its duplicated entities and unlink its shared ones", g.group.entity_count),
+                        format!(
+                            "{name} holds {} entities; set force to delete its duplicated entities and unlink its shared ones",
+                            g.group.entity_count
+                        ),
                         vec![Precondition::new("GROUP_NOT_EMPTY", name.to_string(), "set force to delete a group that holds entities")],
                     ));
                 }
@@ -148,7 +158,13 @@ impl Registry {
                     return Err(Error::precondition(
                         format!("{name} holds the last link of {} shared entit(ies); delete them explicitly first", sole.len()),
                         sole.into_iter()
-                            .map(|id| Precondition::new("LAST_LINK", crate::domain::EntityName::new(&env, id).to_string(), "delete this entity explicitly"))
+                            .map(|id| {
+                                Precondition::new(
+                                    "LAST_LINK",
+                                    crate::domain::EntityName::new(&env, id).to_string(),
+                                    "delete this entity explicitly",
+                                )
+                            })
                             .collect(),
                     ));
                 }

@@ -33,12 +33,22 @@ async fn group_ids<C: ConnectionTrait>(db: &C, project: &ProjectName, groups: &[
 }
 
 impl Registry {
-    pub async fn create_project(&self, key: Option<RequestKey>, name: ProjectName, display: String, groups: Vec<GroupName>) -> Result<Project> {
+    pub async fn create_project(
+        &self,
+        key: Option<RequestKey>,
+        name: ProjectName,
+        display: String,
+        groups: Vec<GroupName>,
+    ) -> Result<Project> {
         self.write(key, "CreateProject", move |txn| {
             Box::pin(async move {
                 let env = env_row(txn, &name.env).await?;
                 if projects::find(txn, &name).await?.is_some() {
-                    return Err(Error::AlreadyExists { resource: "project", name: name.to_string(), message: format!("{name} already exists") });
+                    return Err(Error::AlreadyExists {
+                        resource: "project",
+                        name: name.to_string(),
+                        message: format!("{name} already exists"),
+                    });
                 }
                 let ids = group_ids(txn, &name, &groups).await?;
                 projects::insert(txn, env.id, &name, &display, &ids, now_micros()).await?;
@@ -58,19 +68,25 @@ impl Registry {
         Ok(page(rows.into_iter().map(|r| r.project).collect(), limit, |p| p.name.project.as_str().to_owned()))
     }
 
-    pub async fn update_project(&self, key: Option<RequestKey>, name: ProjectName, display: Option<String>, groups: Option<Vec<GroupName>>) -> Result<Project> {
+    pub async fn update_project(
+        &self,
+        key: Option<RequestKey>,
+        name: ProjectName,
+        display: Option<String>,
+        groups: Option<Vec<GroupName>>,
+    ) -> Result<Project> {
         self.write(key, "UpdateProject", move |txn| {
             Box::pin(async move {
                 let row = project_row(txn, &name).await?;
                 if let Some(d) = display {
                     projects::update_display(txn, row.id, &d).await?;
                 }
-                if let Some(groups) = groups {
-                    if groups != row.project.groups {
-                        let ids = group_ids(txn, &name, &groups).await?;
-                        projects::set_groups(txn, row.id, &ids).await?;
-                        projects::bump(txn, row.id).await?;
-                    }
+                if let Some(groups) = groups
+                    && groups != row.project.groups
+                {
+                    let ids = group_ids(txn, &name, &groups).await?;
+                    projects::set_groups(txn, row.id, &ids).await?;
+                    projects::bump(txn, row.id).await?;
                 }
                 Ok(project_row(txn, &name).await?.project)
             })
@@ -93,7 +109,11 @@ impl Registry {
             Box::pin(async move {
                 let row = project_row(txn, &item.name.project).await?;
                 if projects::get_item(txn, &row, item.name.item.as_str()).await?.is_some() {
-                    return Err(Error::AlreadyExists { resource: "config item", name: item.name.to_string(), message: format!("{} already exists", item.name) });
+                    return Err(Error::AlreadyExists {
+                        resource: "config item",
+                        name: item.name.to_string(),
+                        message: format!("{} already exists", item.name),
+                    });
                 }
                 projects::put_item(txn, row.id, &item, now_micros()).await?;
                 projects::bump(txn, row.id).await?;
@@ -146,7 +166,8 @@ impl Registry {
                         }
                     }
                 }
-                counts.revision = if counts.created + counts.updated > 0 { projects::bump(txn, row.id).await? } else { row.project.revision };
+                counts.revision =
+                    if counts.created + counts.updated > 0 { projects::bump(txn, row.id).await? } else { row.project.revision };
                 Ok(counts)
             })
         })

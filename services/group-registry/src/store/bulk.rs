@@ -8,7 +8,9 @@ use ferry_kit::db::{placeholders, rows_per_chunk};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{all, col, corrupt, exec, one};
-use crate::domain::{CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json};
+use crate::domain::{
+    CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json,
+};
 
 /// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
 fn tuples(rows: usize, cols: usize) -> String {
@@ -18,7 +20,13 @@ fn tuples(rows: usize, cols: usize) -> String {
 
 /// Inserts a batch of new entities into a group. Returns the (kind, key) pairs the group
 /// already held (nothing is valid then: the caller rolls back).
-pub async fn import<C: ConnectionTrait>(db: &C, env_id: i64, group_id: i64, batch: &[NewEntity], now: i64) -> Result<Vec<EntityRef>, DbErr> {
+pub async fn import<C: ConnectionTrait>(
+    db: &C,
+    env_id: i64,
+    group_id: i64,
+    batch: &[NewEntity],
+    now: i64,
+) -> Result<Vec<EntityRef>, DbErr> {
     let mut conflicts = Vec::new();
     for chunk in batch.chunks(rows_per_chunk(9)) {
         let mut values = Vec::with_capacity(chunk.len() * 9);
@@ -47,7 +55,12 @@ pub async fn import<C: ConnectionTrait>(db: &C, env_id: i64, group_id: i64, batc
         .await?;
         let mut members = Vec::with_capacity(rows.len() * 4);
         for r in &rows {
-            members.extend([Value::from(group_id), Value::from(col::<i32>(r, 1)?), Value::from(col::<String>(r, 2)?), Value::from(col::<i64>(r, 0)?)]);
+            members.extend([
+                Value::from(group_id),
+                Value::from(col::<i32>(r, 1)?),
+                Value::from(col::<String>(r, 2)?),
+                Value::from(col::<i64>(r, 0)?),
+            ]);
         }
         let inserted = all(
             db,
@@ -124,7 +137,11 @@ pub async fn manifest_page<C: ConnectionTrait>(
 }
 
 /// What a group holds under each of `refs`: entity id and content hash.
-pub async fn members_at<C: ConnectionTrait>(db: &C, group_id: i64, refs: &[(Kind, String)]) -> Result<HashMap<(Kind, String), (i64, String)>, DbErr> {
+pub async fn members_at<C: ConnectionTrait>(
+    db: &C,
+    group_id: i64,
+    refs: &[(Kind, String)],
+) -> Result<HashMap<(Kind, String), (i64, String)>, DbErr> {
     let mut out = HashMap::new();
     for chunk in refs.chunks(1000) {
         let mut values: Vec<Value> = vec![group_id.into()];
@@ -144,10 +161,7 @@ pub async fn members_at<C: ConnectionTrait>(db: &C, group_id: i64, refs: &[(Kind
         .await?;
         for r in &rows {
             let kind: i32 = col(r, 0)?;
-            out.insert(
-                (Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?, col(r, 1)?),
-                (col(r, 2)?, col(r, 3)?),
-            );
+            out.insert((Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?, col(r, 1)?), (col(r, 2)?, col(r, 3)?));
         }
     }
     Ok(out)
@@ -222,7 +236,8 @@ pub async fn copy_into<C: ConnectionTrait>(db: &C, group_id: i64, sources: &[i64
             members.extend([Value::from(group_id), Value::from(col::<i32>(r, 2)?), Value::from(col::<String>(r, 3)?), Value::from(new_id)]);
         }
         if !rows.is_empty() {
-            exec(db, &format!("INSERT INTO memberships (group_id, kind, key, entity_id) VALUES {}", tuples(rows.len(), 4)), members).await?;
+            exec(db, &format!("INSERT INTO memberships (group_id, kind, key, entity_id) VALUES {}", tuples(rows.len(), 4)), members)
+                .await?;
         }
     }
     Ok(out)
@@ -271,7 +286,12 @@ pub async fn overwrite<C: ConnectionTrait>(db: &C, pairs: &[(i64, i64)], now: i6
 
 pub async fn delete_entities<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<(), DbErr> {
     for chunk in ids.chunks(1000) {
-        exec(db, &format!("DELETE FROM entities WHERE id IN ({})", placeholders(chunk.len())), chunk.iter().map(|i| Value::from(*i)).collect()).await?;
+        exec(
+            db,
+            &format!("DELETE FROM entities WHERE id IN ({})", placeholders(chunk.len())),
+            chunk.iter().map(|i| Value::from(*i)).collect(),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -62,8 +62,7 @@ pub async fn fill_groups<C: ConnectionTrait>(db: &C, entities: &mut [Entity]) ->
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option<Entity>, DbErr> {
-    let Some(row) = one(db, &format!("{SELECT} WHERE e.id = ? AND v.name = ?"), vec![name.id.into(), name.env.id().into()]).await?
-    else {
+    let Some(row) = one(db, &format!("{SELECT} WHERE e.id = ? AND v.name = ?"), vec![name.id.into(), name.env.id().into()]).await? else {
         return Ok(None);
     };
     let mut e = [read(&row)?];
@@ -161,7 +160,13 @@ pub async fn list_members<C: ConnectionTrait>(
 }
 
 /// Replaces payload and references; returns true when the content changed.
-pub async fn update_content<C: ConnectionTrait>(db: &C, id: i64, payload: &Json, refs: &[crate::domain::EntityRef], now: i64) -> Result<bool, DbErr> {
+pub async fn update_content<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    payload: &Json,
+    refs: &[crate::domain::EntityRef],
+    now: i64,
+) -> Result<bool, DbErr> {
     let hash = content_hash(payload, refs);
     let n = exec(
         db,

@@ -40,10 +40,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, env: &Environment) -> Result<Env
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, name: &EnvName) -> Result<Option<EnvRow>, DbErr> {
-    one(db, &format!("SELECT {COLS} FROM environments WHERE name = ?"), vec![name.id().into()])
-        .await?
-        .map(|r| read(&r))
-        .transpose()
+    one(db, &format!("SELECT {COLS} FROM environments WHERE name = ?"), vec![name.id().into()]).await?.map(|r| read(&r)).transpose()
 }
 
 /// Environments ordered by name, after `after`.

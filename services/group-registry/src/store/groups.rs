@@ -123,9 +123,7 @@ pub async fn projects_using<C: ConnectionTrait>(db: &C, group_id: i64) -> Result
         vec![group_id.into()],
     )
     .await?;
-    rows.iter()
-        .map(|r| Ok(format!("environments/{}/projects/{}", col::<String>(r, 0)?, col::<String>(r, 1)?)))
-        .collect()
+    rows.iter().map(|r| Ok(format!("environments/{}/projects/{}", col::<String>(r, 0)?, col::<String>(r, 1)?))).collect()
 }
 
 /// Shared entities whose only link is this group: deleting the group would lose them.

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::{all, col, corrupt, exec, one};
 use crate::domain::{
-    ConfigItem, ConfigItemName, EntityKey, EntityName, EntityRef, GroupName, Json, Kind, Project, ProjectName, ResourceId, Resolution,
+    ConfigItem, ConfigItemName, EntityKey, EntityName, EntityRef, GroupName, Json, Kind, Project, ProjectName, Resolution, ResourceId,
     refs_from_json, refs_to_json,
 };
 
@@ -46,15 +46,20 @@ async fn fill_groups<C: ConnectionTrait>(db: &C, rows: &mut [ProjectRow]) -> Res
             vec![row.id.into()],
         )
         .await?;
-        row.project.groups = groups
-            .iter()
-            .map(|r| Ok(GroupName::new(&col::<String>(r, 0)?, &col::<String>(r, 1)?)))
-            .collect::<Result<_, DbErr>>()?;
+        row.project.groups =
+            groups.iter().map(|r| Ok(GroupName::new(&col::<String>(r, 0)?, &col::<String>(r, 1)?))).collect::<Result<_, DbErr>>()?;
     }
     Ok(())
 }
 
-pub async fn insert<C: ConnectionTrait>(db: &C, env_id: i64, name: &ProjectName, display: &str, group_ids: &[i64], now: i64) -> Result<i64, DbErr> {
+pub async fn insert<C: ConnectionTrait>(
+    db: &C,
+    env_id: i64,
+    name: &ProjectName,
+    display: &str,
+    group_ids: &[i64],
+    now: i64,
+) -> Result<i64, DbErr> {
     let row = one(
         db,
         "INSERT INTO projects (environment_id, name, display_name, revision, created_at) VALUES (?, ?, ?, 1, ?) RETURNING id",
@@ -82,7 +87,8 @@ pub async fn set_groups<C: ConnectionTrait>(db: &C, project_id: i64, group_ids: 
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, name: &ProjectName) -> Result<Option<ProjectRow>, DbErr> {
-    let Some(row) = one(db, &format!("{SELECT} WHERE v.name = ? AND p.name = ?"), vec![name.env.id().into(), name.project.as_str().into()]).await?
+    let Some(row) =
+        one(db, &format!("{SELECT} WHERE v.name = ? AND p.name = ?"), vec![name.env.id().into(), name.project.as_str().into()]).await?
     else {
         return Ok(None);
     };
@@ -134,13 +140,22 @@ fn read_item(project: &ProjectName, row: &QueryResult) -> Result<ConfigItem, DbE
 }
 
 pub async fn get_item<C: ConnectionTrait>(db: &C, project: &ProjectRow, item: &str) -> Result<Option<ConfigItem>, DbErr> {
-    one(db, "SELECT name, value, refs, updated_at FROM config_items WHERE project_id = ? AND name = ?", vec![project.id.into(), item.into()])
-        .await?
-        .map(|r| read_item(&project.project.name, &r))
-        .transpose()
+    one(
+        db,
+        "SELECT name, value, refs, updated_at FROM config_items WHERE project_id = ? AND name = ?",
+        vec![project.id.into(), item.into()],
+    )
+    .await?
+    .map(|r| read_item(&project.project.name, &r))
+    .transpose()
 }
 
-pub async fn list_items<C: ConnectionTrait>(db: &C, project: &ProjectRow, after: Option<&str>, limit: u64) -> Result<Vec<ConfigItem>, DbErr> {
+pub async fn list_items<C: ConnectionTrait>(
+    db: &C,
+    project: &ProjectRow,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<ConfigItem>, DbErr> {
     let rows = all(
         db,
         "SELECT name, value, refs, updated_at FROM config_items WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
@@ -215,7 +230,10 @@ pub async fn resolve_page<C: ConnectionTrait>(
             Ok((
                 Resolution {
                     config_item: ConfigItemName { project: project.project.name.clone(), item: ResourceId::from_stored(&item) },
-                    reference: EntityRef { kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?, key: EntityKey::from_stored(col(r, 3)?) },
+                    reference: EntityRef {
+                        kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
+                        key: EntityKey::from_stored(col(r, 3)?),
+                    },
                     entity: entity.map(|id| EntityName::new(&env, id)),
                     group: group.map(|g| GroupName::new(&env, &g)),
                 },

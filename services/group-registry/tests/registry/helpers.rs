@@ -1,0 +1,195 @@
+//! `spawn_app`: the real registry on port 0 with a fresh database of the chosen backend,
+//! and typed clients for an admin, a viewer and an operator scoped to `dev` only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ferry_kit::client::{ClientInterceptor, channel};
+use ferry_kit::config::CommonArgs;
+use ferry_proto::registry::v1 as pb;
+use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Client = RegistryServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+pub const ADMIN: &str = "admin-token-for-tests-0001";
+pub const VIEWER: &str = "viewer-token-for-tests-0001";
+pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
+/// Without it the suite is skipped loudly, except under CI=true where it must run.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("FERRY_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
+        }
+        _ => {
+            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}{}", t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub admin: Client,
+    pub viewer: Client,
+    pub dev_operator: Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    dir: PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn client(addr: SocketAddr, token: Option<&str>) -> Client {
+    let ch = channel(&format!("http://{addr}")).expect("channel");
+    RegistryServiceClient::with_interceptor(ch, ClientInterceptor::new(token).expect("token"))
+}
+
+/// Starts the registry on `backend`; `None` when that backend is unavailable here.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = std::env::temp_dir().join(unique("ferry-registry-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/registry.db", dir.display()),
+        Backend::Postgres => {
+            let admin = postgres_url()?;
+            let name = unique("ferry_t");
+            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            db.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+            format!("{base}/{name}")
+        }
+    };
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n")).expect("tokens file");
+    let config = group_registry::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: database_url.clone(),
+        common: CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() },
+    };
+    let server = group_registry::build(&config).await.expect("build registry");
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    Some(TestApp {
+        addr,
+        admin: client(addr, Some(ADMIN)),
+        viewer: client(addr, Some(VIEWER)),
+        dev_operator: client(addr, Some(DEV_OPERATOR)),
+
+        shutdown: Some(tx),
+        dir,
+    })
+}
+
+// Arrange helpers. Each panics with context: they set up, they are not under test.
+
+pub async fn env(app: &TestApp, id: &str, production: bool) {
+    let tier = if production { 1 } else { 2 };
+    app.admin
+        .clone()
+        .create_environment(pb::CreateEnvironmentRequest {
+            environment_id: id.into(),
+            environment: Some(pb::Environment { tier, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create environment");
+}
+
+pub async fn group(app: &TestApp, env: &str, id: &str) -> String {
+    app.admin
+        .clone()
+        .create_group(pb::CreateGroupRequest { parent: format!("environments/{env}"), group_id: id.into(), ..Default::default() })
+        .await
+        .expect("create group")
+        .into_inner()
+        .name
+}
+
+pub fn entity(kind: i32, key: &str, payload: &str) -> pb::Entity {
+    pb::Entity { kind, key: key.into(), payload_json: payload.into(), ..Default::default() }
+}
+
+pub async fn create(app: &TestApp, group: &str, e: pb::Entity) -> Result<pb::Entity, tonic::Status> {
+    app.admin
+        .clone()
+        .create_entity(pb::CreateEntityRequest { parent: group.into(), entity: Some(e), request_id: String::new() })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn keys_of(app: &TestApp, group: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .admin
+            .clone()
+            .list_entities(pb::ListEntitiesRequest { parent: group.into(), page_size: 1000, page_token: token, kinds: vec![] })
+            .await
+            .expect("list entities")
+            .into_inner();
+        out.extend(page.entities.into_iter().map(|e| (e.kind, e.key)));
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub async fn revision(app: &TestApp, group: &str) -> i64 {
+    app.admin.clone().get_group(pb::GetGroupRequest { name: group.into() }).await.expect("get group").into_inner().revision
+}
+
+/// The field names of a BadRequest detail.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|f| f.field).collect()).unwrap_or_default()
+}
+
+/// The subjects of a PreconditionFailure detail.
+pub fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.subject).collect()).unwrap_or_default()
+}
+
+pub const DATA_SOURCE: i32 = 1;
+pub const LOOKUP: i32 = 2;
+pub const PORTAL: i32 = 6;
+pub const SERVICE: i32 = 7;
+pub const TABLE: i32 = 8;
+pub const MAP: i32 = 9;
+pub const SHARED: i32 = 2;
+pub const DUPLICATED: i32 = 1;

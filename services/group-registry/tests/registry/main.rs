@@ -1,0 +1,45 @@
+//! The registry's behaviour suite, written once and run on SQLite and on PostgreSQL
+//! (`sqlite::…` and `postgres::…` tests). Rules are named as in DESIGN.md (G1…).
+
+mod helpers;
+
+mod bulk;
+mod edge;
+mod projects;
+mod rules;
+
+use helpers::Backend;
+
+/// Instantiates each listed test once per backend.
+macro_rules! per_backend {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
+per_backend!(
+    rules::g1_key_unique_per_group_across_duplicated_and_shared,
+    rules::g2_deleting_duplicated_leaves_other_groups,
+    rules::g3_deleting_shared_needs_confirmation_naming_groups,
+    rules::g4_unlink_removes_one_link_never_the_last,
+    rules::sharing_follows_kind_and_portal_must_choose,
+    rules::revisions_move_with_every_change_and_only_then,
+    projects::g7_references_resolve_through_project_groups_in_order,
+    projects::projects_validate_groups_and_bump_on_change,
+    projects::upsert_config_items_counts_and_is_idempotent,
+    bulk::import_export_and_manifest_sorted_bytewise,
+    bulk::import_is_all_or_nothing_and_retry_safe,
+    bulk::merge_operations_apply_once_and_report_outcomes,
+    bulk::concurrent_batches_into_one_recipient_never_duplicate_keys,
+    bulk::environment_copy_replaces_destination_and_refuses_production,
+    edge::bad_input_is_refused_with_field_violations_and_writes_nothing,
+    edge::request_id_makes_retries_no_ops,
+    edge::paging_walks_every_item_once_and_refuses_foreign_tokens,
+    edge::auth_roles_and_environment_scopes,
+    edge::delete_group_guards,
+);
