@@ -96,3 +96,37 @@ pub fn server_span(request: &http::Request<()>) -> tracing::Span {
     let _ = span.set_parent(parent);
     span
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// What the client interceptor writes, the server span continues: one trace.
+    #[test]
+    fn trace_context_crosses_grpc_metadata() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let client_span = tracing::info_span!("client call");
+            let _entered = client_span.enter();
+            let client_trace = client_span.context().span().span_context().trace_id();
+            assert_ne!(client_trace, opentelemetry::trace::TraceId::INVALID);
+
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            inject_current(&mut metadata);
+            let traceparent = metadata.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert!(traceparent.contains(&client_trace.to_string()), "{traceparent}");
+
+            let request = http::Request::builder()
+                .uri("/ferry.registry.v1.RegistryService/GetGroup")
+                .header("traceparent", traceparent)
+                .body(())
+                .expect("request");
+            let server = server_span(&request);
+            assert_eq!(server.context().span().span_context().trace_id(), client_trace);
+        });
+    }
+}
