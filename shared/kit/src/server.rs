@@ -20,6 +20,7 @@ use crate::config::CommonArgs;
 /// A bound, not yet serving, gRPC server.
 pub struct Server {
     listener: TcpListener,
+    local_addr: SocketAddr,
     routes: Routes,
     health: HealthReporter,
     services: Vec<&'static str>,
@@ -60,14 +61,19 @@ impl ServerBuilder {
 
     /// Binds `addr` and loads the token table. Reflection serves every Ferry package.
     pub async fn bind(mut self, addr: SocketAddr, args: &CommonArgs) -> Result<Server, crate::Error> {
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Reflection lists what this server serves (and health), not every Ferry package.
+        let reflection = |builder: tonic_reflection::server::Builder<'static>| {
+            self.services
+                .iter()
+                .fold(builder, |b, name| b.with_service_name(*name))
+                .with_service_name("grpc.health.v1.Health")
+                .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
             .build_v1()
             .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_alpha = reflection(tonic_reflection::server::Builder::configure())
             .build_v1alpha()
             .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
         self.routes.add_service(reflection_v1);
@@ -83,7 +89,16 @@ impl ServerBuilder {
             Some(TokenTable::load(path)?)
         };
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, routes: self.routes.routes(), health: self.health, services: self.services, args: args.clone(), tokens })
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            local_addr,
+            routes: self.routes.routes(),
+            health: self.health,
+            services: self.services,
+            args: args.clone(),
+            tokens,
+        })
     }
 }
 
@@ -94,13 +109,14 @@ impl Default for ServerBuilder {
 }
 
 impl Server {
+    /// The bound address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.local_addr
     }
 
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens } = self;
+        let Server { listener, routes, health, services, args, tokens, .. } = self;
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }

@@ -28,7 +28,8 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber for a process named `service`. Call once, from a binary.
+/// Installs the global subscriber for a process named `service` (logs go to stderr, so a
+/// command's output stays clean). Call once, from a binary.
 /// `RUST_LOG` filters (default `info`).
 pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::Error> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());

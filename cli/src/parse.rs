@@ -1,0 +1,160 @@
+//! What the user types, turned into proto values: kinds, sharing modes, `KIND:KEY`
+//! references, JSON documents, resource names and request ids.
+
+use std::path::Path;
+
+use anyhow::Context;
+use ferry_proto::common::v1::{EntityKind, EntityRef, EnvironmentTier, SharingMode};
+
+/// The kind names users may type, for help and error messages.
+pub const KIND_NAMES: &str = "data-source, lookup, custom-action, role, theme, portal, service, table, map";
+
+/// An entity kind, in any case, with `-` or `_`: `lookup`, `data-source`, `DATA_SOURCE`,
+/// `ENTITY_KIND_TABLE`.
+pub fn kind(s: &str) -> Result<EntityKind, String> {
+    let norm = s.trim().to_ascii_uppercase().replace('-', "_");
+    let norm = norm.strip_prefix("ENTITY_KIND_").unwrap_or(&norm);
+    match EntityKind::from_str_name(&format!("ENTITY_KIND_{norm}")) {
+        Some(EntityKind::Unspecified) | None => Err(format!("unknown kind {s:?} (one of {KIND_NAMES})")),
+        Some(k) => Ok(k),
+    }
+}
+
+/// A sharing mode in any case: `shared`, `duplicated`.
+pub fn sharing(s: &str) -> Result<SharingMode, String> {
+    let norm = s.trim().to_ascii_uppercase();
+    let norm = norm.strip_prefix("SHARING_MODE_").unwrap_or(&norm);
+    match SharingMode::from_str_name(&format!("SHARING_MODE_{norm}")) {
+        Some(SharingMode::Unspecified) | None => Err(format!("unknown sharing mode {s:?} (shared or duplicated)")),
+        Some(m) => Ok(m),
+    }
+}
+
+/// A reference `KIND:KEY`; the key is everything after the first `:`.
+pub fn entity_ref(s: &str) -> Result<EntityRef, String> {
+    let (k, key) = s.split_once(':').ok_or_else(|| format!("{s:?} is not KIND:KEY (e.g. lookup:country-codes)"))?;
+    if key.is_empty() {
+        return Err(format!("{s:?} has an empty key"));
+    }
+    Ok(EntityRef { kind: kind(k)? as i32, key: key.to_owned() })
+}
+
+/// The short upper-case label of a kind number (`LOOKUP`), or the number when unknown.
+pub fn kind_label(n: i32) -> String {
+    EntityKind::try_from(n).map_or_else(|_| n.to_string(), |k| k.as_str_name().trim_start_matches("ENTITY_KIND_").to_owned())
+}
+
+/// `SHARED` / `DUPLICATED`, or the number when unknown.
+pub fn sharing_label(n: i32) -> String {
+    SharingMode::try_from(n).map_or_else(|_| n.to_string(), |m| m.as_str_name().trim_start_matches("SHARING_MODE_").to_owned())
+}
+
+/// `PRODUCTION` / `NON_PRODUCTION`, or the number when unknown.
+pub fn tier_label(n: i32) -> String {
+    EnvironmentTier::try_from(n).map_or_else(|_| n.to_string(), |t| t.as_str_name().trim_start_matches("ENVIRONMENT_TIER_").to_owned())
+}
+
+/// `LOOKUP:key` for a reference.
+pub fn ref_label(r: &EntityRef) -> String {
+    format!("{}:{}", kind_label(r.kind), r.key)
+}
+
+/// Checks that `text` is one JSON document and returns it compact.
+pub fn json_document(text: &str, what: &str) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))?;
+    Ok(value.to_string())
+}
+
+/// A JSON document given inline or in a file (`-` reads standard input).
+pub fn json_from(inline: Option<&str>, file: Option<&Path>, what: &str) -> anyhow::Result<Option<String>> {
+    let text = match (inline, file) {
+        (Some(text), _) => text.to_owned(),
+        (None, Some(path)) if path == Path::new("-") => std::io::read_to_string(std::io::stdin()).context("reading standard input")?,
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, None) => return Ok(None),
+    };
+    json_document(&text, what).map(Some)
+}
+
+/// A JSON string for display: the parsed value, or the raw text when it does not parse.
+pub fn json_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+/// A fresh request id shaped like a random (version 4) UUID.
+pub fn request_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The last segment of a resource name: its id.
+pub fn id_of(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Resource names, built from the ids users type.
+pub mod names {
+    /// `environments/{env}`
+    pub fn env(env: &str) -> String {
+        format!("environments/{env}")
+    }
+    /// `environments/{env}/groups/{group}`
+    pub fn group(env: &str, group: &str) -> String {
+        format!("environments/{env}/groups/{group}")
+    }
+    /// `environments/{env}/entities/{id}`; a full name is taken as it is.
+    pub fn entity(env: &str, id: &str) -> String {
+        if id.starts_with("environments/") { id.to_owned() } else { format!("environments/{env}/entities/{id}") }
+    }
+    /// `environments/{env}/projects/{project}`
+    pub fn project(env: &str, project: &str) -> String {
+        format!("environments/{env}/projects/{project}")
+    }
+    /// `environments/{env}/projects/{project}/configItems/{item}`
+    pub fn config_item(env: &str, project: &str, item: &str) -> String {
+        format!("environments/{env}/projects/{project}/configItems/{item}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_in_any_spelling() {
+        for s in ["data-source", "DATA_SOURCE", "Data_Source", "entity_kind_data_source"] {
+            assert_eq!(kind(s), Ok(EntityKind::DataSource), "{s}");
+        }
+        assert_eq!(kind("lookup"), Ok(EntityKind::Lookup));
+        assert!(kind("unspecified").is_err());
+        assert!(kind("lookups").is_err());
+        assert_eq!(kind_label(EntityKind::CustomAction as i32), "CUSTOM_ACTION");
+        assert_eq!(kind_label(42), "42");
+    }
+
+    #[test]
+    fn references_split_at_the_first_colon() {
+        let r = entity_ref("lookup:a:b").unwrap();
+        assert_eq!((r.kind, r.key.as_str()), (EntityKind::Lookup as i32, "a:b"));
+        assert!(entity_ref("lookup").is_err());
+        assert!(entity_ref("lookup:").is_err());
+        assert!(entity_ref("nope:x").is_err());
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let id = request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+        assert_ne!(id, request_id());
+    }
+
+    #[test]
+    fn entity_names_accept_ids_and_full_names() {
+        assert_eq!(names::entity("dev", "7"), "environments/dev/entities/7");
+        assert_eq!(names::entity("dev", "environments/uat/entities/7"), "environments/uat/entities/7");
+    }
+}

@@ -1,0 +1,239 @@
+//! The whole suite in one process: what `ferry up` runs and what the cross-service tests
+//! start on port 0.
+//!
+//! [`start`] prepares the data folder (an admin token and the tokens file that grants it,
+//! written once and reused), builds the four services with their own `build(&Config)`,
+//! binds them and serves each on its own tokio task. [`Suite::shutdown`] stops them all
+//! gracefully; dropping the [`Suite`] triggers the same shutdown without waiting for it.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ferry_kit::auth::TokenTable;
+use ferry_kit::config::CommonArgs;
+use ferry_kit::server::Server;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// `ferry.registry.v1.RegistryService`, served by group-registry.
+pub const REGISTRY: &str = ferry_proto::registry::v1::registry_service_server::SERVICE_NAME;
+/// `ferry.merge.v1.MergeService`, served by merge-engine.
+pub const MERGE: &str = ferry_proto::merge::v1::merge_service_server::SERVICE_NAME;
+/// `ferry.integration.v1.IntegrationService`, served by integration-control.
+pub const INTEGRATION: &str = ferry_proto::integration::v1::integration_service_server::SERVICE_NAME;
+/// `ferry.refresh.v1.RefreshService`, served by refresh-coordinator.
+pub const REFRESH: &str = ferry_proto::refresh::v1::refresh_service_server::SERVICE_NAME;
+
+/// The file in the data folder holding the admin token (one line, mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The tokens file every service of the suite loads (`<token> <role> <scope>` lines).
+pub const TOKENS_FILE: &str = "tokens";
+
+/// Where and how `ferry up` runs the suite.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("tokens_file", |a| a.hide(true)),
+    mut_arg("service_token", |a| a.hide(true))
+)]
+pub struct UpOptions {
+    /// Folder for the registry database, the admin token and the tokens file.
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = ".ferry")]
+    pub data_dir: PathBuf,
+    /// Address every service listens on.
+    #[arg(long, env = "FERRY_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// group-registry port (0 picks a free port).
+    #[arg(long, default_value_t = 50051)]
+    pub registry_port: u16,
+    /// merge-engine port (0 picks a free port).
+    #[arg(long, default_value_t = 50052)]
+    pub merge_port: u16,
+    /// integration-control port (0 picks a free port).
+    #[arg(long, default_value_t = 50053)]
+    pub integration_port: u16,
+    /// refresh-coordinator port (0 picks a free port).
+    #[arg(long, default_value_t = 50054)]
+    pub refresh_port: u16,
+    /// Settings shared by every service. `tokens_file` and `service_token` are replaced
+    /// by the data folder's tokens file and admin token.
+    #[command(flatten, next_help_heading = "Service settings")]
+    pub common: CommonArgs,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".ferry"),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            registry_port: 50051,
+            merge_port: 50052,
+            integration_port: 50053,
+            refresh_port: 50054,
+            common: CommonArgs::default(),
+        }
+    }
+}
+
+/// The running suite.
+#[derive(Debug)]
+pub struct Suite {
+    /// The bearer token with the admin role on every environment.
+    pub admin_token: String,
+    /// Where that token is stored (`<data_dir>/admin.token`).
+    pub admin_token_file: PathBuf,
+    /// Each service's full gRPC name and the address it listens on, in start order:
+    /// registry, merge, integration, refresh.
+    pub endpoints: Vec<(&'static str, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), ferry_kit::Error>>)>,
+}
+
+impl Suite {
+    /// The URL a client dials for `service` (a full name such as [`REGISTRY`]), e.g.
+    /// `http://127.0.0.1:50051`; an unspecified listen host becomes loopback.
+    ///
+    /// # Panics
+    /// When `service` is not one of [`REGISTRY`], [`MERGE`], [`INTEGRATION`], [`REFRESH`]
+    /// (a programming error; see [`Suite::try_endpoint`]).
+    pub fn endpoint(&self, service: &str) -> String {
+        match self.try_endpoint(service) {
+            Some(url) => url,
+            None => panic!("the suite has no service named {service:?}"),
+        }
+    }
+
+    /// Like [`Suite::endpoint`], `None` for an unknown service name.
+    pub fn try_endpoint(&self, service: &str) -> Option<String> {
+        self.endpoints.iter().find(|(name, _)| *name == service).map(|(_, addr)| format!("http://{}", dialable(*addr)))
+    }
+
+    /// Turns every service's health NOT_SERVING, stops accepting, drains in-flight calls
+    /// (within the grace period) and waits for all four servers to finish.
+    pub async fn shutdown(self) {
+        let Suite { shutdown, tasks, .. } = self;
+        // Receivers also resolve when the sender is gone, so a failed send changes nothing.
+        let _ = shutdown.send(true);
+        for (name, task) in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(service = name, error = %e, "server stopped with an error"),
+                Err(e) => tracing::error!(service = name, error = %e, "server task failed"),
+            }
+        }
+    }
+}
+
+/// The address a client on this machine dials to reach a listener on `addr`.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
+}
+
+/// Prepares the data folder, builds and binds the four services, and serves them.
+pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
+    create_private_dir(&opts.data_dir)?;
+    let admin_token_file = opts.data_dir.join(ADMIN_TOKEN_FILE);
+    let admin_token = ensure_tokens(&opts.data_dir)?;
+    let db_path = opts.data_dir.join("registry.db");
+    let db_path = db_path.to_str().with_context(|| format!("data folder {} is not valid UTF-8", opts.data_dir.display()))?;
+
+    let mut common = opts.common.clone();
+    common.tokens_file = Some(opts.data_dir.join(TOKENS_FILE));
+    common.service_token = Some(admin_token.clone());
+    let at = |port| SocketAddr::new(opts.host, port);
+
+    // Build (and so bind) all four before serving any: a port in use fails the start
+    // without leaving a partial suite behind.
+    let registry = group_registry::build(&group_registry::Config {
+        listen: at(opts.registry_port),
+        database_url: format!("sqlite://{db_path}"),
+        common: common.clone(),
+    })
+    .await
+    .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
+    let merge = merge_engine::build(&merge_engine::Config { listen: at(opts.merge_port), common: common.clone() })
+        .await
+        .with_context(|| format!("starting merge-engine on {}", at(opts.merge_port)))?;
+    let integration =
+        integration_control::build(&integration_control::Config { listen: at(opts.integration_port), common: common.clone() })
+            .await
+            .with_context(|| format!("starting integration-control on {}", at(opts.integration_port)))?;
+    let refresh = refresh_coordinator::build(&refresh_coordinator::Config { listen: at(opts.refresh_port), common })
+        .await
+        .with_context(|| format!("starting refresh-coordinator on {}", at(opts.refresh_port)))?;
+
+    let (shutdown, signal) = watch::channel(false);
+    let servers: [(&'static str, Server); 4] = [(REGISTRY, registry), (MERGE, merge), (INTEGRATION, integration), (REFRESH, refresh)];
+    let mut endpoints = Vec::with_capacity(servers.len());
+    let mut tasks = Vec::with_capacity(servers.len());
+    for (name, server) in servers {
+        endpoints.push((name, server.local_addr()));
+        let mut signal = signal.clone();
+        let stop = async move {
+            // Resolves on `send(true)` and when the sender is dropped with the suite.
+            let _ = signal.changed().await;
+        };
+        tasks.push((name, tokio::spawn(server.serve(stop))));
+    }
+    Ok(Suite { admin_token, admin_token_file, endpoints, shutdown, tasks })
+}
+
+/// Reads the admin token, or creates it and the tokens file that grants it on first start.
+fn ensure_tokens(dir: &Path) -> anyhow::Result<String> {
+    let token_path = dir.join(ADMIN_TOKEN_FILE);
+    let token = match std::fs::read_to_string(&token_path) {
+        Ok(text) => {
+            let token = text.trim().to_owned();
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!(
+                    "{} does not hold a usable token (16 or more characters, no spaces); delete it to get a new one",
+                    token_path.display()
+                );
+            }
+            token
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = hex::encode(rand::random::<[u8; 32]>());
+            write_private(&token_path, &format!("{token}\n"))?;
+            token
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", token_path.display())),
+    };
+    let tokens_path = dir.join(TOKENS_FILE);
+    if !tokens_path.exists() {
+        let text = format!("# Written by `ferry up`. One token per line: <token> <viewer|operator|admin> <*|env,env>\n{token} admin *\n");
+        write_private(&tokens_path, &text)?;
+    }
+    let table = TokenTable::load(&tokens_path)?;
+    if table.get(&token).is_none() {
+        bail!(
+            "{} does not grant the token in {}; add the line `<token> admin *` or delete both files",
+            tokens_path.display(),
+            token_path.display()
+        );
+    }
+    Ok(token)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("creating data folder {}", dir.display()))
+}
+
+/// Writes a new file readable by its owner only; never overwrites.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,180 @@
+//! The `ferry` command line end to end, in-process through `ferry_cli::run`, against the
+//! suite: output parsed from `-o json`, errors read from the returned status.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use tonic::Code;
+
+use crate::helpers::{TestSuite, spawn_suite};
+
+async fn env_and_group(app: &TestSuite, env: &str, groups: &[&str]) {
+    app.cli_json(&["env", "create", env, "--tier", "non-production"]).await;
+    for g in groups {
+        app.cli_json(&["group", "create", env, g]).await;
+    }
+}
+
+fn keys(list: &Value) -> Vec<&str> {
+    list.as_array().expect("a JSON array").iter().map(|e| e["key"].as_str().expect("key")).collect()
+}
+
+#[tokio::test]
+async fn cli_creates_and_lists_entities() {
+    // Arrange
+    let app = spawn_suite().await;
+    let env = app.cli_json(&["env", "create", "dev", "--tier", "non-production", "--display-name", "Dev"]).await;
+    assert_eq!((env["name"].as_str(), env["tier"].as_str()), (Some("environments/dev"), Some("NON_PRODUCTION")));
+    let group = app.cli_json(&["group", "create", "dev", "core"]).await;
+    assert_eq!(group["name"], "environments/dev/groups/core");
+
+    // Act
+    let lookup = app
+        .cli_json(&["entity", "create", "dev", "core", "--kind", "lookup", "--key", "countries", "--payload", r#"{"codes":["NL"]}"#])
+        .await;
+    app.cli_json(&["entity", "create", "dev", "core", "--kind", "TABLE", "--key", "orders", "--ref", "lookup:countries"]).await;
+    let list = app.cli_json(&["entity", "list", "dev", "core"]).await;
+    let tables = app.cli_json(&["entity", "list", "dev", "core", "--kind", "table"]).await;
+    let table_text = app.cli(&["entity", "list", "dev", "core"]).await.expect("table output");
+
+    // Assert
+    assert_eq!(lookup["sharing"], "SHARED", "a lookup is shared by default");
+    assert_eq!(lookup["payload"]["codes"][0], "NL");
+    assert_eq!(keys(&list), ["countries", "orders"], "ordered by (kind, key)");
+    let orders = &list[1];
+    assert_eq!((orders["kind"].as_str(), orders["sharing"].as_str()), (Some("TABLE"), Some("DUPLICATED")));
+    assert_eq!(orders["references"][0]["key"], "countries");
+    assert_eq!(orders["groups"][0], "environments/dev/groups/core");
+    assert_eq!(keys(&tables), ["orders"]);
+    let mut lines = table_text.lines();
+    assert!(lines.next().is_some_and(|h| h.starts_with("ID") && h.contains("KIND")), "{table_text}");
+    assert_eq!(lines.count(), 2, "{table_text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cli_reports_grpc_codes_and_details() {
+    // Arrange
+    let app = spawn_suite().await;
+    env_and_group(&app, "dev", &["core", "extra"]).await;
+    let shared = app.cli_json(&["entity", "create", "dev", "core", "--kind", "role", "--key", "reader"]).await;
+    let id = shared["name"].as_str().expect("name").rsplit('/').next().expect("id").to_owned();
+    app.cli_json(&["entity", "link", "dev", &id, "extra"]).await;
+
+    // Act
+    let missing = app.cli(&["group", "get", "dev", "nope"]).await.expect_err("no such group");
+    let invalid = app.cli(&["entity", "create", "dev", "core", "--kind", "map", "--key", " padded "]).await.expect_err("bad key");
+    let unconfirmed = app.cli(&["entity", "delete", "dev", &id]).await.expect_err("shared delete needs confirmation");
+    let confirmed = app.cli_json(&["entity", "delete", "dev", &id, "--confirm-all-groups"]).await;
+    let bad_token = ferry_cli::run([
+        "env",
+        "list",
+        "--registry",
+        &app.suite.endpoint(ferry_cli::up::REGISTRY),
+        "--token",
+        "wrong-token-0123456789abcdef",
+    ])
+    .await
+    .expect_err("unknown token");
+
+    // Assert
+    let code = |e: &anyhow::Error| ferry_cli::status_of(e).map(tonic::Status::code);
+    assert_eq!(code(&missing), Some(Code::NotFound));
+    assert_eq!(code(&invalid), Some(Code::InvalidArgument));
+    assert!(ferry_cli::render_error(&invalid).contains("  field entity.key: "), "{}", ferry_cli::render_error(&invalid));
+    assert_eq!(code(&unconfirmed), Some(Code::FailedPrecondition));
+    let report = ferry_cli::render_error(&unconfirmed);
+    for g in ["environments/dev/groups/core", "environments/dev/groups/extra"] {
+        assert!(report.contains(&format!("SHARED_ENTITY_LINKED on {g}")), "{report}");
+    }
+    assert_eq!(confirmed["affected_groups"].as_array().map(Vec::len), Some(2));
+    assert_eq!(code(&bad_token), Some(Code::Unauthenticated));
+    assert!(ferry_cli::render_error(&bad_token).starts_with("error: UNAUTHENTICATED: "));
+    app.stop().await;
+}
+
+fn jsonl(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let _ = writeln!(text, r#"{{"kind":"table","key":"t-{i:05}","payload":{{"n":{i}}},"references":["lookup:l-1"]}}"#);
+    }
+    text.push_str("\n{\"kind\":\"lookup\",\"key\":\"l-1\",\"sharing\":\"shared\"}\n");
+    text
+}
+
+#[tokio::test]
+async fn cli_import_pages_and_export_round_trip() {
+    // Arrange: 2500 entities, so the import streams three batches and lists page.
+    let app = spawn_suite().await;
+    env_and_group(&app, "dev", &["a", "b"]).await;
+    let file = app.dir.path().join("a.jsonl");
+    std::fs::write(&file, jsonl(2500)).expect("write jsonl");
+    let path = file.to_str().expect("utf-8 path");
+
+    // Act
+    let imported = app.cli_json(&["entity", "import", "dev", "a", path]).await;
+    let all = app.cli_json(&["entity", "list", "dev", "a"]).await;
+    let some = app.cli_json(&["entity", "list", "dev", "a", "--limit", "1200"]).await;
+    let exported = app.cli(&["entity", "export", "dev", "a"]).await.expect("export");
+    let copy = app.dir.path().join("b.jsonl");
+    std::fs::write(&copy, &exported).expect("write export");
+    app.cli_json(&["entity", "import", "dev", "b", copy.to_str().expect("utf-8 path")]).await;
+    let exported_b = app.cli(&["entity", "export", "dev", "b"]).await.expect("export b");
+
+    // Assert
+    assert_eq!(imported["created"], 2501);
+    assert_eq!(all.as_array().map(Vec::len), Some(2501));
+    assert_eq!(some.as_array().map(Vec::len), Some(1200));
+    assert_eq!(exported.lines().count(), 2501);
+    let first: Value = serde_json::from_str(exported.lines().next().expect("a line")).expect("JSON line");
+    assert_eq!((first["kind"].as_str(), first["key"].as_str()), (Some("LOOKUP"), Some("l-1")));
+    assert_eq!(exported_b, exported, "export → import → export is stable");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cli_import_with_a_bad_line_imports_nothing() {
+    // Arrange: the bad line comes after two full batches were already streamed.
+    let app = spawn_suite().await;
+    env_and_group(&app, "dev", &["a"]).await;
+    let mut text = jsonl(2500);
+    text.push_str("{\"kind\":\"no-such-kind\",\"key\":\"x\"}\n");
+    let file = app.dir.path().join("bad.jsonl");
+    std::fs::write(&file, text).expect("write jsonl");
+
+    // Act
+    let err =
+        app.cli(&["entity", "import", "dev", "a", file.to_str().expect("utf-8 path")]).await.expect_err("a bad line fails the import");
+    let group = app.cli_json(&["group", "get", "dev", "a"]).await;
+
+    // Assert
+    let report = ferry_cli::render_error(&err);
+    assert!(report.contains("line 2503") && report.contains("no-such-kind"), "{report}");
+    assert_eq!(group["entity_count"], 0, "all or nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cli_projects_resolve_through_their_groups() {
+    // Arrange
+    let app = spawn_suite().await;
+    env_and_group(&app, "dev", &["core"]).await;
+    app.cli_json(&["entity", "create", "dev", "core", "--kind", "data-source", "--key", "crm"]).await;
+    let project = app.cli_json(&["project", "create", "dev", "web", "--group", "core"]).await;
+
+    // Act
+    app.cli_json(&["project", "item", "add", "dev", "web", "home", "--value", "{}", "--ref", "DATA_SOURCE:crm", "--ref", "lookup:gone"])
+        .await;
+    let items = app.cli_json(&["project", "item", "list", "dev", "web"]).await;
+    let all = app.cli_json(&["project", "resolve", "dev", "web"]).await;
+    let missing = app.cli_json(&["project", "resolve", "dev", "web", "--missing-only"]).await;
+
+    // Assert
+    assert_eq!(project["groups"][0], "environments/dev/groups/core");
+    assert_eq!(items.as_array().map(Vec::len), Some(1));
+    assert_eq!(all["resolutions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(missing["missing_count"], 1);
+    let gone = &missing["resolutions"][0];
+    assert_eq!((gone["reference"]["key"].as_str(), gone["entity"].as_str()), (Some("gone"), Some("")));
+    app.stop().await;
+}
