@@ -1,0 +1,113 @@
+//! `ferry-bench`: figures, not tests. `merge` and `clone` build a source and a recipient
+//! group of N entities on PostgreSQL, run plan + apply through the real services over
+//! gRPC (merge-engine as its own process, its peak RSS read from /proc), then do the same
+//! work on an identical fresh copy with raw set-based SQL, and print one JSON line.
+
+#![forbid(unsafe_code)]
+
+mod data;
+mod engine;
+mod raw;
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "ferry-bench", about = "Ferry benchmarks (they print figures; they are not tests)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+enum Workload {
+    Merge,
+    Clone,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Merge a source group of N into a recipient of N (half the keys shared).
+    Merge(Args),
+    /// Clone a group of N into a new group.
+    Clone(Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct Args {
+    /// Entities per group.
+    #[arg(long, default_value_t = 100_000)]
+    entities: usize,
+    /// A PostgreSQL URL whose user may create databases (the benchmark creates its own).
+    #[arg(long, env = "FERRY_BENCH_DATABASE_URL")]
+    database_url: String,
+    /// The merge-engine binary (default: beside this one).
+    #[arg(long)]
+    engine_bin: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (workload, args) = match cli.command {
+        Command::Merge(a) => (Workload::Merge, a),
+        Command::Clone(a) => (Workload::Clone, a),
+    };
+    if args.entities < 2 {
+        bail!("--entities must be at least 2");
+    }
+    let n = args.entities;
+    let dbs = data::Databases::create(&args.database_url).await?;
+
+    eprintln!("loading {n} + {n} entities through the registry (not timed)");
+    let registry = data::start_registry(&dbs.services_registry).await?;
+    data::load(&registry, n, workload == Workload::Merge).await?;
+    let raw_registry = data::start_registry(&dbs.raw_registry).await?;
+    data::load(&raw_registry, n, workload == Workload::Merge).await?;
+    raw_registry.stop().await;
+
+    let bin = match args.engine_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.parent().context("no folder beside ferry-bench")?.join("merge-engine"),
+    };
+    let mut engine = engine::Engine::spawn(&bin, &dbs.merge, &registry).await?;
+
+    eprintln!("{workload:?}: plan + apply through the services");
+    let t0 = Instant::now();
+    let plan = engine.plan(workload).await?;
+    let plan_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    engine.apply(&plan).await?;
+    let apply_s = t1.elapsed().as_secs_f64();
+    let total_s = plan_s + apply_s;
+    let rss_mb = engine.peak_rss_mb()?;
+    engine.stop();
+    let verified = data::verify(&registry, workload).await?;
+    registry.stop().await;
+
+    eprintln!("{workload:?}: the same work as raw SQL on an identical copy");
+    let raw_s = raw::run(&dbs.raw_registry, workload).await?;
+    let ratio = total_s / raw_s.max(1e-9);
+    dbs.drop_all().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": format!("{workload:?}").to_lowercase(),
+            "entities": n,
+            "plan_s": round(plan_s),
+            "apply_s": round(apply_s),
+            "total_s": round(total_s),
+            "raw_sql_s": round(raw_s),
+            "ratio": round(ratio),
+            "engine_peak_rss_mb": round(rss_mb),
+            "recipient_entities_after": verified,
+        })
+    );
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
