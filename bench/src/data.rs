@@ -92,7 +92,7 @@ const KINDS: [i32; 10] = [7, 8, 9, 7, 2, 1, 4, 5, 3, 2];
 fn entity(i: usize, side: &str) -> pb::Entity {
     let kind = KINDS[i % 10];
     // Overlapping keys: most have the same content on both sides (skips), one in seven not.
-    let variant = if i % 7 == 0 { side } else { "same" };
+    let variant = if i.is_multiple_of(7) { side } else { "same" };
     let filler = "x".repeat(420);
     pb::Entity {
         kind,
