@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use ferry_kit::db::{placeholders, rows_per_chunk};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::{all, col, corrupt, exec, one};
-use crate::domain::{
-    CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json,
-};
+use super::{all, col, corrupt, entities, exec, one};
+use crate::domain::{CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json};
 
 /// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
 fn tuples(rows: usize, cols: usize) -> String {
@@ -29,27 +27,10 @@ pub async fn import<C: ConnectionTrait>(
 ) -> Result<Vec<EntityRef>, DbErr> {
     let mut conflicts = Vec::new();
     for chunk in batch.chunks(rows_per_chunk(9)) {
-        let mut values = Vec::with_capacity(chunk.len() * 9);
-        for e in chunk {
-            values.extend([
-                Value::from(env_id),
-                e.kind.number().into(),
-                e.key.as_str().into(),
-                e.sharing.number().into(),
-                e.payload.as_str().into(),
-                refs_to_json(&e.references).into(),
-                content_hash(&e.payload, &e.references).into(),
-                now.into(),
-                now.into(),
-            ]);
-        }
+        let values: Vec<Value> = chunk.iter().flat_map(|e| entities::row_values(env_id, e, now)).collect();
         let rows = all(
             db,
-            &format!(
-                "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, created_at, updated_at) \
-                 VALUES {} RETURNING id, kind, key",
-                tuples(chunk.len(), 9)
-            ),
+            &format!("INSERT INTO entities ({}) VALUES {} RETURNING id, kind, key", entities::INSERT_COLUMNS, tuples(chunk.len(), 9)),
             values,
         )
         .await?;

@@ -72,22 +72,29 @@ pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option
 }
 
 /// Inserts a new entity row; the caller adds its membership.
+/// The columns a new entity row is inserted with, in [`INSERT_COLUMNS`] order.
+pub(crate) const INSERT_COLUMNS: &str = "environment_id, kind, key, sharing, payload, refs, content_hash, created_at, updated_at";
+
+/// The values of a new entity row, in [`INSERT_COLUMNS`] order.
+pub(crate) fn row_values(env_id: i64, e: &NewEntity, now: i64) -> [Value; 9] {
+    [
+        env_id.into(),
+        e.kind.number().into(),
+        e.key.as_str().into(),
+        e.sharing.number().into(),
+        e.payload.as_str().into(),
+        refs_to_json(&e.references).into(),
+        content_hash(&e.payload, &e.references).into(),
+        now.into(),
+        now.into(),
+    ]
+}
+
 pub async fn insert<C: ConnectionTrait>(db: &C, env_id: i64, e: &NewEntity, now: i64) -> Result<i64, DbErr> {
     let row = one(
         db,
-        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        vec![
-            env_id.into(),
-            e.kind.number().into(),
-            e.key.as_str().into(),
-            e.sharing.number().into(),
-            e.payload.as_str().into(),
-            refs_to_json(&e.references).into(),
-            content_hash(&e.payload, &e.references).into(),
-            now.into(),
-            now.into(),
-        ],
+        &format!("INSERT INTO entities ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+        row_values(env_id, e, now).into(),
     )
     .await?
     .ok_or_else(|| DbErr::Custom("insert returned no row".into()))?;
