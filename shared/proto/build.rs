@@ -15,6 +15,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Messages whose Debug output must not show their `api_key`.
+const REDACTED: [&str; 2] = ["ferry.integration.v1.CreateIntegrationRequest", "ferry.integration.v1.RotateCredentialsRequest"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut protos = Vec::new();
@@ -28,6 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let include = protoc_bin_vendored::include_path()?;
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
+    // Requests that carry an API key get a redacting Debug (in lib.rs), so no log line or
+    // error built with `{:?}` can ever hold the key.
+    config.skip_debug(REDACTED);
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("ferry_descriptor.bin");
     tonic_prost_build::configure().file_descriptor_set_path(&descriptor).generate_default_stubs(true).compile_with_config(
         config,

@@ -117,7 +117,22 @@ impl TokenTable {
 /// reads are open to viewers, environment-wide operations need admin, the rest operator.
 pub fn required_role(method: &str) -> Role {
     const READ: [&str; 9] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Plan", "Authorize"];
-    const ADMIN: [&str; 3] = ["CreateEnvironment", "CopyEnvironment", "DeleteEnvironment"];
+    // Environment-wide operations: the registry's copy and the refresh steps of
+    // integration-control. The refresh coordinator calls them with its service token.
+    const ADMIN: [&str; 12] = [
+        "CreateEnvironment",
+        "CopyEnvironment",
+        "DeleteEnvironment",
+        "DeactivateIntegrations",
+        "ReactivateIntegrations",
+        "PauseSyncJobs",
+        "ResumeSyncJobs",
+        "CopyIntegrations",
+        "DisableForeignMappings",
+        "ActivateProvisionedMappings",
+        "FenceEnvironment",
+        "UnfenceEnvironment",
+    ];
     if ADMIN.contains(&method) {
         Role::Admin
     } else if READ.iter().any(|v| method.starts_with(v)) {

@@ -93,3 +93,99 @@ pub async fn record<C: ConnectionTrait>(db: &C, request_id: &str, method: &str, 
     .await?;
     Ok(())
 }
+
+/// The `request_id` of a mutation and a fingerprint of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub request_id: String,
+    pub fingerprint: String,
+}
+
+impl RequestKey {
+    /// `None` for an empty id; an id must be 1–128 printable ASCII characters.
+    pub fn parse(request_id: &str, fingerprint: String) -> Result<Option<Self>, String> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        if request_id.len() > 128 || !request_id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("must be 1-128 printable ASCII characters (a UUID is ideal)".into());
+        }
+        Ok(Some(Self { request_id: request_id.to_owned(), fingerprint }))
+    }
+}
+
+/// What a service's error type must express for [`transaction`].
+pub trait TxError: From<DbErr> + From<serde_json::Error> + Send {
+    /// The request id was used before for a different request.
+    fn request_id_reused() -> Self;
+}
+
+/// The work of one mutation, given its transaction.
+pub type TxFuture<'t, T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send + 't>>;
+
+/// Runs `work` in one transaction as the call `method`, with `request_id` semantics: a
+/// replay returns the recorded reply and writes nothing; a different request under a used
+/// id is refused; the reply is recorded in the same transaction as the writes. When the
+/// work or the record collides with a concurrent call that carried the same request id
+/// and committed first, the caller gets that call's reply, as a retry would.
+pub async fn transaction<T, E, F>(db: &sea_orm::DatabaseConnection, key: Option<&RequestKey>, method: &str, work: F) -> Result<T, E>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send,
+    E: TxError,
+    F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> TxFuture<'t, T, E> + Send,
+{
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    if let Some(k) = key {
+        match lookup(&txn, &k.request_id, method, &k.fingerprint).await? {
+            Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),
+            Replay::Mismatch => return Err(E::request_id_reused()),
+            Replay::Fresh => {}
+        }
+    }
+    let out = match work(&txn).await {
+        Ok(out) => out,
+        Err(e) => {
+            drop(txn);
+            return replay_after_race(db, key, method, e).await;
+        }
+    };
+    if let Some(k) = key
+        && let Err(e) = record(&txn, &k.request_id, method, &k.fingerprint, serde_json::to_vec(&out)?).await
+    {
+        drop(txn);
+        let lost = if crate::db::is_unique_violation(&e) { E::request_id_reused() } else { e.into() };
+        return replay_after_race(db, key, method, lost).await;
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// After a failed attempt: the reply of a concurrent call with this very request, if one
+/// committed, else the attempt's own error.
+async fn replay_after_race<T: serde::de::DeserializeOwned, E: TxError>(
+    db: &sea_orm::DatabaseConnection,
+    key: Option<&RequestKey>,
+    method: &str,
+    lost: E,
+) -> Result<T, E> {
+    if let Some(k) = key
+        && let Replay::Done(bytes) = lookup(db, &k.request_id, method, &k.fingerprint).await?
+    {
+        return Ok(serde_json::from_slice(&bytes)?);
+    }
+    Err(lost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(RequestKey::parse("", "f".into()), Ok(None));
+        assert!(RequestKey::parse("a b", "f".into()).is_err());
+        assert!(RequestKey::parse(&"x".repeat(129), "f".into()).is_err());
+        assert_eq!(RequestKey::parse("r-1", "f".into()).ok().flatten().map(|k| k.request_id), Some("r-1".to_string()));
+    }
+}

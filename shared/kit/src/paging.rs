@@ -73,3 +73,32 @@ mod tests {
         assert_eq!(page_size(-1), Err(PageError::NegativeSize));
     }
 }
+
+/// One page of a list and the cursor of the next, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
+}
+
+/// Splits a fetch of `limit + 1` rows into a page of `limit` and the next page's cursor.
+pub fn split<T, C>(mut items: Vec<T>, limit: u64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+    let next = if items.len() as u64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn split_pages() {
+        assert_eq!(split(vec![1, 2, 3], 2, |x| *x), Page { items: vec![1, 2], next: Some(2) });
+        assert_eq!(split(vec![1, 2], 2, |x| *x), Page { items: vec![1, 2], next: None });
+    }
+}

@@ -33,3 +33,48 @@ pub mod refresh {
         tonic::include_proto!("ferry.refresh.v1");
     }
 }
+
+/// Debug for the requests that carry an API key: every field but the key, which shows
+/// only whether one was given.
+mod redacted {
+    use super::integration::v1::{CreateIntegrationRequest, RotateCredentialsRequest};
+
+    fn key(k: &str) -> &'static str {
+        if k.is_empty() { "" } else { "***" }
+    }
+
+    impl std::fmt::Debug for CreateIntegrationRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("CreateIntegrationRequest")
+                .field("parent", &self.parent)
+                .field("integration_id", &self.integration_id)
+                .field("integration", &self.integration)
+                .field("api_key", &key(&self.api_key))
+                .field("request_id", &self.request_id)
+                .finish()
+        }
+    }
+
+    impl std::fmt::Debug for RotateCredentialsRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RotateCredentialsRequest")
+                .field("name", &self.name)
+                .field("api_key", &key(&self.api_key))
+                .field("request_id", &self.request_id)
+                .finish()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn api_keys_never_debug_print() {
+            let r = CreateIntegrationRequest { api_key: "s3cret".into(), ..Default::default() };
+            assert!(!format!("{r:?}").contains("s3cret"));
+            let r = RotateCredentialsRequest { api_key: "s3cret".into(), ..Default::default() };
+            assert!(!format!("{r:?}").contains("s3cret"));
+        }
+    }
+}

@@ -214,3 +214,22 @@ pub async fn delete_group_guards(b: Backend) {
     assert_eq!(keys_of(&app, &other).await, vec![(LOOKUP, "l".to_string())], "the shared lookup lives on in the other group");
     assert_eq!(c.get_group(pb::GetGroupRequest { name: a }).await.unwrap_err().code(), Code::NotFound);
 }
+
+pub async fn concurrent_retries_with_one_request_id_answer_alike(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let g = group(&app, "dev", "g").await;
+    let req = pb::CreateEntityRequest { parent: g.clone(), entity: Some(entity(SERVICE, "s", "{}")), request_id: "same-id".into() };
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut c = app.admin.clone();
+        let req = req.clone();
+        tasks.push(tokio::spawn(async move { c.create_entity(req).await.map(|r| r.into_inner()) }));
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("task").expect("every retry succeeds with the first reply"));
+    }
+    assert!(replies.windows(2).all(|w| w[0] == w[1]), "all answers are the one reply");
+    assert_eq!(keys_of(&app, &g).await.len(), 1);
+}

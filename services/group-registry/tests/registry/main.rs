@@ -42,4 +42,5 @@ per_backend!(
     edge::paging_walks_every_item_once_and_refuses_foreign_tokens,
     edge::auth_roles_and_environment_scopes,
     edge::delete_group_guards,
+    edge::concurrent_retries_with_one_request_id_answer_alike,
 );
