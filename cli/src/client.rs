@@ -1,11 +1,15 @@
-//! The connection every registry command shares: flags, token lookup, the generated client
-//! with the bearer-token interceptor, request ids and paging.
+//! The connection every client command shares: flags, token lookup, the generated clients
+//! (registry, merge engine, integration control) with the bearer-token interceptor,
+//! request ids and paging.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use ferry_kit::client::ClientInterceptor;
+use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
+use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -22,13 +26,26 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Most items asked for in one page.
 const MAX_PAGE: usize = 1000;
 
-/// Connection and output flags of every registry command.
+/// Connection and output flags of every client command.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Connection and output")]
 pub struct ClientArgs {
     /// group-registry URL.
     #[arg(long, env = "FERRY_REGISTRY_URL", default_value = "http://127.0.0.1:50051", global = true)]
     pub registry: String,
+    /// merge-engine URL (merge, clone and jobs commands).
+    #[arg(long = "merge", value_name = "URL", env = "FERRY_MERGE_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    pub merge_url: String,
+    /// integration-control URL (integration, mapping, job, snapshot and sync commands).
+    // The id differs from the flag: commands have their own `integration` arguments.
+    #[arg(
+        long = "integration",
+        value_name = "URL",
+        env = "FERRY_INTEGRATION_URL",
+        default_value = "http://127.0.0.1:50053",
+        global = true
+    )]
+    pub integration_url: String,
     /// Bearer token (default: the contents of --token-file).
     #[arg(long, env = "FERRY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -47,23 +64,44 @@ pub struct ClientArgs {
 /// The generated registry client with the bearer token and trace context on every call.
 pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
-/// What a registry command works with.
+/// The generated merge-engine client, with the same interceptor.
+pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+/// The generated integration-control client, with the same interceptor.
+pub type Integration = IntegrationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+/// What a client command works with.
 pub struct Session {
     pub registry: Registry,
     pub format: Format,
     request_id: Option<String>,
+    interceptor: ClientInterceptor,
+    merge_url: String,
+    integration_url: String,
+    merge: OnceLock<Merge>,
+    integration: OnceLock<Integration>,
 }
 
 impl Session {
-    /// A lazily connecting client: nothing is dialled before the first call.
+    /// A lazily connecting client: nothing is dialled before the first call, and the merge
+    /// and integration clients are not even built before a command asks for them.
     pub fn connect(args: &ClientArgs) -> anyhow::Result<Self> {
         let token = token(args)?;
         let channel = ferry_kit::client::channel(&args.registry)?;
         let interceptor = ClientInterceptor::new(token.as_deref())?;
-        let registry = RegistryServiceClient::with_interceptor(channel, interceptor)
+        let registry = RegistryServiceClient::with_interceptor(channel, interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { registry, format: args.output, request_id: args.request_id.clone() })
+        Ok(Self {
+            registry,
+            format: args.output,
+            request_id: args.request_id.clone(),
+            interceptor,
+            merge_url: args.merge_url.clone(),
+            integration_url: args.integration_url.clone(),
+            merge: OnceLock::new(),
+            integration: OnceLock::new(),
+        })
     }
 
     /// The request id of this command's mutation: `--request-id`, or a fresh one.
@@ -74,6 +112,31 @@ impl Session {
     /// A client for one call (clones share the connection).
     pub fn client(&self) -> Registry {
         self.registry.clone()
+    }
+
+    /// A merge-engine client (`--merge`), created on first use.
+    pub fn merge(&self) -> anyhow::Result<Merge> {
+        if let Some(c) = self.merge.get() {
+            return Ok(c.clone());
+        }
+        let channel = ferry_kit::client::channel(&self.merge_url).with_context(|| format!("--merge {}", self.merge_url))?;
+        let client = MergeServiceClient::with_interceptor(channel, self.interceptor.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(self.merge.get_or_init(|| client).clone())
+    }
+
+    /// An integration-control client (`--integration`), created on first use.
+    pub fn integration(&self) -> anyhow::Result<Integration> {
+        if let Some(c) = self.integration.get() {
+            return Ok(c.clone());
+        }
+        let channel =
+            ferry_kit::client::channel(&self.integration_url).with_context(|| format!("--integration {}", self.integration_url))?;
+        let client = IntegrationServiceClient::with_interceptor(channel, self.interceptor.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(self.integration.get_or_init(|| client).clone())
     }
 }
 

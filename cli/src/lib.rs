@@ -11,6 +11,7 @@ mod cmd;
 mod error;
 mod output;
 mod parse;
+mod progress;
 mod render;
 pub mod up;
 
@@ -20,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 
 pub use cmd::{Cli, Command, execute};
-pub use error::{is_broken_pipe, render_error, status_of};
+pub use error::{exit_code, is_broken_pipe, render_error, status_of};
 
 /// Parses `args` (without the program name, e.g. `["env", "list", "-o", "json"]`), runs
 /// the command and returns what it printed.

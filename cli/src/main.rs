@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         Err(e) if ferry_cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprint!("{}", ferry_cli::render_error(&e));
-            ExitCode::FAILURE
+            ExitCode::from(ferry_cli::exit_code(&e))
         }
     }
 }

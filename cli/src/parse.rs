@@ -113,6 +113,41 @@ pub mod names {
     pub fn project(env: &str, project: &str) -> String {
         format!("environments/{env}/projects/{project}")
     }
+    /// `mergePlans/{plan}`; a full name is taken as it is.
+    pub fn plan(plan: &str) -> String {
+        if plan.starts_with("mergePlans/") { plan.to_owned() } else { format!("mergePlans/{plan}") }
+    }
+    /// `jobs/{job}` (a merge-engine job); a full name is taken as it is.
+    pub fn job(job: &str) -> String {
+        if job.starts_with("jobs/") { job.to_owned() } else { format!("jobs/{job}") }
+    }
+    /// `environments/{env}/integrations/{integration}`
+    pub fn integration(env: &str, integration: &str) -> String {
+        format!("environments/{env}/integrations/{integration}")
+    }
+    /// `environments/{env}/integrations/{integration}/mappings/{mapping}`
+    pub fn mapping(env: &str, integration: &str, mapping: &str) -> String {
+        format!("environments/{env}/integrations/{integration}/mappings/{mapping}")
+    }
+    /// A mapping given as a full name or as `ENV/INTEGRATION/MAPPING`.
+    pub fn mapping_path(s: &str) -> Result<String, String> {
+        if s.starts_with("environments/") {
+            return Ok(s.to_owned());
+        }
+        match s.split('/').collect::<Vec<_>>()[..] {
+            [env, integration, id] if !env.is_empty() && !integration.is_empty() && !id.is_empty() => Ok(mapping(env, integration, id)),
+            _ => Err(format!("{s:?} is not ENV/INTEGRATION/MAPPING nor environments/…/integrations/…/mappings/…")),
+        }
+    }
+    /// `environments/{env}/jobs/{job}` (an integration-control sync job); a full name is
+    /// taken as it is.
+    pub fn sync_job(env: &str, job: &str) -> String {
+        if job.starts_with("environments/") { job.to_owned() } else { format!("environments/{env}/jobs/{job}") }
+    }
+    /// `environments/{env}/snapshots/{snapshot}`
+    pub fn snapshot(env: &str, snapshot: &str) -> String {
+        format!("environments/{env}/snapshots/{snapshot}")
+    }
     /// `environments/{env}/projects/{project}/configItems/{item}`
     pub fn config_item(env: &str, project: &str, item: &str) -> String {
         format!("environments/{env}/projects/{project}/configItems/{item}")
@@ -150,6 +185,15 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');
         assert_ne!(id, request_id());
+    }
+
+    #[test]
+    fn merge_and_mapping_names() {
+        assert_eq!(names::plan("p1"), "mergePlans/p1");
+        assert_eq!(names::job("jobs/7"), "jobs/7");
+        assert_eq!(names::mapping_path("dev/rally/stories").as_deref(), Ok("environments/dev/integrations/rally/mappings/stories"));
+        assert!(names::mapping_path("dev/rally").is_err());
+        assert!(names::mapping_path("dev//x").is_err());
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! each one is converted here, field by field; JSON keys are the proto field names, except
 //! that `payload_json` / `value_json` become `payload` / `value` holding the parsed
 //! document.
+//!
+//! Registry resources are here; merge-engine and integration-control resources are in
+//! [`merge`] and [`integration`].
+
+pub mod integration;
+pub mod merge;
 
 use ferry_proto::common::v1::EntityRef;
 use ferry_proto::registry::v1 as pb;
@@ -12,12 +18,12 @@ use crate::output::{Resource, truncate};
 use crate::parse::{id_of, kind_label, ref_label, sharing_label, tier_label};
 
 /// A timestamp to the second, for tables (`-` when absent).
-fn when(t: Option<&Timestamp>) -> String {
+pub fn when(t: Option<&Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| Timestamp { seconds: t.seconds, nanos: 0 }.to_string())
 }
 
 /// A timestamp in RFC 3339, or `null`.
-fn when_json(t: Option<&Timestamp>) -> Value {
+pub fn when_json(t: Option<&Timestamp>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.to_string()))
 }
 
@@ -34,12 +40,12 @@ fn refs_text(refs: &[EntityRef]) -> String {
     refs.iter().map(ref_label).collect::<Vec<_>>().join(", ")
 }
 
-fn ids(names: &[String]) -> String {
+pub fn ids(names: &[String]) -> String {
     names.iter().map(|n| id_of(n)).collect::<Vec<_>>().join(",")
 }
 
 /// A JSON document pretty-printed for a field list.
-fn pretty(text: &str) -> String {
+pub fn pretty(text: &str) -> String {
     serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or_else(|| text.to_owned())
 }
 

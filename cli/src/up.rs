@@ -30,6 +30,8 @@ pub const REFRESH: &str = ferry_proto::refresh::v1::refresh_service_server::SERV
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// The tokens file every service of the suite loads (`<token> <role> <scope>` lines).
 pub const TOKENS_FILE: &str = "tokens";
+/// The file in the data folder holding integration-control's credential sealing key.
+pub const SEALING_KEY_FILE: &str = "sealing.key";
 
 /// Where and how `ferry up` runs the suite.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,7 +40,7 @@ pub const TOKENS_FILE: &str = "tokens";
     mut_arg("service_token", |a| a.hide(true))
 )]
 pub struct UpOptions {
-    /// Folder for the registry database, the admin token and the tokens file.
+    /// Folder for the databases, the admin token, the tokens file and the sealing key.
     #[arg(long, env = "FERRY_DATA_DIR", default_value = ".ferry")]
     pub data_dir: PathBuf,
     /// Address every service listens on.
@@ -156,14 +158,37 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     })
     .await
     .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
-    let merge = merge_engine::build(&merge_engine::Config { listen: at(opts.merge_port), common: common.clone() })
-        .await
-        .with_context(|| format!("starting merge-engine on {}", at(opts.merge_port)))?;
-    let integration =
-        integration_control::build(&integration_control::Config { listen: at(opts.integration_port), common: common.clone() })
-            .await
-            .with_context(|| format!("starting integration-control on {}", at(opts.integration_port)))?;
-    let refresh = refresh_coordinator::build(&refresh_coordinator::Config { listen: at(opts.refresh_port), common })
+    // The merge engine and integration control call the registry at the address it bound.
+    let registry_url = format!("http://{}", dialable(registry.local_addr()));
+    let sqlite = |file: &str| -> anyhow::Result<String> {
+        let path = opts.data_dir.join(file);
+        let path = path.to_str().with_context(|| format!("data folder {} is not valid UTF-8", opts.data_dir.display()))?;
+        Ok(format!("sqlite://{path}"))
+    };
+    let merge_config = merge_engine::Config::new(at(opts.merge_port), sqlite("merge.db")?, registry_url.clone(), common.clone());
+    let merge = merge_engine::build(&merge_config).await.with_context(|| format!("starting merge-engine on {}", at(opts.merge_port)))?;
+    let sealing_key_file = opts.data_dir.join(SEALING_KEY_FILE);
+    integration_control::generate_sealing_key(&sealing_key_file)
+        .with_context(|| format!("creating the sealing key {}", sealing_key_file.display()))?;
+    let integration = integration_control::build(&integration_control::Config {
+        listen: at(opts.integration_port),
+        database_url: sqlite("integration.db")?,
+        registry_url: registry_url.clone(),
+        sealing_key_file,
+        common: common.clone(),
+    })
+    .await
+    .with_context(|| format!("starting integration-control on {}", at(opts.integration_port)))?;
+    // The coordinator calls the three services below it at the addresses they bound.
+    let refresh_config = refresh_coordinator::Config::new(
+        at(opts.refresh_port),
+        sqlite("refresh.db")?,
+        registry_url,
+        format!("http://{}", dialable(integration.local_addr())),
+        format!("http://{}", dialable(merge.local_addr())),
+        common,
+    );
+    let refresh = refresh_coordinator::build(&refresh_config)
         .await
         .with_context(|| format!("starting refresh-coordinator on {}", at(opts.refresh_port)))?;
 

@@ -1,14 +1,16 @@
-//! `ferry group`: groups of entities in an environment.
+//! `ferry group`: groups of entities in an environment, and cloning them (merge engine).
 
 use std::io::Write;
 
 use clap::{Args, Subcommand};
+use ferry_proto::merge::v1 as merge;
 use ferry_proto::registry::v1 as pb;
 use serde_json::json;
 
 use crate::client::{ClientArgs, Session, all_pages};
 use crate::output;
 use crate::parse::names;
+use crate::progress;
 
 /// Groups: sets of entities, unique by (kind, key), that merge and clone by key.
 #[derive(Debug, Args)]
@@ -45,6 +47,22 @@ enum GroupCommand {
         /// Stop after this many.
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Clone a group into a new one (merge engine job, watched): duplicated entities are
+    /// copied, shared ones linked.
+    Clone {
+        /// Environment id.
+        env: String,
+        /// The group cloned.
+        source: String,
+        /// The new group's id.
+        new_id: String,
+        /// A name for people.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Print the job as soon as it is queued instead of watching it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Delete a group. A group holding entities needs --force; one used by a project is
     /// always refused.
@@ -89,6 +107,16 @@ pub async fn run(args: GroupArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
             })
             .await?;
             output::many(out, s.format, &groups)?;
+        }
+        GroupCommand::Clone { env, source, new_id, display_name, no_wait } => {
+            let req = merge::CloneGroupRequest {
+                source: names::group(&env, &source),
+                group_id: new_id,
+                display_name: display_name.unwrap_or_default(),
+                request_id: s.request_id(),
+            };
+            let job = s.merge()?.clone_group(req).await?.into_inner();
+            progress::follow(&s, job, no_wait, out).await?;
         }
         GroupCommand::Delete { env, group, force } => {
             let name = names::group(&env, &group);

@@ -1,16 +1,21 @@
-//! `ferry project`: projects, their configuration items and reference resolution.
+//! `ferry project`: projects, their configuration items and reference resolution; cloning
+//! and merging them (merge engine).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use clap::{Args, Subcommand};
 use ferry_proto::common::v1::EntityRef;
+use ferry_proto::merge::v1 as merge;
 use ferry_proto::registry::v1 as pb;
 use serde_json::json;
 
 use crate::client::{ClientArgs, Session, all_pages};
+use crate::cmd::merge::Strategy;
+use crate::error::{Hint, missing_dependencies, status_of};
 use crate::output::{self, Format, Resource};
 use crate::parse::{self, names};
+use crate::progress;
 
 /// Projects: configuration that references entities by (kind, key) through the project's
 /// groups.
@@ -58,6 +63,50 @@ enum ProjectCommand {
         env: String,
         /// Project id.
         project: String,
+    },
+    /// Clone a project (merge engine job, watched): the copy gets the groups you name and
+    /// its configuration resolves against them.
+    Clone {
+        /// Environment id.
+        env: String,
+        /// The project cloned.
+        source: String,
+        /// The new project's id.
+        new_id: String,
+        /// A group the new project resolves through, in order (repeatable, at least one).
+        #[arg(long = "group", value_name = "GROUP", required = true)]
+        groups: Vec<String>,
+        /// A name for people.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Print the job as soon as it is queued instead of watching it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Merge project SOURCE into RECIPIENT (merge engine job, watched): delivers its config
+    /// items. Refused, naming each missing (kind, key) and the group merge that supplies it,
+    /// when the recipient's groups lack an entity they reference — unless
+    /// --merge-groups-first.
+    Merge {
+        /// Environment id.
+        env: String,
+        /// The project merged from.
+        source: String,
+        /// The project merged into.
+        recipient: String,
+        /// Merge each source group into the recipient's corresponding group first (groups
+        /// pair by position), in the same job.
+        #[arg(long)]
+        merge_groups_first: bool,
+        /// How conflicts in those group merges are resolved.
+        #[arg(long, value_enum, default_value_t)]
+        strategy: Strategy,
+        /// Let those group merges leave references dangling.
+        #[arg(long)]
+        proceed_with_missing_dependencies: bool,
+        /// Print the job as soon as it is queued instead of watching it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Configuration items of a project.
     #[command(subcommand)]
@@ -161,12 +210,53 @@ pub async fn run(args: ProjectArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
                 json!({ "name": name, "deleted_config_items": r.deleted_config_items }),
             )?;
         }
+        ProjectCommand::Clone { env, source, new_id, groups, display_name, no_wait } => {
+            let req = merge::CloneProjectRequest {
+                source: names::project(&env, &source),
+                project_id: new_id,
+                display_name: display_name.unwrap_or_default(),
+                groups: groups.iter().map(|g| names::group(&env, g)).collect(),
+                request_id: s.request_id(),
+            };
+            let job = s.merge()?.clone_project(req).await?.into_inner();
+            progress::follow(&s, job, no_wait, out).await?;
+        }
+        ProjectCommand::Merge { env, source, recipient, merge_groups_first, strategy, proceed_with_missing_dependencies, no_wait } => {
+            let req = merge::MergeProjectRequest {
+                source: names::project(&env, &source),
+                recipient: names::project(&env, &recipient),
+                merge_groups_first,
+                strategy: merge::MergeStrategy::from(strategy) as i32,
+                group_pairs: Vec::new(),
+                group_merge_plans: Vec::new(),
+                proceed_with_missing_dependencies,
+                request_id: s.request_id(),
+            };
+            let result = async {
+                let job = s.merge()?.merge_project(req).await?.into_inner();
+                progress::follow(&s, job, no_wait, out).await
+            }
+            .await;
+            result.map_err(|e| missing_hint(e, &env, &source, &recipient, merge_groups_first))?;
+        }
         ProjectCommand::Item(item) => run_item(&s, item, out).await?,
         ProjectCommand::Resolve { env, project, missing_only, limit } => {
             resolve(&s, names::project(&env, &project), missing_only, limit, out).await?
         }
     }
     Ok(())
+}
+
+/// A refused project merge lists each missing (kind, key) and the group merge that supplies
+/// it (the error renders them); this adds how to get them delivered in the same run.
+fn missing_hint(e: anyhow::Error, env: &str, source: &str, recipient: &str, merged_groups: bool) -> anyhow::Error {
+    let missing = status_of(&e).map_or(0, |st| missing_dependencies(st).len());
+    if missing == 0 || merged_groups {
+        return e;
+    }
+    e.context(Hint(format!(
+        "{missing} missing; to merge the groups first, in the same job: ferry project merge {env} {source} {recipient} --merge-groups-first"
+    )))
 }
 
 async fn run_item(s: &Session, cmd: ItemCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {

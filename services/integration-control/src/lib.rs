@@ -1,35 +1,49 @@
-//! integration-control: integrations, mappings, jobs, sealed credentials, snapshots and sync fencing
+//! integration-control: integrations to external systems, their sealed credentials,
+//! mappings and sync jobs, snapshots of them, the refresh coordinator's bulk steps, and the
+//! sync authorisation (fencing) integration runtimes ask before every sync, served as
+//! `ferry.integration.v1.IntegrationService`.
 //!
-//! The contract (`ferry.integration.v1.IntegrationService`) is fixed; its behaviour lands with its own
-//! issue. Until then the server runs with health and reflection, authenticates like every
-//! Ferry service, and answers each RPC with UNIMPLEMENTED.
+//! Layers: [`grpc`] (proto edge) → [`service`] (transactions, rules, idempotency) →
+//! [`store`] (SQL); [`domain`] holds values, records, sealing and the sync decision and
+//! knows neither proto nor SQL. Environments and their tiers come from the registry.
 
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
 
-use ferry_kit::config::CommonArgs;
+pub use config::Config;
+pub use error::Error;
+
 use ferry_kit::server::{Server, ServerBuilder};
-use ferry_proto::integration::v1::integration_service_server::{IntegrationService, IntegrationServiceServer};
+use ferry_proto::integration::v1::integration_service_server::IntegrationServiceServer;
 
-/// Settings of integration-control.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(name = "integration-control", about = "integrations, mappings, jobs, sealed credentials, snapshots and sync fencing")]
-pub struct Config {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "FERRY_INTEGRATION_LISTEN", default_value = "0.0.0.0:50053")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub common: CommonArgs,
+use crate::domain::secrets::Sealer;
+
+/// Reads the sealing key file (64 hex digits).
+pub fn load_sealing_key(path: &std::path::Path) -> Result<Sealer, ferry_kit::Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ferry_kit::Error::Config(format!("sealing key file {}: {e} (FERRY_SEALING_KEY_FILE)", path.display())))?;
+    Sealer::from_hex(&text).map_err(|e| ferry_kit::Error::Config(format!("sealing key file {}: {e}", path.display())))
 }
 
-/// The service; every RPC takes the generated default (UNIMPLEMENTED) for now.
-#[derive(Debug, Clone, Default)]
-pub struct Api;
+/// Writes a new random sealing key to `path` (mode 0600, its folder created) unless the
+/// file exists. Returns whether it wrote one. `ferry up` calls this before `build`.
+pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::Error> {
+    Ok(domain::secrets::generate_key_file(path)?)
+}
 
-impl IntegrationService for Api {}
-
-/// Binds the server (not serving yet).
+/// Loads the sealing key, connects the database, runs migrations and binds the server
+/// (not serving yet). The registry is reached lazily, on first use.
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
-    ServerBuilder::new().with_service(IntegrationServiceServer::new(Api)).bind(config.listen, &config.common).await
+    let sealer = load_sealing_key(&config.sealing_key_file)?;
+    let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref())?;
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "integration-control").await?;
+    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer));
+    ServerBuilder::new().with_service(IntegrationServiceServer::new(api)).bind(config.listen, &config.common).await
 }

@@ -1,35 +1,58 @@
-//! merge-engine: plans and applies clones and merges of groups and projects by key field
+//! merge-engine: plans and applies merges and clones of groups by key field
+//! (`ferry.merge.v1.MergeService`). Plans merge-join the registry's sorted key manifests
+//! in constant memory; apply runs as a job whose worker sends the registry batches of
+//! operations naming entity ids (payloads never pass through the engine), checkpointing
+//! after each batch so a job resumes after a crash without applying anything twice.
 //!
-//! The contract (`ferry.merge.v1.MergeService`) is fixed; its behaviour lands with its own
-//! issue. Until then the server runs with health and reflection, authenticates like every
-//! Ferry service, and answers each RPC with UNIMPLEMENTED.
+//! Layers: [`grpc`] (proto edge) → [`service`] (transactions, rules, idempotency, jobs) →
+//! [`store`] (SQL); [`registry`] is the client of the group registry; [`domain`] holds
+//! values and rules and knows neither proto nor SQL.
 
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod registry;
+pub mod service;
+pub mod store;
 
-use ferry_kit::config::CommonArgs;
+pub use config::Config;
+pub use error::Error;
+pub use service::worker::Workers;
+
+use std::time::Duration;
+
 use ferry_kit::server::{Server, ServerBuilder};
-use ferry_proto::merge::v1::merge_service_server::{MergeService, MergeServiceServer};
+use ferry_proto::merge::v1::merge_service_server::MergeServiceServer;
 
-/// Settings of merge-engine.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(name = "merge-engine", about = "plans and applies clones and merges of groups and projects by key field")]
-pub struct Config {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "FERRY_MERGE_LISTEN", default_value = "0.0.0.0:50052")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub common: CommonArgs,
+/// Connects and migrates the engine's database, starts its job workers on the tokio
+/// runtime and binds the server (not serving yet). The workers run for the life of the
+/// process; use [`start`] to hold them.
+pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
+    let (server, _workers) = start(config).await?;
+    Ok(server)
 }
 
-/// The service; every RPC takes the generated default (UNIMPLEMENTED) for now.
-#[derive(Debug, Clone, Default)]
-pub struct Api;
-
-impl MergeService for Api {}
-
-/// Binds the server (not serving yet).
-pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
-    ServerBuilder::new().with_service(MergeServiceServer::new(Api)).bind(config.listen, &config.common).await
+/// [`build`], also returning the workers (tests stop them to simulate a crash).
+pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Error> {
+    if !(1..=10_000).contains(&config.chunk_size) {
+        return Err(ferry_kit::Error::Config("chunk size must be between 1 and 10000".into()));
+    }
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "merge-engine").await?;
+    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref())?;
+    let settings = service::Settings {
+        chunk_size: config.chunk_size,
+        lease: Duration::from_secs(config.lease_secs.max(1)),
+        owner: format!("engine-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let engine = service::Engine::new(db, registry, settings);
+    let server = ServerBuilder::new()
+        .with_service(MergeServiceServer::new(grpc::MergeApi::new(engine.clone())))
+        .bind(config.listen, &config.common)
+        .await?;
+    let workers = service::worker::spawn(engine, config.workers);
+    Ok((server, workers))
 }

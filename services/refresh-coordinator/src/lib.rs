@@ -23,6 +23,23 @@ pub struct Config {
     pub common: CommonArgs,
 }
 
+impl Config {
+    /// The coordinator's settings. It will call the registry, integration-control and
+    /// merge-engine at these URLs and keep its runs in `database_url`; until its issue
+    /// lands only `listen` and `common` are used.
+    pub fn new(
+        listen: SocketAddr,
+        database_url: impl Into<String>,
+        registry_url: impl Into<String>,
+        integration_url: impl Into<String>,
+        merge_url: impl Into<String>,
+        common: CommonArgs,
+    ) -> Self {
+        let _ = (database_url.into(), registry_url.into(), integration_url.into(), merge_url.into());
+        Self { listen, common }
+    }
+}
+
 /// The service; every RPC takes the generated default (UNIMPLEMENTED) for now.
 #[derive(Debug, Clone, Default)]
 pub struct Api;

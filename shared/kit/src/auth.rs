@@ -114,9 +114,12 @@ impl TokenTable {
 }
 
 /// How much a method needs. Ferry's method names follow AIP verbs, so the verb decides:
-/// reads are open to viewers, environment-wide operations need admin, the rest operator.
+/// reads (Get, List, Watch, Stream, Lookup, Resolve, Export, Authorize) are open to
+/// viewers, environment-wide operations need admin, the rest operator.
 pub fn required_role(method: &str) -> Role {
-    const READ: [&str; 9] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Plan", "Authorize"];
+    // `Plan*` is not a read: plans are stored resources (a refresh or promotion plan, a
+    // clone plan), so planning needs the operator role.
+    const READ: [&str; 8] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Authorize"];
     // Environment-wide operations: the registry's copy and the refresh steps of
     // integration-control. The refresh coordinator calls them with its service token.
     const ADMIN: [&str; 12] = [

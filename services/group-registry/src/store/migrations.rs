@@ -89,7 +89,7 @@ mod m20261123_000001_create_registry {
         "CREATE INDEX project_groups_group ON project_groups (group_id)",
         "CREATE TABLE config_items (
             project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
+            name {KEY} NOT NULL,
             value TEXT NOT NULL,
             refs TEXT NOT NULL,
             updated_at BIGINT NOT NULL,
@@ -97,7 +97,7 @@ mod m20261123_000001_create_registry {
         )",
         "CREATE TABLE config_item_refs (
             project_id BIGINT NOT NULL,
-            item_name TEXT NOT NULL,
+            item_name {KEY} NOT NULL,
             position INTEGER NOT NULL,
             kind INTEGER NOT NULL,
             key {KEY} NOT NULL,

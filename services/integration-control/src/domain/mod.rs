@@ -1,0 +1,13 @@
+//! integration-control's domain: checked values and resource names, the records it keeps,
+//! credential sealing ([`secrets`]) and the sync decision ([`authorize`]). No proto types
+//! and no SQL here.
+
+pub mod authorize;
+pub mod names;
+pub mod records;
+pub mod secrets;
+pub mod values;
+
+pub use names::*;
+pub use records::*;
+pub use values::*;

@@ -1,0 +1,691 @@
+//! `IntegrationService`: parse, check the caller's environment scope, call the service
+//! layer, convert back.
+
+use ferry_kit::auth::Principal;
+use ferry_kit::status::Violations;
+use ferry_proto::integration::v1 as pb;
+use ferry_proto::integration::v1::integration_service_server::IntegrationService;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self as c, done};
+use crate::domain::{
+    self as d, AnyName, ApiKey, CredentialState, EnvName, EnvScoped, IntegrationName, JobName, MappingName, MappingParent, ResourceId,
+    ResourceType, SnapshotName,
+};
+use crate::service::{Control, IntegrationPatch, MappingPatch, NewIntegration, NewJob, NewMapping, bulk::Undo};
+
+/// The gRPC face of integration-control.
+#[derive(Clone)]
+pub struct IntegrationApi {
+    control: Control,
+}
+
+impl IntegrationApi {
+    pub fn new(control: Control) -> Self {
+        Self { control }
+    }
+}
+
+fn scope(p: &Principal, env: &EnvName) -> Result<(), Status> {
+    p.check_environment(env.id())
+}
+
+fn text(v: &mut Violations, field: &str, s: &str) -> Option<String> {
+    v.check(field, d::text(s))
+}
+
+/// What an undo step reverses: exactly one of a ChangeSet and a list of names, all of `env`.
+fn undo<N: EnvScoped>(
+    v: &mut Violations,
+    env: Option<&EnvName>,
+    cs: &Option<pb::ChangeSet>,
+    names: &[String],
+    list_field: &str,
+    want: ResourceType,
+) -> Option<Undo<N>> {
+    match (cs, names.is_empty()) {
+        (Some(cs), true) => Some(Undo::Changes(c::undo_changes(v, cs, env, want, |s| N::parse_name(s).map(|n| n.environment().clone())))),
+        (None, false) => {
+            let mut out = Vec::new();
+            for (i, s) in names.iter().enumerate() {
+                match N::parse_name(s) {
+                    Ok(n) if env.is_some_and(|e| e != n.environment()) => {
+                        v.add(format!("{list_field}[{i}]"), "is a resource of another environment")
+                    }
+                    Ok(n) => out.push(n),
+                    Err(e) => v.add(format!("{list_field}[{i}]"), e),
+                }
+            }
+            Some(Undo::Names(out))
+        }
+        _ => {
+            v.add("change_set", format!("give exactly one of change_set and {list_field}"));
+            None
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl IntegrationService for IntegrationApi {
+    // Integrations.
+
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, integration = %req.get_ref().integration_id), err)]
+    async fn create_integration(&self, req: Request<pb::CreateIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        // The request log keeps a keyed digest of the key, never the key.
+        let masked = pb::CreateIntegrationRequest { api_key: self.control.sealer().request_digest(&r.api_key), ..r.clone() };
+        let key = c::request_key(&mut v, "CreateIntegration", &masked, &r.request_id);
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let id = v.check("integration_id", ResourceId::parse(&r.integration_id));
+        let body = r.integration.clone().unwrap_or_default();
+        let display = text(&mut v, "integration.display_name", &body.display_name);
+        let system = v.check("integration.external_system", d::external_system(&body.external_system));
+        let url = v.check("integration.base_url", d::base_url(&body.base_url));
+        let api_key = v.check("api_key", ApiKey::parse(&r.api_key));
+        let (key, env, id, display, system, url, api_key) = done(v, || Some((key?, env?, id?, display?, system?, url?, api_key?)))?;
+        scope(&p, &env)?;
+        let new = NewIntegration {
+            name: IntegrationName { env, id },
+            display_name: display,
+            external_system: system,
+            base_url: url,
+            active: body.active,
+            api_key,
+        };
+        Ok(Response::new(c::integration(self.control.create_integration(key, new).await?)))
+    }
+
+    async fn get_integration(&self, req: Request<pb::GetIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let name = v.check("name", IntegrationName::parse(&req.get_ref().name));
+        let name = done(v, || name)?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::integration(self.control.get_integration(&name).await?)))
+    }
+
+    async fn list_integrations(&self, req: Request<pb::ListIntegrationsRequest>) -> Result<Response<pb::ListIntegrationsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let list = format!("integrations:{}", r.parent);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<String>(&mut v, &list, &r.page_token);
+        let (env, size, after) = done(v, || Some((env?, size?, after?)))?;
+        scope(&p, &env)?;
+        let page = self.control.list_integrations(&env, after, size).await?;
+        Ok(Response::new(pb::ListIntegrationsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            integrations: page.items.into_iter().map(c::integration).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().integration.as_ref().map(|i| i.name.as_str()).unwrap_or("")), err)]
+    async fn update_integration(&self, req: Request<pb::UpdateIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "UpdateIntegration", &r, &r.request_id);
+        let body = r.integration.clone().unwrap_or_default();
+        let name = v.check("integration.name", IntegrationName::parse(&body.name));
+        let mut paths = c::mask_paths(&r.update_mask);
+        if paths.is_empty() {
+            paths = vec!["display_name".into(), "base_url".into(), "active".into()];
+        }
+        let mut patch = IntegrationPatch::default();
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => patch.display_name = text(&mut v, "integration.display_name", &body.display_name),
+                "base_url" => patch.base_url = v.check("integration.base_url", d::base_url(&body.base_url)),
+                "active" => patch.active = Some(body.active),
+                other => v.add("update_mask", format!("{other:?} cannot be updated (display_name, base_url, active)")),
+            }
+        }
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::integration(self.control.update_integration(key, name, patch).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name, force = req.get_ref().force), err)]
+    async fn delete_integration(
+        &self,
+        req: Request<pb::DeleteIntegrationRequest>,
+    ) -> Result<Response<pb::DeleteIntegrationResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DeleteIntegration", &r, &r.request_id);
+        let name = v.check("name", IntegrationName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        let deleted_mappings = self.control.delete_integration(key, name, r.force).await?;
+        Ok(Response::new(pb::DeleteIntegrationResponse { deleted_mappings }))
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    async fn rotate_credentials(&self, req: Request<pb::RotateCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let masked = pb::RotateCredentialsRequest { api_key: self.control.sealer().request_digest(&r.api_key), ..r.clone() };
+        let key = c::request_key(&mut v, "RotateCredentials", &masked, &r.request_id);
+        let name = v.check("name", IntegrationName::parse(&r.name));
+        let api_key = v.check("api_key", ApiKey::required(&r.api_key));
+        let (key, name, api_key) = done(v, || Some((key?, name?, api_key?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::integration(self.control.rotate_credentials(key, name, api_key).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    async fn suspend_credentials(&self, req: Request<pb::SuspendCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "SuspendCredentials", &r, &r.request_id);
+        let name = v.check("name", IntegrationName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::integration(self.control.set_credential_state(key, name, CredentialState::Suspended).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    async fn restore_credentials(&self, req: Request<pb::RestoreCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "RestoreCredentials", &r, &r.request_id);
+        let name = v.check("name", IntegrationName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::integration(self.control.set_credential_state(key, name, CredentialState::Active).await?)))
+    }
+
+    // Mappings.
+
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, mapping = %req.get_ref().mapping_id), err)]
+    async fn create_mapping(&self, req: Request<pb::CreateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CreateMapping", &r, &r.request_id);
+        let parent = v.check("parent", IntegrationName::parse(&r.parent));
+        let id = v.check("mapping_id", ResourceId::parse(&r.mapping_id));
+        let body = r.mapping.clone().unwrap_or_default();
+        let display = text(&mut v, "mapping.display_name", &body.display_name);
+        let target = if body.target_environment.is_empty() {
+            Some(None)
+        } else {
+            v.check("mapping.target_environment", EnvName::parse(&body.target_environment)).map(Some)
+        };
+        let json = v.check("mapping.field_mapping_json", d::field_mapping(&body.field_mapping_json));
+        let (key, parent, id, display, target, json) = done(v, || Some((key?, parent?, id?, display?, target?, json?)))?;
+        scope(&p, &parent.env)?;
+        let new = NewMapping {
+            name: MappingName { integration: parent, id },
+            display_name: display,
+            target,
+            active: body.active,
+            field_mapping_json: json,
+        };
+        Ok(Response::new(c::mapping(self.control.create_mapping(key, new).await?)))
+    }
+
+    async fn get_mapping(&self, req: Request<pb::GetMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let name = v.check("name", MappingName::parse(&req.get_ref().name));
+        let name = done(v, || name)?;
+        scope(&p, name.env())?;
+        Ok(Response::new(c::mapping(self.control.get_mapping(&name).await?)))
+    }
+
+    async fn list_mappings(&self, req: Request<pb::ListMappingsRequest>) -> Result<Response<pb::ListMappingsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let parent = v.check("parent", MappingParent::parse(&r.parent));
+        let list = format!("mappings:{}", r.parent);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<(String, String)>(&mut v, &list, &r.page_token);
+        let (parent, size, after) = done(v, || Some((parent?, size?, after?)))?;
+        scope(&p, parent.env())?;
+        let page = self.control.list_mappings(&parent, after, size).await?;
+        Ok(Response::new(pb::ListMappingsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            mappings: page.items.into_iter().map(c::mapping).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().mapping.as_ref().map(|m| m.name.as_str()).unwrap_or("")), err)]
+    async fn update_mapping(&self, req: Request<pb::UpdateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "UpdateMapping", &r, &r.request_id);
+        let body = r.mapping.clone().unwrap_or_default();
+        let name = v.check("mapping.name", MappingName::parse(&body.name));
+        let mut paths = c::mask_paths(&r.update_mask);
+        if paths.is_empty() {
+            paths = vec!["display_name".into(), "field_mapping_json".into(), "target_environment".into()];
+        }
+        let mut patch = MappingPatch::default();
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => patch.display_name = text(&mut v, "mapping.display_name", &body.display_name),
+                "field_mapping_json" => {
+                    patch.field_mapping_json = v.check("mapping.field_mapping_json", d::field_mapping(&body.field_mapping_json))
+                }
+                "target_environment" if body.target_environment.is_empty() => {
+                    // Empty means the environment the mapping lives in.
+                    patch.target = name.as_ref().map(|n| n.env().clone());
+                }
+                "target_environment" => patch.target = v.check("mapping.target_environment", EnvName::parse(&body.target_environment)),
+                other => v.add(
+                    "update_mask",
+                    format!(
+                        "{other:?} cannot be updated (display_name, field_mapping_json, target_environment; activation has its own calls)"
+                    ),
+                ),
+            }
+        }
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, name.env())?;
+        Ok(Response::new(c::mapping(self.control.update_mapping(key, name, patch).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name), err)]
+    async fn delete_mapping(&self, req: Request<pb::DeleteMappingRequest>) -> Result<Response<pb::DeleteMappingResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DeleteMapping", &r, &r.request_id);
+        let name = v.check("name", MappingName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, name.env())?;
+        self.control.delete_mapping(key, name).await?;
+        Ok(Response::new(pb::DeleteMappingResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name, rebind = req.get_ref().rebind), err)]
+    async fn activate_mapping(&self, req: Request<pb::ActivateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ActivateMapping", &r, &r.request_id);
+        let name = v.check("name", MappingName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, name.env())?;
+        Ok(Response::new(c::mapping(self.control.activate_mapping(key, name, r.rebind).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name), err)]
+    async fn deactivate_mapping(&self, req: Request<pb::DeactivateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DeactivateMapping", &r, &r.request_id);
+        let name = v.check("name", MappingName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, name.env())?;
+        Ok(Response::new(c::mapping(self.control.deactivate_mapping(key, name).await?)))
+    }
+
+    // Sync jobs.
+
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, job = %req.get_ref().sync_job_id), err)]
+    async fn create_sync_job(&self, req: Request<pb::CreateSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CreateSyncJob", &r, &r.request_id);
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let id = v.check("sync_job_id", ResourceId::parse(&r.sync_job_id));
+        let body = r.sync_job.clone().unwrap_or_default();
+        let display = text(&mut v, "sync_job.display_name", &body.display_name);
+        let schedule = v.check("sync_job.schedule", d::schedule(&body.schedule));
+        let integration = if body.integration.is_empty() {
+            Some(None)
+        } else {
+            match IntegrationName::parse(&body.integration) {
+                Ok(i) if env.as_ref().is_some_and(|e| e != &i.env) => {
+                    v.add("sync_job.integration", "is an integration of another environment");
+                    None
+                }
+                Ok(i) => Some(Some(i)),
+                Err(e) => {
+                    v.add("sync_job.integration", e);
+                    None
+                }
+            }
+        };
+        let paused = v.check("sync_job.state", c::job_state_filter(body.state)).map(|s| s == Some(d::JobState::Paused));
+        let (key, env, id, display, schedule, integration, paused) =
+            done(v, || Some((key?, env?, id?, display?, schedule?, integration?, paused?)))?;
+        scope(&p, &env)?;
+        let new = NewJob { name: JobName { env, id }, display_name: display, integration, schedule, paused, external: body.external };
+        Ok(Response::new(c::sync_job(self.control.create_job(key, new, c::actor(&p)).await?)))
+    }
+
+    async fn get_sync_job(&self, req: Request<pb::GetSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let name = v.check("name", JobName::parse(&req.get_ref().name));
+        let name = done(v, || name)?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::sync_job(self.control.get_job(&name).await?)))
+    }
+
+    async fn list_sync_jobs(&self, req: Request<pb::ListSyncJobsRequest>) -> Result<Response<pb::ListSyncJobsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let state = v.check("state", c::job_state_filter(r.state));
+        let list = format!("jobs:{}:{}", r.parent, r.state);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<String>(&mut v, &list, &r.page_token);
+        let (env, state, size, after) = done(v, || Some((env?, state?, size?, after?)))?;
+        scope(&p, &env)?;
+        let page = self.control.list_jobs(&env, state, after, size).await?;
+        Ok(Response::new(pb::ListSyncJobsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            sync_jobs: page.items.into_iter().map(c::sync_job).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    async fn delete_sync_job(&self, req: Request<pb::DeleteSyncJobRequest>) -> Result<Response<pb::DeleteSyncJobResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DeleteSyncJob", &r, &r.request_id);
+        let name = v.check("name", JobName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        self.control.delete_job(key, name).await?;
+        Ok(Response::new(pb::DeleteSyncJobResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    async fn pause_sync_job(&self, req: Request<pb::PauseSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "PauseSyncJob", &r, &r.request_id);
+        let name = v.check("name", JobName::parse(&r.name));
+        let reason = text(&mut v, "reason", &r.reason);
+        let (key, name, reason) = done(v, || Some((key?, name?, reason?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::sync_job(self.control.pause_job(key, name, reason, c::actor(&p)).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    async fn resume_sync_job(&self, req: Request<pb::ResumeSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ResumeSyncJob", &r, &r.request_id);
+        let name = v.check("name", JobName::parse(&r.name));
+        let (key, name) = done(v, || Some((key?, name?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::sync_job(self.control.resume_job(key, name).await?)))
+    }
+
+    // Snapshots.
+
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent), err)]
+    async fn create_snapshot(&self, req: Request<pb::CreateSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CreateSnapshot", &r, &r.request_id);
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let id = if r.snapshot_id.is_empty() { Some(None) } else { v.check("snapshot_id", ResourceId::parse(&r.snapshot_id)).map(Some) };
+        let description = text(&mut v, "description", &r.description);
+        let (key, env, id, description) = done(v, || Some((key?, env?, id?, description?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::snapshot(self.control.create_snapshot(key, env, id, description, c::actor(&p)).await?)))
+    }
+
+    async fn get_snapshot(&self, req: Request<pb::GetSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let name = v.check("name", SnapshotName::parse(&r.name));
+        let full = match pb::SnapshotView::try_from(r.view) {
+            Ok(view) => Some(view == pb::SnapshotView::Full),
+            Err(_) => {
+                v.add("view", format!("unknown view {}", r.view));
+                None
+            }
+        };
+        let (name, full) = done(v, || Some((name?, full?)))?;
+        scope(&p, &name.env)?;
+        Ok(Response::new(c::snapshot(self.control.get_snapshot(&name, full).await?)))
+    }
+
+    async fn list_snapshots(&self, req: Request<pb::ListSnapshotsRequest>) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let env = v.check("parent", EnvName::parse(&r.parent));
+        let list = format!("snapshots:{}", r.parent);
+        let size = c::page_size(&mut v, r.page_size);
+        let before = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
+        let (env, size, before) = done(v, || Some((env?, size?, before?)))?;
+        scope(&p, &env)?;
+        let page = self.control.list_snapshots(&env, before, size).await?;
+        Ok(Response::new(pb::ListSnapshotsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            snapshots: page.items.into_iter().map(c::snapshot).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(snapshot = %req.get_ref().name, environment = %req.get_ref().environment), err)]
+    async fn restore_snapshot(&self, req: Request<pb::RestoreSnapshotRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "RestoreSnapshot", &r, &r.request_id);
+        let name = v.check("name", SnapshotName::parse(&r.name));
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let mut resources = Some(Vec::new());
+        for (i, s) in r.resources.iter().enumerate() {
+            match (AnyName::parse(s), resources.as_mut()) {
+                (Ok(n), Some(out)) => out.push(n),
+                (Ok(_), None) => {}
+                (Err(e), _) => {
+                    v.add(format!("resources[{i}]"), e);
+                    resources = None;
+                }
+            }
+        }
+        let (key, name, env, resources) = done(v, || Some((key?, name?, env?, resources?)))?;
+        scope(&p, &name.env)?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.restore_snapshot(key, name, env, resources).await?)))
+    }
+
+    // The coordinator's bulk steps.
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, suspend = req.get_ref().suspend_credentials_instead), err)]
+    async fn deactivate_integrations(&self, req: Request<pb::DeactivateIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DeactivateIntegrations", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let (key, env) = done(v, || Some((key?, env?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.deactivate_integrations(key, env, r.suspend_credentials_instead).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    async fn reactivate_integrations(&self, req: Request<pb::ReactivateIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ReactivateIntegrations", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let what = undo::<IntegrationName>(&mut v, env.as_ref(), &r.change_set, &r.integrations, "integrations", ResourceType::Integration);
+        let (key, env, what) = done(v, || Some((key?, env?, what?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.reactivate_integrations(key, env, what).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, actor = %req.get_ref().actor), err)]
+    async fn pause_sync_jobs(&self, req: Request<pb::PauseSyncJobsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "PauseSyncJobs", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let actor = text(&mut v, "actor", &r.actor);
+        let reason = text(&mut v, "reason", &r.reason);
+        let (key, env, actor, reason) = done(v, || Some((key?, env?, actor?, reason?)))?;
+        scope(&p, &env)?;
+        let actor = if actor.is_empty() { c::actor(&p) } else { actor };
+        Ok(Response::new(c::change_set(self.control.pause_jobs(key, env, actor, reason).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    async fn resume_sync_jobs(&self, req: Request<pb::ResumeSyncJobsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ResumeSyncJobs", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let what = undo::<JobName>(&mut v, env.as_ref(), &r.change_set, &r.sync_jobs, "sync_jobs", ResourceType::SyncJob);
+        let (key, env, what) = done(v, || Some((key?, env?, what?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.resume_jobs(key, env, what).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination), err)]
+    async fn copy_integrations(&self, req: Request<pb::CopyIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CopyIntegrations", &r, &r.request_id);
+        let source = v.check("source", EnvName::parse(&r.source));
+        let dest = v.check("destination", EnvName::parse(&r.destination));
+        if source.is_some() && source == dest {
+            v.add("destination", "must differ from source");
+        }
+        let (key, source, dest) = done(v, || Some((key?, source?, dest?)))?;
+        scope(&p, &source)?;
+        scope(&p, &dest)?;
+        Ok(Response::new(c::change_set(self.control.copy_integrations(key, source, dest).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    async fn disable_foreign_mappings(&self, req: Request<pb::DisableForeignMappingsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "DisableForeignMappings", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let (key, env) = done(v, || Some((key?, env?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.disable_foreign_mappings(key, env).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    async fn activate_provisioned_mappings(
+        &self,
+        req: Request<pb::ActivateProvisionedMappingsRequest>,
+    ) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ActivateProvisionedMappings", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let mut names = Vec::new();
+        for (i, s) in r.mappings.iter().enumerate() {
+            match MappingName::parse(s) {
+                Ok(n) if env.as_ref().is_some_and(|e| e != n.env()) => {
+                    v.add(format!("mappings[{i}]"), "is a mapping of another environment")
+                }
+                Ok(n) => names.push(n),
+                Err(e) => v.add(format!("mappings[{i}]"), e),
+            }
+        }
+        let (key, env) = done(v, || Some((key?, env?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.activate_provisioned_mappings(key, env, names).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder), err)]
+    async fn fence_environment(&self, req: Request<pb::FenceEnvironmentRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "FenceEnvironment", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let holder = v.check(
+            "holder",
+            d::text(&r.holder).and_then(|h| if h.is_empty() { Err("is required (a refresh run's name)".into()) } else { Ok(h) }),
+        );
+        let reason = text(&mut v, "reason", &r.reason);
+        let (key, env, holder, reason) = done(v, || Some((key?, env?, holder?, reason?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.fence_environment(key, env, holder, reason, r.include_resources).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder, force = req.get_ref().force), err)]
+    async fn unfence_environment(&self, req: Request<pb::UnfenceEnvironmentRequest>) -> Result<Response<pb::ChangeSet>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "UnfenceEnvironment", &r, &r.request_id);
+        let env = v.check("environment", EnvName::parse(&r.environment));
+        let holder = text(&mut v, "holder", &r.holder);
+        let (key, env, holder) = done(v, || Some((key?, env?, holder?)))?;
+        scope(&p, &env)?;
+        Ok(Response::new(c::change_set(self.control.unfence_environment(key, env, holder, r.force).await?)))
+    }
+
+    async fn get_environment_fence(&self, req: Request<pb::GetEnvironmentFenceRequest>) -> Result<Response<pb::EnvironmentFence>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let env = v.check("name", d::parse_fence_name(&req.get_ref().name));
+        let env = done(v, || env)?;
+        scope(&p, &env)?;
+        let f = self.control.get_fence(&env).await?;
+        Ok(Response::new(c::fence(&env, f)))
+    }
+
+    // Sync authorisation.
+
+    async fn authorize_sync(&self, req: Request<pb::AuthorizeSyncRequest>) -> Result<Response<pb::AuthorizeSyncResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let mapping = v.check("mapping", MappingName::parse(&r.mapping));
+        let job = if r.job.is_empty() {
+            Some(None)
+        } else {
+            match JobName::parse(&r.job) {
+                Ok(j) if mapping.as_ref().is_some_and(|m| m.env() != &j.env) => {
+                    v.add("job", "is a job of another environment than the mapping's");
+                    None
+                }
+                Ok(j) => Some(Some(j)),
+                Err(e) => {
+                    v.add("job", e);
+                    None
+                }
+            }
+        };
+        let (mapping, job) = done(v, || Some((mapping?, job?)))?;
+        scope(&p, mapping.env())?;
+        let decision = self.control.authorize_sync(&mapping, job.as_ref()).await?;
+        if let Some((reason, message)) = decision.reasons.first() {
+            tracing::info!(mapping = %mapping, reason = ?reason, %message, "sync denied");
+        }
+        Ok(Response::new(c::decision(decision)))
+    }
+}

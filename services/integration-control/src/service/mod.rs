@@ -1,0 +1,84 @@
+//! integration-control's service layer: each operation is one transaction that checks the
+//! rules, runs the store's queries and, for mutations, records its reply under the
+//! caller's `request_id` so a retry is a no-op. No proto types here.
+
+mod authorize;
+pub mod bulk;
+mod envs;
+mod integrations;
+mod jobs;
+mod mappings;
+mod snapshots;
+
+pub use authorize::Decision;
+pub use envs::{Environments, Tier};
+pub use integrations::{IntegrationPatch, NewIntegration};
+pub use jobs::NewJob;
+pub use mappings::{MappingPatch, NewMapping};
+
+
+use ferry_kit::idempotency::{self, Replay};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::domain::secrets::Sealer;
+use crate::domain::{IntegrationName, JobName, Mapping, MappingName, RequestKey, SyncJob};
+use crate::error::{Error, Result};
+use crate::store::{self, integrations::IntegrationRow};
+
+type BoxFut<'a, T> = idempotency::TxFuture<'a, T, Error>;
+
+/// integration-control: its database, the registry and the sealing key.
+#[derive(Clone)]
+pub struct Control {
+    db: DatabaseConnection,
+    envs: Environments,
+    sealer: Sealer,
+}
+
+impl Control {
+    pub fn new(db: DatabaseConnection, envs: Environments, sealer: Sealer) -> Self {
+        Self { db, envs, sealer }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Runs `work` in one transaction, as the call `method`. With a request key, a replay
+    /// returns the recorded reply and writes nothing.
+    async fn write<T, F>(&self, key: Option<RequestKey>, method: &'static str, work: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, T> + Send,
+    {
+        idempotency::transaction(&self.db, key.as_ref(), method, work).await
+    }
+
+    /// Whether `request_id` already answered this very request: replays skip the checks
+    /// against the registry that a first call makes before its transaction.
+    async fn replayed(&self, key: &Option<RequestKey>, method: &str) -> Result<bool> {
+        Ok(match key {
+            Some(k) => matches!(idempotency::lookup(&self.db, &k.request_id, method, &k.fingerprint).await?, Replay::Done(_)),
+            None => false,
+        })
+    }
+}
+
+pub(crate) use ferry_kit::paging::split as page;
+
+pub(crate) async fn integration_row<C: ConnectionTrait>(db: &C, name: &IntegrationName) -> Result<IntegrationRow> {
+    store::integrations::find(db, name).await?.ok_or_else(|| Error::not_found("integration", name))
+}
+
+pub(crate) async fn mapping<C: ConnectionTrait>(db: &C, name: &MappingName) -> Result<Mapping> {
+    store::mappings::find(db, name).await?.ok_or_else(|| Error::not_found("mapping", name))
+}
+
+pub(crate) async fn job<C: ConnectionTrait>(db: &C, name: &JobName) -> Result<SyncJob> {
+    store::jobs::find(db, name).await?.ok_or_else(|| Error::not_found("sync job", name))
+}

@@ -1,0 +1,198 @@
+//! Snapshots of an environment's integrations (credentials still sealed), mappings and
+//! jobs, with a SHA-256 checksum over their canonical JSON; restore recreates them.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ferry_kit::db::now_micros;
+use sha2::{Digest, Sha256};
+
+use super::{Control, page};
+use crate::domain::{
+    AnyName, ChangeSet, EnvName, Page, RequestKey, ResourceId, ResourceState, ResourceType, Snapshot, SnapshotContents,
+    SnapshotIntegration, SnapshotName,
+};
+use crate::error::{Error, Result};
+use crate::store::{self, integrations::IntegrationRow, snapshots::SnapshotRow};
+
+fn checksum(contents: &str) -> String {
+    hex::encode(Sha256::digest(contents.as_bytes()))
+}
+
+impl Control {
+    pub async fn create_snapshot(
+        &self,
+        key: Option<RequestKey>,
+        env: EnvName,
+        id: Option<ResourceId>,
+        description: String,
+        actor: String,
+    ) -> Result<Snapshot> {
+        const M: &str = "CreateSnapshot";
+        if !self.replayed(&key, M).await? {
+            self.envs.exists(&env).await?;
+        }
+        self.write(key, M, move |txn| {
+            Box::pin(async move {
+                let id =
+                    id.unwrap_or_else(|| ResourceId::from_stored(&format!("snap-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])));
+                let name = SnapshotName { env: env.clone(), id };
+                if store::snapshots::find(txn, &name).await?.is_some() {
+                    return Err(Error::already_exists("snapshot", &name));
+                }
+                let contents = SnapshotContents {
+                    integrations: store::integrations::list(txn, &env, None, None)
+                        .await?
+                        .into_iter()
+                        .map(|r| SnapshotIntegration { integration: r.integration, sealed: r.sealed.map(|s| B64.encode(s)) })
+                        .collect(),
+                    mappings: store::mappings::list_env(txn, &env, None, None).await?,
+                    sync_jobs: store::jobs::list(txn, &env, None, None, None).await?,
+                };
+                let text = serde_json::to_string(&contents)?;
+                let snapshot = Snapshot {
+                    name,
+                    description,
+                    integration_count: contents.integrations.len() as i64,
+                    mapping_count: contents.mappings.len() as i64,
+                    sync_job_count: contents.sync_jobs.len() as i64,
+                    checksum: checksum(&text),
+                    created_by: actor,
+                    created_at: now_micros(),
+                    contents: None,
+                };
+                store::snapshots::insert(txn, &SnapshotRow { snapshot: snapshot.clone(), contents: text }).await?;
+                Ok(snapshot)
+            })
+        })
+        .await
+    }
+
+    pub async fn get_snapshot(&self, name: &SnapshotName, full: bool) -> Result<Snapshot> {
+        let row = store::snapshots::find(&self.db, name).await?.ok_or_else(|| Error::not_found("snapshot", name))?;
+        let mut s = row.snapshot;
+        if full {
+            s.contents = Some(serde_json::from_str(&row.contents)?);
+        }
+        Ok(s)
+    }
+
+    pub async fn list_snapshots(&self, env: &EnvName, before: Option<(i64, String)>, limit: u64) -> Result<Page<Snapshot, (i64, String)>> {
+        let rows = store::snapshots::list(&self.db, env, before.clone(), limit + 1).await?;
+        if rows.is_empty() && before.is_none() {
+            self.envs.exists(env).await?;
+        }
+        Ok(page(rows.into_iter().map(|r| r.snapshot).collect(), limit, |s| (s.created_at, s.name.id.as_str().to_owned())))
+    }
+
+    /// Recreates the snapshot's resources (or only `resources`) in `env`, unfenced and
+    /// bound here. Resources not in the snapshot are left alone.
+    pub async fn restore_snapshot(
+        &self,
+        key: Option<RequestKey>,
+        name: SnapshotName,
+        env: EnvName,
+        resources: Vec<AnyName>,
+    ) -> Result<ChangeSet> {
+        self.write(key, "RestoreSnapshot", move |txn| {
+            Box::pin(async move {
+                let row = store::snapshots::find(txn, &name).await?.ok_or_else(|| Error::not_found("snapshot", &name))?;
+                if env != name.env {
+                    return Err(Error::precondition(
+                        "SNAPSHOT_OF_OTHER_ENVIRONMENT",
+                        &env,
+                        format!("{name} was taken of {}; it restores only there", name.env),
+                    ));
+                }
+                if checksum(&row.contents) != row.snapshot.checksum {
+                    return Err(Error::DataLoss(format!("{name} does not match its checksum; it was damaged and cannot be restored")));
+                }
+                let contents: SnapshotContents = serde_json::from_str(&row.contents)?;
+                let wanted: BTreeSet<AnyName> = resources.into_iter().collect();
+                let held: BTreeSet<AnyName> = contents
+                    .integrations
+                    .iter()
+                    .map(|i| AnyName::Integration(i.integration.name.clone()))
+                    .chain(contents.mappings.iter().map(|m| AnyName::Mapping(m.name.clone())))
+                    .chain(contents.sync_jobs.iter().map(|j| AnyName::Job(j.name.clone())))
+                    .collect();
+                if let Some(missing) = wanted.difference(&held).next() {
+                    let n = match missing {
+                        AnyName::Integration(i) => i.to_string(),
+                        AnyName::Mapping(m) => m.to_string(),
+                        AnyName::Job(j) => j.to_string(),
+                    };
+                    return Err(Error::not_found("snapshot resource", format!("{n} (in {name})")));
+                }
+                let pick = |n: AnyName| wanted.is_empty() || wanted.contains(&n);
+                let now = now_micros();
+                let mut cs = ChangeSet::new(env.clone(), now);
+                for s in contents.integrations {
+                    if !pick(AnyName::Integration(s.integration.name.clone())) {
+                        continue;
+                    }
+                    let sealed = s
+                        .sealed
+                        .map(|b| B64.decode(b))
+                        .transpose()
+                        .map_err(|_| Error::DataLoss(format!("{name} holds damaged credentials")))?;
+                    let current = store::integrations::find(txn, &s.integration.name).await?;
+                    let mut i = s.integration;
+                    i.fenced = false;
+                    if let Some(c) = &current
+                        && c.sealed == sealed
+                        && c.integration == integration_at(&i, c.integration.updated_at)
+                    {
+                        continue;
+                    }
+                    i.updated_at = now;
+                    let before = current.map(|c| ResourceState::of_integration(&c.integration)).unwrap_or_default();
+                    cs.change(&i.name, ResourceType::Integration, before, ResourceState::of_integration(&i));
+                    store::integrations::save(txn, &IntegrationRow { integration: i, sealed }).await?;
+                }
+                for mut m in contents.mappings {
+                    if !pick(AnyName::Mapping(m.name.clone())) {
+                        continue;
+                    }
+                    if store::integrations::find(txn, &m.name.integration).await?.is_none() {
+                        return Err(Error::precondition(
+                            "INTEGRATION_MISSING",
+                            &m.name.integration,
+                            format!("{} does not exist; restore it too to restore {}", m.name.integration, m.name),
+                        ));
+                    }
+                    m.bound = env.clone();
+                    m.fenced = false;
+                    let current = store::mappings::find(txn, &m.name).await?;
+                    if current.as_ref().is_some_and(|c| *c == crate::domain::Mapping { updated_at: c.updated_at, ..m.clone() }) {
+                        continue;
+                    }
+                    m.updated_at = now;
+                    let before = current.as_ref().map(ResourceState::of_mapping).unwrap_or_default();
+                    cs.change(&m.name, ResourceType::Mapping, before, ResourceState::of_mapping(&m));
+                    store::mappings::save(txn, &m).await?;
+                }
+                for j in contents.sync_jobs {
+                    if !pick(AnyName::Job(j.name.clone())) {
+                        continue;
+                    }
+                    let current = store::jobs::find(txn, &j.name).await?;
+                    if current.as_ref() == Some(&j) {
+                        continue;
+                    }
+                    let before = current.as_ref().map(ResourceState::of_job).unwrap_or_default();
+                    cs.change(&j.name, ResourceType::SyncJob, before, ResourceState::of_job(&j));
+                    store::jobs::save(txn, &j).await?;
+                }
+                Ok(cs)
+            })
+        })
+        .await
+    }
+}
+
+/// `i` with `updated_at` replaced, to compare records regardless of when they were saved.
+fn integration_at(i: &crate::domain::Integration, updated_at: i64) -> crate::domain::Integration {
+    crate::domain::Integration { updated_at, ..i.clone() }
+}

@@ -1,0 +1,133 @@
+//! integration-control's schema. Ids collate byte-wise on both backends (`COLLATE "C"` on
+//! PostgreSQL, SQLite's default BINARY), so lists order the same everywhere.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_integration_control::Migration)]
+    }
+}
+
+/// Writes backend-specific SQL from one text: `{ID}` a byte-wise collated text column,
+/// `{BLOB}` a byte string column.
+pub(crate) fn dialect(backend: DbBackend, sql: &str) -> String {
+    let (id, blob) = match backend {
+        DbBackend::Postgres => ("TEXT COLLATE \"C\"", "BYTEA"),
+        _ => ("TEXT", "BLOB"),
+    };
+    sql.replace("{ID}", id).replace("{BLOB}", blob)
+}
+
+mod m20261123_000001_create_integration_control {
+    use super::*;
+
+    #[derive(DeriveMigrationName)]
+    pub struct Migration;
+
+    const UP: &[&str] = &[
+        "CREATE TABLE integrations (
+            env {ID} NOT NULL,
+            id {ID} NOT NULL,
+            display_name TEXT NOT NULL,
+            external_system TEXT NOT NULL,
+            base_url TEXT NOT NULL,
+            active BOOLEAN NOT NULL,
+            credential_state INTEGER NOT NULL,
+            sealed_key {BLOB},
+            fingerprint TEXT NOT NULL,
+            fenced BOOLEAN NOT NULL,
+            origin_env TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE TABLE mappings (
+            env {ID} NOT NULL,
+            integration {ID} NOT NULL,
+            id {ID} NOT NULL,
+            display_name TEXT NOT NULL,
+            target_env TEXT NOT NULL,
+            bound_env TEXT NOT NULL,
+            active BOOLEAN NOT NULL,
+            field_mapping_json TEXT NOT NULL,
+            fenced BOOLEAN NOT NULL,
+            origin_env TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (env, integration, id),
+            FOREIGN KEY (env, integration) REFERENCES integrations (env, id)
+        )",
+        "CREATE INDEX mappings_target ON mappings (target_env)",
+        "CREATE TABLE sync_jobs (
+            env {ID} NOT NULL,
+            id {ID} NOT NULL,
+            display_name TEXT NOT NULL,
+            integration TEXT,
+            schedule TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            external BOOLEAN NOT NULL,
+            paused_by TEXT NOT NULL,
+            pause_reason TEXT NOT NULL,
+            pause_time BIGINT,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX sync_jobs_integration ON sync_jobs (env, integration)",
+        "CREATE TABLE fences (
+            env {ID} NOT NULL PRIMARY KEY,
+            holder TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            fence_time BIGINT NOT NULL
+        )",
+        "CREATE TABLE snapshots (
+            env {ID} NOT NULL,
+            id {ID} NOT NULL,
+            description TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            integration_count BIGINT NOT NULL,
+            mapping_count BIGINT NOT NULL,
+            sync_job_count BIGINT NOT NULL,
+            checksum TEXT NOT NULL,
+            contents TEXT NOT NULL,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX snapshots_newest ON snapshots (env, created_at, id)",
+    ];
+
+    const DOWN: &[&str] = &[
+        "DROP TABLE request_log",
+        "DROP TABLE snapshots",
+        "DROP TABLE fences",
+        "DROP TABLE sync_jobs",
+        "DROP TABLE mappings",
+        "DROP TABLE integrations",
+    ];
+
+    async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for sql in statements {
+            db.execute_unprepared(&dialect(manager.get_database_backend(), sql)).await?;
+        }
+        Ok(())
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            run(manager, UP).await?;
+            let sql = ferry_kit::idempotency::create_table_sql(manager.get_database_backend());
+            manager.get_connection().execute_unprepared(&sql).await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            run(manager, DOWN).await
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `spawn_app`: the real registry and integration-control on port 0, each with a fresh
+//! database of the chosen backend, and typed clients for an admin, a viewer and an operator
+//! scoped to `dev` only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ferry_kit::client::{ClientInterceptor, channel};
+use ferry_kit::config::CommonArgs;
+use ferry_proto::integration::v1 as pb;
+use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
+use ferry_proto::registry::v1 as rpb;
+use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Client = IntegrationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+pub const ADMIN: &str = "admin-token-for-tests-0001";
+pub const VIEWER: &str = "viewer-token-for-tests-0001";
+pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
+pub const DEV_ADMIN: &str = "dev-admin-token-for-tests-01";
+pub const SERVICE: &str = "service-token-for-tests-0001";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
+/// Without it the suite is skipped loudly, except under CI=true where it must run.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("FERRY_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
+        }
+        _ => {
+            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{:x}{}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn database(backend: Backend, dir: &std::path::Path, file: &str) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}/{file}", dir.display())),
+        Backend::Postgres => {
+            let admin = postgres_url()?;
+            let name = unique("ferry_ic");
+            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            db.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+pub struct TestApp {
+    pub admin: Client,
+    pub viewer: Client,
+    pub dev_operator: Client,
+    /// An admin scoped to `dev`: environment-wide steps need admin.
+    pub dev_admin: Client,
+    pub registry: Registry,
+    /// integration-control's own database.
+    pub database_url: String,
+    pub dir: PathBuf,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn client(addr: SocketAddr, token: Option<&str>) -> Client {
+    let ch = channel(&format!("http://{addr}")).expect("channel");
+    IntegrationServiceClient::with_interceptor(ch, ClientInterceptor::new(token).expect("token"))
+}
+
+fn serve(server: ferry_kit::server::Server) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    tx
+}
+
+/// Starts the registry and integration-control on `backend`; `None` when that backend is
+/// unavailable here.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = std::env::temp_dir().join(unique("ferry-integration-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let registry_db = database(backend, &dir, "registry.db").await?;
+    let database_url = database(backend, &dir, "integration.db").await?;
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n{DEV_ADMIN} admin dev\n{SERVICE} viewer *\n"))
+        .expect("tokens file");
+    let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };
+    let registry = group_registry::build(&group_registry::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: registry_db,
+        common: common.clone(),
+    })
+    .await
+    .expect("build registry");
+    let registry_addr = registry.local_addr();
+    let mut shutdown = vec![serve(registry)];
+    let sealing_key_file = dir.join("sealing.key");
+    assert!(integration_control::generate_sealing_key(&sealing_key_file).expect("sealing key"));
+    let server = integration_control::build(&integration_control::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: database_url.clone(),
+        registry_url: format!("http://{registry_addr}"),
+        sealing_key_file,
+        common: CommonArgs { service_token: Some(SERVICE.into()), ..common },
+    })
+    .await
+    .expect("build integration-control");
+    let addr = server.local_addr();
+    shutdown.push(serve(server));
+    let rch = channel(&format!("http://{registry_addr}")).expect("channel");
+    Some(TestApp {
+        admin: client(addr, Some(ADMIN)),
+        viewer: client(addr, Some(VIEWER)),
+        dev_operator: client(addr, Some(DEV_OPERATOR)),
+        dev_admin: client(addr, Some(DEV_ADMIN)),
+        registry: RegistryServiceClient::with_interceptor(rch, ClientInterceptor::new(Some(ADMIN)).expect("token")),
+        database_url,
+        dir,
+        shutdown,
+    })
+}
+
+// Arrange helpers. Each panics with context: they set up, they are not under test.
+
+pub async fn env(app: &TestApp, id: &str, production: bool) {
+    let tier = if production { 1 } else { 2 };
+    app.registry
+        .clone()
+        .create_environment(rpb::CreateEnvironmentRequest {
+            environment_id: id.into(),
+            environment: Some(rpb::Environment { tier, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create environment");
+}
+
+pub fn new_integration(active: bool) -> pb::Integration {
+    pb::Integration { external_system: "rally".into(), base_url: "https://rally.example.com".into(), active, ..Default::default() }
+}
+
+pub async fn create_integration(app: &TestApp, env: &str, id: &str, api_key: &str, active: bool) -> Result<pb::Integration, tonic::Status> {
+    app.admin
+        .clone()
+        .create_integration(pb::CreateIntegrationRequest {
+            parent: format!("environments/{env}"),
+            integration_id: id.into(),
+            integration: Some(new_integration(active)),
+            api_key: api_key.into(),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn integration(app: &TestApp, env: &str, id: &str, api_key: &str, active: bool) -> pb::Integration {
+    create_integration(app, env, id, api_key, active).await.expect("create integration")
+}
+
+pub async fn create_mapping(app: &TestApp, parent: &str, id: &str, target: &str, active: bool) -> Result<pb::Mapping, tonic::Status> {
+    app.admin
+        .clone()
+        .create_mapping(pb::CreateMappingRequest {
+            parent: parent.into(),
+            mapping_id: id.into(),
+            mapping: Some(pb::Mapping {
+                target_environment: target.into(),
+                active,
+                field_mapping_json: r#"{"title":"name"}"#.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn mapping(app: &TestApp, parent: &str, id: &str, target: &str, active: bool) -> pb::Mapping {
+    create_mapping(app, parent, id, target, active).await.expect("create mapping")
+}
+
+pub async fn job(app: &TestApp, env: &str, id: &str, integration: &str, paused: bool) -> pb::SyncJob {
+    app.admin
+        .clone()
+        .create_sync_job(pb::CreateSyncJobRequest {
+            parent: format!("environments/{env}"),
+            sync_job_id: id.into(),
+            sync_job: Some(pb::SyncJob {
+                integration: integration.into(),
+                schedule: "*/15 * * * *".into(),
+                state: if paused { 2 } else { 1 },
+                external: true,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create sync job")
+        .into_inner()
+}
+
+pub async fn get_integration(app: &TestApp, name: &str) -> pb::Integration {
+    app.admin.clone().get_integration(pb::GetIntegrationRequest { name: name.into() }).await.expect("get integration").into_inner()
+}
+
+pub async fn get_mapping(app: &TestApp, name: &str) -> pb::Mapping {
+    app.admin.clone().get_mapping(pb::GetMappingRequest { name: name.into() }).await.expect("get mapping").into_inner()
+}
+
+pub async fn get_job(app: &TestApp, name: &str) -> pb::SyncJob {
+    app.admin.clone().get_sync_job(pb::GetSyncJobRequest { name: name.into() }).await.expect("get job").into_inner()
+}
+
+pub async fn authorize(app: &TestApp, mapping: &str, job: &str) -> pb::AuthorizeSyncResponse {
+    app.viewer
+        .clone()
+        .authorize_sync(pb::AuthorizeSyncRequest { mapping: mapping.into(), job: job.into() })
+        .await
+        .expect("authorize sync")
+        .into_inner()
+}
+
+/// The field names of a BadRequest detail.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|f| f.field).collect()).unwrap_or_default()
+}
+
+/// The subjects of a PreconditionFailure detail.
+pub fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.subject).collect()).unwrap_or_default()
+}
+
+/// The resources a ChangeSet changed, in order.
+pub fn changed(cs: &pb::ChangeSet) -> Vec<String> {
+    cs.changes.iter().map(|c| c.resource.clone()).collect()
+}
+
+/// The resources a ChangeSet skipped.
+pub fn skipped(cs: &pb::ChangeSet) -> Vec<String> {
+    cs.skipped.iter().map(|s| s.resource.clone()).collect()
+}
+
+pub const ACTIVE: i32 = 1;
+pub const SUSPENDED: i32 = 2;
+pub const NONE: i32 = 3;
+pub const RUNNING: i32 = 1;
+pub const PAUSED: i32 = 2;

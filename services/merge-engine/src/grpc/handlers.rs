@@ -1,0 +1,420 @@
+//! `MergeService`: parse, check the caller's environment scope, call the service layer,
+//! convert back. RPCs not listed here answer UNIMPLEMENTED (the generated defaults).
+
+use std::time::{Duration, Instant};
+
+use ferry_kit::auth::Principal;
+use ferry_kit::status::Violations;
+use ferry_proto::merge::v1 as pb;
+use ferry_proto::merge::v1::merge_service_server::MergeService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self as c, done};
+use crate::domain::{
+    GroupName, GroupPair, JobId, JobKind, JobState, Kind, Outcome, PlanId, PlanState, PlanType, ProjectName, Selection, Strategy,
+    check_key, display_name,
+};
+use crate::service::{Engine, PlanRequest, ProjectMergeRequest};
+
+/// Most keys in a selective plan (the registry's manifest filter limit).
+const MAX_KEYS: usize = 10_000;
+/// How often WatchJob looks at the job, and the least time between progress snapshots.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+const WATCH_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The gRPC face of the engine.
+#[derive(Clone)]
+pub struct MergeApi {
+    engine: Engine,
+}
+
+impl MergeApi {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+type Stream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn scope(p: &Principal, env: &str) -> Result<(), Status> {
+    p.check_environment(env)
+}
+
+/// The environment a job works in (all its resources share one).
+fn job_env(job: &crate::domain::Job) -> String {
+    job.recipient.strip_prefix("environments/").and_then(|r| r.split('/').next()).unwrap_or_default().to_owned()
+}
+
+/// Source and recipient must differ and share an environment (a merge never crosses one).
+/// Project source and recipient must differ and share an environment.
+fn check_projects(v: &mut Violations, source: &Option<ProjectName>, recipient: &Option<ProjectName>) {
+    if let (Some(s), Some(r)) = (source, recipient) {
+        if s == r {
+            v.add("recipient", "must differ from source: a project cannot be merged into itself");
+        } else if s.env != r.env {
+            v.add("recipient", format!("must be in the source's environment ({}); a merge never crosses environments", s.env_name()));
+        }
+    }
+}
+
+/// Group pairs of a project merge: each in `env`, source and recipient different.
+fn pairs(v: &mut Violations, given: &[pb::GroupPair], env: Option<&str>) -> Option<Vec<GroupPair>> {
+    let mut out = Vec::with_capacity(given.len());
+    let mut ok = true;
+    for (i, p) in given.iter().enumerate() {
+        let s = c::group(v, &format!("group_pairs[{i}].source"), &p.source);
+        let r = c::group(v, &format!("group_pairs[{i}].recipient"), &p.recipient);
+        match (s, r) {
+            (Some(s), Some(r)) => {
+                if env.is_some_and(|e| s.env != e || r.env != e) {
+                    v.add(format!("group_pairs[{i}]"), "both groups must be in the projects' environment");
+                    ok = false;
+                } else if s == r {
+                    v.add(format!("group_pairs[{i}]"), "a group cannot be merged into itself");
+                    ok = false;
+                } else {
+                    out.push(GroupPair { source: s, recipient: r });
+                }
+            }
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn project_merge_request(
+    v: &mut Violations,
+    source: &str,
+    recipient: &str,
+    merge_groups_first: bool,
+    strategy: i32,
+    given: &[pb::GroupPair],
+) -> Option<ProjectMergeRequest> {
+    let s = v.check("source", ProjectName::parse(source));
+    let r = v.check("recipient", ProjectName::parse(recipient));
+    check_projects(v, &s, &r);
+    let strategy = v.check("strategy", Strategy::from_request(strategy));
+    let pairs = pairs(v, given, s.as_ref().map(|s| s.env.as_str()));
+    Some(ProjectMergeRequest {
+        source: s?,
+        recipient: r?,
+        merge_groups_first,
+        strategy: strategy?,
+        pairs: pairs?,
+        plans: vec![],
+        proceed_with_missing_dependencies: false,
+    })
+}
+
+fn check_pair(v: &mut Violations, source: &Option<GroupName>, recipient: &Option<GroupName>) {
+    if let (Some(s), Some(r)) = (source, recipient) {
+        if s == r {
+            v.add("recipient", "must differ from source: a group cannot be merged into itself");
+        } else if s.env != r.env {
+            v.add("recipient", format!("must be in the source's environment ({}); a merge never crosses environments", s.env_name()));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl MergeService for MergeApi {
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    async fn create_merge_plan(&self, req: Request<pb::CreateMergePlanRequest>) -> Result<Response<pb::MergePlan>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CreateMergePlan", &r, &r.request_id);
+        let source = c::group(&mut v, "source", &r.source);
+        let recipient = c::group(&mut v, "recipient", &r.recipient);
+        check_pair(&mut v, &source, &recipient);
+        let strategy = v.check("strategy", Strategy::from_request(r.strategy));
+        let kinds = c::enums(&mut v, "kinds", &r.kinds, Kind::from_number);
+        if r.keys.len() > MAX_KEYS {
+            v.add("keys", format!("at most {MAX_KEYS} keys"));
+        }
+        for (i, k) in r.keys.iter().enumerate() {
+            v.check(&format!("keys[{i}]"), check_key(k));
+        }
+        let mut keys = r.keys.clone();
+        keys.sort();
+        keys.dedup();
+        let (key, source, recipient, strategy, kinds) = done(v, || Some((key?, source?, recipient?, strategy?, kinds?)))?;
+        scope(&p, &source.env)?;
+        let req = PlanRequest {
+            plan_type: PlanType::GroupMerge,
+            source,
+            recipient,
+            recipient_display_name: String::new(),
+            strategy,
+            selection: Selection { kinds, keys },
+        };
+        Ok(Response::new(c::plan(self.engine.create_plan(key, "CreateMergePlan", req).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id), err)]
+    async fn plan_clone_group(&self, req: Request<pb::PlanCloneGroupRequest>) -> Result<Response<pb::MergePlan>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "PlanCloneGroup", &r, &r.request_id);
+        let source = c::group(&mut v, "source", &r.source);
+        let recipient = source.as_ref().and_then(|s| v.check("group_id", s.sibling(&r.group_id)));
+        let display = v.check("display_name", display_name(&r.display_name));
+        let (key, source, recipient, display) = done(v, || Some((key?, source?, recipient?, display?)))?;
+        scope(&p, &source.env)?;
+        let req = PlanRequest {
+            plan_type: PlanType::GroupClone,
+            source,
+            recipient,
+            recipient_display_name: display,
+            strategy: Strategy::KeepRecipient,
+            selection: Selection::default(),
+        };
+        Ok(Response::new(c::plan(self.engine.create_plan(key, "PlanCloneGroup", req).await?)))
+    }
+
+    async fn get_merge_plan(&self, req: Request<pb::GetMergePlanRequest>) -> Result<Response<pb::MergePlan>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let id = v.check("name", PlanId::parse(&req.get_ref().name));
+        let id = done(v, || id)?;
+        let plan = self.engine.get_plan(&id).await?;
+        scope(&p, &plan.source.env)?;
+        Ok(Response::new(c::plan(plan)))
+    }
+
+    async fn list_merge_plans(&self, req: Request<pb::ListMergePlansRequest>) -> Result<Response<pb::ListMergePlansResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let source = c::group_filter(&mut v, "source", &r.source);
+        let recipient = c::group_filter(&mut v, "recipient", &r.recipient);
+        let states = c::enums(&mut v, "states", &r.states, PlanState::from_number);
+        let list = format!("mergePlans:{}:{}:{:?}", r.source, r.recipient, r.states);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
+        let (source, recipient, states, size, after) = done(v, || Some((source?, recipient?, states?, size?, after?)))?;
+        let page = self.engine.list_plans(source.as_ref(), recipient.as_ref(), &states, after, size).await?;
+        Ok(Response::new(pb::ListMergePlansResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            merge_plans: page.items.into_iter().filter(|pl| p.check_environment(&pl.source.env).is_ok()).map(c::plan).collect(),
+        }))
+    }
+
+    async fn list_merge_plan_items(
+        &self,
+        req: Request<pb::ListMergePlanItemsRequest>,
+    ) -> Result<Response<pb::ListMergePlanItemsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let id = v.check("parent", PlanId::parse(&r.parent));
+        let outcomes = c::enums(&mut v, "outcomes", &r.outcomes, Outcome::from_number);
+        let kinds = c::enums(&mut v, "kinds", &r.kinds, Kind::from_number);
+        let list = format!("items:{}:{:?}:{:?}", r.parent, r.outcomes, r.kinds);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<i64>(&mut v, &list, &r.page_token);
+        let (id, outcomes, kinds, size, after) = done(v, || Some((id?, outcomes?, kinds?, size?, after?)))?;
+        let plan = self.engine.get_plan(&id).await?;
+        scope(&p, &plan.source.env)?;
+        let page = self.engine.list_plan_items(&id, &outcomes, &kinds, after, size).await?;
+        Ok(Response::new(pb::ListMergePlanItemsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            items: page.items.into_iter().map(|i| c::item(&plan.source, &plan.recipient, i)).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name), err)]
+    async fn cancel_merge_plan(&self, req: Request<pb::CancelMergePlanRequest>) -> Result<Response<pb::MergePlan>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CancelMergePlan", &r, &r.request_id);
+        let id = v.check("name", PlanId::parse(&r.name));
+        let (key, id) = done(v, || Some((key?, id?)))?;
+        let plan = self.engine.get_plan(&id).await?;
+        scope(&p, &plan.source.env)?;
+        Ok(Response::new(c::plan(self.engine.cancel_plan(key, id).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name), err)]
+    async fn apply_merge_plan(&self, req: Request<pb::ApplyMergePlanRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ApplyMergePlan", &r, &r.request_id);
+        let id = v.check("name", PlanId::parse(&r.name));
+        let (key, id) = done(v, || Some((key?, id?)))?;
+        let plan = self.engine.get_plan(&id).await?;
+        scope(&p, &plan.source.env)?;
+        Ok(Response::new(c::job(self.engine.apply_plan(key, id, r.proceed_with_missing_dependencies).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id), err)]
+    async fn clone_group(&self, req: Request<pb::CloneGroupRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CloneGroup", &r, &r.request_id);
+        let source = c::group(&mut v, "source", &r.source);
+        let recipient = source.as_ref().and_then(|s| v.check("group_id", s.sibling(&r.group_id)));
+        let display = v.check("display_name", display_name(&r.display_name));
+        let (key, source, recipient, display) = done(v, || Some((key?, source?, recipient?, display?)))?;
+        scope(&p, &source.env)?;
+        Ok(Response::new(c::job(self.engine.clone_group(key, source, recipient, display).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, project = %req.get_ref().project_id), err)]
+    async fn clone_project(&self, req: Request<pb::CloneProjectRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CloneProject", &r, &r.request_id);
+        let source = v.check("source", ProjectName::parse(&r.source));
+        let new = source.as_ref().and_then(|s| v.check("project_id", s.sibling(&r.project_id)));
+        let display = v.check("display_name", display_name(&r.display_name));
+        if r.groups.is_empty() {
+            v.add("groups", "at least one group is required");
+        }
+        let mut groups = Vec::with_capacity(r.groups.len());
+        for (i, g) in r.groups.iter().enumerate() {
+            if let Some(g) = c::group(&mut v, &format!("groups[{i}]"), g) {
+                if source.as_ref().is_some_and(|s| s.env != g.env) {
+                    v.add(format!("groups[{i}]"), "must be in the source project's environment");
+                } else if groups.contains(&g) {
+                    v.add(format!("groups[{i}]"), "is listed twice");
+                } else {
+                    groups.push(g);
+                }
+            }
+        }
+        let (key, source, new, display) = done(v, || Some((key?, source?, new?, display?)))?;
+        scope(&p, &source.env)?;
+        Ok(Response::new(c::job(self.engine.clone_project(key, source, new, display, groups).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    async fn plan_project_merge(&self, req: Request<pb::PlanProjectMergeRequest>) -> Result<Response<pb::ProjectMergePlan>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "PlanProjectMerge", &r, &r.request_id);
+        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs);
+        let (key, m) = done(v, || Some((key?, m?)))?;
+        scope(&p, &m.source.env)?;
+        Ok(Response::new(c::project_merge_plan(self.engine.plan_project_merge(key, m).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    async fn merge_project(&self, req: Request<pb::MergeProjectRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "MergeProject", &r, &r.request_id);
+        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs);
+        let plans: Option<Vec<PlanId>> =
+            r.group_merge_plans.iter().enumerate().map(|(i, n)| v.check(&format!("group_merge_plans[{i}]"), PlanId::parse(n))).collect();
+        if !r.group_merge_plans.is_empty() && !r.merge_groups_first {
+            v.add("group_merge_plans", "only with merge_groups_first");
+        }
+        let (key, mut m, plans) = done(v, || Some((key?, m?, plans?)))?;
+        scope(&p, &m.source.env)?;
+        m.plans = plans;
+        m.proceed_with_missing_dependencies = r.proceed_with_missing_dependencies;
+        Ok(Response::new(c::job(self.engine.merge_project(key, m).await?)))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().job), err)]
+    async fn revert_merge(&self, req: Request<pb::RevertMergeRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "RevertMerge", &r, &r.request_id);
+        let id = v.check("job", JobId::parse(&r.job));
+        let (key, id) = done(v, || Some((key?, id?)))?;
+        let job = self.engine.get_job(&id).await?;
+        scope(&p, &job_env(&job))?;
+        Ok(Response::new(c::job(self.engine.revert_merge(key, id, r.proceed_with_changed).await?)))
+    }
+
+    async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let id = v.check("name", JobId::parse(&req.get_ref().name));
+        let id = done(v, || id)?;
+        let job = self.engine.get_job(&id).await?;
+        scope(&p, &job_env(&job))?;
+        Ok(Response::new(c::job(job)))
+    }
+
+    async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let states = c::enums(&mut v, "states", &r.states, JobState::from_number);
+        let kinds = c::enums(&mut v, "kinds", &r.kinds, JobKind::from_number);
+        let list = format!("jobs:{:?}:{:?}", r.states, r.kinds);
+        let size = c::page_size(&mut v, r.page_size);
+        let after = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
+        let (states, kinds, size, after) = done(v, || Some((states?, kinds?, size?, after?)))?;
+        let page = self.engine.list_jobs(&states, &kinds, after, size).await?;
+        Ok(Response::new(pb::ListJobsResponse {
+            next_page_token: c::next_token(&list, &page.next),
+            jobs: page.items.into_iter().filter(|j| p.check_environment(&job_env(j)).is_ok()).map(c::job).collect(),
+        }))
+    }
+
+    async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Stream<pb::Job>>, Status> {
+        let p = Principal::of(&req);
+        let mut v = Violations::new();
+        let id = v.check("name", JobId::parse(&req.get_ref().name));
+        let id = done(v, || id)?;
+        let first = self.engine.get_job(&id).await?;
+        scope(&p, &job_env(&first))?;
+        let engine = self.engine.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = first;
+            let mut sent_at = Instant::now();
+            if tx.send(Ok(c::job(last.clone()))).await.is_err() || last.state.is_terminal() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(WATCH_POLL).await;
+                let job = match engine.get_job(&id).await {
+                    Ok(j) => j,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let state_changed = job.state != last.state || job.cancel_requested != last.cancel_requested;
+                let progressed = job.updated_at != last.updated_at && sent_at.elapsed() >= WATCH_PROGRESS_EVERY;
+                if state_changed || progressed {
+                    let terminal = job.state.is_terminal();
+                    if tx.send(Ok(c::job(job.clone()))).await.is_err() || terminal {
+                        return;
+                    }
+                    sent_at = Instant::now();
+                    last = job;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let p = Principal::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "CancelJob", &r, &r.request_id);
+        let id = v.check("name", JobId::parse(&r.name));
+        let (key, id) = done(v, || Some((key?, id?)))?;
+        let job = self.engine.get_job(&id).await?;
+        scope(&p, &job_env(&job))?;
+        Ok(Response::new(c::job(self.engine.cancel_job(key, id).await?)))
+    }
+}

@@ -1,0 +1,332 @@
+//! The job worker. It claims a QUEUED job (or one whose engine died: lease expired),
+//! renews its lease while it works, and applies the plan in chunks: one registry batch
+//! per chunk with request id `<job>:<chunk>`, then one engine transaction that records
+//! the chunk's effects and the checkpoint. A chunk re-run after a crash therefore replays
+//! the registry's stored reply and never applies twice; a job resumes at its checkpoint.
+
+use std::time::Duration;
+
+use ferry_kit::db::now_micros;
+use sea_orm::TransactionTrait;
+use tokio::task::JoinHandle;
+
+use super::Engine;
+use super::jobs::{cancelled_error, initial_result};
+use super::revert::UNDOABLE;
+use crate::domain::rules::{Action, action, undo};
+use crate::domain::{GroupName, Job, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanState, PlanType, Strategy};
+use crate::error::{Error, Result};
+use crate::registry::{MAX_BATCH, OpOutcome};
+use crate::store;
+use crate::store::jobs::{Checkpoint, Effect, JobRow};
+
+/// How often an idle worker looks for jobs queued by other engines.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+const APPLYING: &str = "applying";
+const REVERTING: &str = "reverting";
+
+/// The running workers of one engine.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops the workers where they are, as a crash would: a claimed job keeps its lease
+    /// until it expires, then another engine resumes it from its checkpoint.
+    pub fn abort(&self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+/// Starts `n` workers on the tokio runtime.
+pub fn spawn(engine: Engine, n: usize) -> Workers {
+    let handles = (0..n.max(1))
+        .map(|_| {
+            let e = engine.clone();
+            tokio::spawn(async move { e.work().await })
+        })
+        .collect();
+    Workers { handles }
+}
+
+/// How a claimed job's run ended for this engine.
+pub(super) enum Ended {
+    Done,
+    /// Another engine holds the job now (our lease expired): leave it alone.
+    LostLease,
+}
+
+impl Engine {
+    async fn work(&self) {
+        loop {
+            let now = now_micros();
+            match store::jobs::claim(&self.db, &self.settings.owner, now, now + self.lease_micros()).await {
+                Ok(Some(row)) => self.run_claimed(row).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.woken() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a job failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    pub(super) fn lease_micros(&self) -> i64 {
+        self.settings.lease.as_micros() as i64
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %row.job.id))]
+    pub(super) async fn run_claimed(&self, row: JobRow) {
+        let id = row.job.id.clone();
+        let ended = tokio::select! {
+            r = self.run_job(row) => r,
+            () = self.heartbeat(&id) => Ok(Ended::LostLease),
+        };
+        match ended {
+            Ok(Ended::Done) => {}
+            Ok(Ended::LostLease) => tracing::warn!("lost the job's lease; another engine continues it"),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "job interrupted; it resumes when its lease expires");
+            }
+            Err(e) => {
+                if !matches!(e, Error::Aborted(_) | Error::FailedPrecondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. })
+                {
+                    tracing::error!(error = %e, cause = ?e, "job failed");
+                }
+                if let Err(e2) = self.end(&id, JobState::Failed, Some(e.to_job_error())).await {
+                    tracing::warn!(error = %e2, "recording the job's failure failed; it is retried when its lease expires");
+                }
+            }
+        }
+    }
+
+    /// Renews the lease every third of its length; returns when the lease is lost.
+    async fn heartbeat(&self, id: &JobId) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match store::jobs::renew(&self.db, id, &self.settings.owner, now_micros() + self.lease_micros()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
+            }
+        }
+    }
+
+    /// Ends a job this engine holds, and puts its plan back to READY unless it succeeded.
+    pub(super) async fn end(&self, id: &JobId, state: JobState, error: Option<crate::domain::JobError>) -> Result<()> {
+        let txn = self.db.begin().await?;
+        let row = store::jobs::find(&txn, id).await?.ok_or_else(|| Error::not_found("job", id))?;
+        if store::jobs::finish(&txn, id, Some(&self.settings.owner), state, error.as_ref(), now_micros()).await?
+            && let Some(plan) = &row.job.plan
+        {
+            let to = if state == JobState::Succeeded { PlanState::Applied } else { PlanState::Ready };
+            store::plans::transition(&txn, plan, &[PlanState::Applying], to, None).await?;
+        }
+        if state == JobState::Succeeded
+            && let Some(reverted) = &row.job.reverted_job
+        {
+            store::jobs::set_reverted_by(&txn, reverted, id).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn run_job(&self, row: JobRow) -> Result<Ended> {
+        match row.job.kind {
+            JobKind::ApplyMerge | JobKind::CloneGroup => self.run_apply(row).await,
+            JobKind::RevertMerge => self.run_revert(row).await,
+            JobKind::CloneProject => self.run_clone_project(row).await,
+            JobKind::MergeProject => self.run_merge_project(row).await,
+        }
+    }
+
+    /// The plan a job applies; a CLONE_GROUP job makes it first (plan id = job id).
+    async fn job_plan(&self, row: &mut JobRow) -> Result<Option<Plan>> {
+        let job = &row.job;
+        if let Some(id) = &job.plan {
+            return self.stored_plan(id).await.map(Some);
+        }
+        let id = PlanId(job.id.0.clone());
+        if let Some(plan) = store::plans::find(&self.db, &id).await? {
+            return Ok(Some(plan));
+        }
+        store::plans::delete_items(&self.db, &id).await?;
+        let req = Self::clone_request(job)?;
+        let plan = self.make_plan(id, &req, PlanState::Applying, Some(job.id.clone())).await?;
+        let proceed = job.params.proceed_with_missing_dependencies;
+        row.job.result = initial_result(&plan, proceed);
+        row.job.progress.total = plan.counts.creates + plan.counts.links;
+        row.job.progress.phase = "planned".into();
+        let txn = self.db.begin().await?;
+        store::plans::insert(&txn, &plan).await?;
+        if self.checkpoint(&txn, row, Some(&plan.id)).await?.is_none() {
+            return Ok(None);
+        }
+        txn.commit().await?;
+        row.job.plan = Some(plan.id.clone());
+        Ok(Some(plan))
+    }
+
+    /// Records `row`'s progress; `None` when the lease was lost.
+    pub(super) async fn checkpoint<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        row: &JobRow,
+        plan: Option<&PlanId>,
+    ) -> Result<Option<bool>> {
+        let now = now_micros();
+        let c = Checkpoint {
+            cursor_seq: row.cursor_seq,
+            chunk_no: row.chunk_no,
+            progress: &row.job.progress,
+            result: &row.job.result,
+            plan,
+            produced: &row.job.produced,
+        };
+        Ok(store::jobs::checkpoint(db, &row.job.id, &self.settings.owner, &c, now, now + self.lease_micros()).await?)
+    }
+
+    async fn run_apply(&self, mut row: JobRow) -> Result<Ended> {
+        let Some(plan) = self.job_plan(&mut row).await? else { return Ok(Ended::LostLease) };
+        if row.job.progress.phase != APPLYING {
+            // First start: the plan must still be current (checked at the call too).
+            self.check_applicable(&plan, row.job.params.proceed_with_missing_dependencies).await?;
+            row.job.progress.phase = APPLYING.into();
+            if plan.plan_type == PlanType::GroupClone {
+                row.job.produced = vec![plan.recipient.to_string()];
+            }
+            match self.checkpoint(&self.db, &row, None).await? {
+                None => return Ok(Ended::LostLease),
+                Some(true) => {
+                    self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
+                    return Ok(Ended::Done);
+                }
+                Some(false) => {}
+            }
+        }
+        if plan.plan_type == PlanType::GroupClone {
+            // Idempotent through the request id: a resumed clone gets the first reply.
+            self.registry.create_group(&plan.recipient, &plan.recipient_display_name, &format!("{}:group", row.job.id.0)).await?;
+        }
+        let mut outcomes = vec![Outcome::Create, Outcome::Link];
+        if plan.strategy == Strategy::TakeSource {
+            outcomes.push(Outcome::Conflict);
+        }
+        let chunk = row.chunk_size.clamp(1, MAX_BATCH as i64) as u64;
+        loop {
+            let items = store::plans::items(&self.db, &plan.id, &outcomes, &[], row.cursor_seq, chunk).await?;
+            let Some(last) = items.last() else { break };
+            let last_seq = last.seq;
+            let actions: Vec<Action> =
+                items.iter().filter_map(|i| action(i.outcome, plan.strategy, i.source_entity_id, i.recipient_entity_id)).collect();
+            if actions.len() != items.len() {
+                return Err(Error::Registry(tonic::Status::internal("a plan item has no action")));
+            }
+            let request_id = format!("{}:{}", row.job.id.0, row.chunk_no);
+            let results = self.registry.apply(&plan.recipient, &actions, &request_id).await?;
+            let effects = tally(&mut row.job, &items, &actions, &results);
+            row.cursor_seq = last_seq;
+            row.chunk_no += 1;
+            row.job.progress.done += items.len() as i64;
+            let txn = self.db.begin().await?;
+            store::jobs::insert_effects(&txn, &row.job.id, &effects).await?;
+            let Some(cancel) = self.checkpoint(&txn, &row, None).await? else { return Ok(Ended::LostLease) };
+            txn.commit().await?;
+            if cancel {
+                self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
+                return Ok(Ended::Done);
+            }
+        }
+        self.end(&row.job.id, JobState::Succeeded, None).await?;
+        Ok(Ended::Done)
+    }
+}
+
+impl Engine {
+    /// Undoes an applied merge's copies and links, chunk by chunk like an apply.
+    async fn run_revert(&self, mut row: JobRow) -> Result<Ended> {
+        let target =
+            row.job.reverted_job.clone().ok_or_else(|| Error::Registry(tonic::Status::internal("revert job without its target")))?;
+        let recipient =
+            GroupName::parse(&row.job.recipient).map_err(|e| Error::Registry(tonic::Status::internal(format!("stored recipient: {e}"))))?;
+        if row.job.progress.phase != REVERTING {
+            row.job.progress.phase = REVERTING.into();
+            if self.checkpoint(&self.db, &row, None).await?.is_none() {
+                return Ok(Ended::LostLease);
+            }
+        }
+        let chunk = row.chunk_size.clamp(1, MAX_BATCH as i64) as u64;
+        loop {
+            let effects = store::jobs::effects(&self.db, &target, &UNDOABLE, row.cursor_seq, chunk).await?;
+            let Some(last) = effects.last() else { break };
+            let last_seq = last.seq;
+            let actions: Vec<Action> = effects.iter().filter_map(|e| undo(e.action, e.entity_id)).collect();
+            let request_id = format!("{}:{}", row.job.id.0, row.chunk_no);
+            let results = self.registry.apply(&recipient, &actions, &request_id).await?;
+            for (act, (outcome, _)) in actions.iter().zip(&results) {
+                match (outcome, act) {
+                    (OpOutcome::Applied, Action::Remove(_)) => row.job.result.removed += 1,
+                    (OpOutcome::Applied, _) => row.job.result.unlinked += 1,
+                    (OpOutcome::AlreadyPresent, _) => row.job.result.skipped += 1,
+                    (OpOutcome::Conflict, _) => row.job.result.not_reverted += 1,
+                }
+            }
+            row.cursor_seq = last_seq;
+            row.chunk_no += 1;
+            row.job.progress.done += effects.len() as i64;
+            let Some(cancel) = self.checkpoint(&self.db, &row, None).await? else { return Ok(Ended::LostLease) };
+            if cancel {
+                self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
+                return Ok(Ended::Done);
+            }
+        }
+        self.end(&row.job.id, JobState::Succeeded, None).await?;
+        Ok(Ended::Done)
+    }
+}
+
+/// Adds a chunk's registry results to the job's counters; returns what it created,
+/// linked and overwrote (what a revert undoes).
+fn tally(job: &mut Job, items: &[crate::domain::PlanItem], actions: &[Action], results: &[(OpOutcome, i64)]) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for ((item, act), (outcome, entity_id)) in items.iter().zip(actions).zip(results) {
+        match outcome {
+            OpOutcome::Applied => {
+                let code = match act {
+                    Action::Copy(_) => {
+                        job.result.created += 1;
+                        1
+                    }
+                    Action::Link(_) => {
+                        job.result.linked += 1;
+                        2
+                    }
+                    Action::Overwrite { .. } => {
+                        job.result.overwritten += 1;
+                        3
+                    }
+                    Action::Remove(_) | Action::Unlink(_) => continue,
+                };
+                effects.push(Effect {
+                    seq: item.seq,
+                    action: code,
+                    kind: item.kind,
+                    key: item.key.clone(),
+                    entity_id: *entity_id,
+                    content_hash: item.source_hash.clone(),
+                });
+            }
+            OpOutcome::AlreadyPresent => job.result.skipped += 1,
+            OpOutcome::Conflict => job.result.conflicts_kept += 1,
+        }
+    }
+    effects
+}

@@ -1,0 +1,124 @@
+//! The engine's schema: plans and their items, jobs with their checkpoint and lease, the
+//! effects of applied chunks (what revert undoes), and the `request_log`.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_merge_engine::Migration)]
+    }
+}
+
+mod m20261123_000001_create_merge_engine {
+    use super::*;
+
+    #[derive(DeriveMigrationName)]
+    pub struct Migration;
+
+    const UP: &[&str] = &[
+        "CREATE TABLE merge_plans (
+            id TEXT NOT NULL PRIMARY KEY,
+            plan_type BIGINT NOT NULL,
+            source TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            recipient_display_name TEXT NOT NULL,
+            strategy BIGINT NOT NULL,
+            selection TEXT NOT NULL,
+            source_revision BIGINT NOT NULL,
+            recipient_revision BIGINT NOT NULL,
+            state BIGINT NOT NULL,
+            creates BIGINT NOT NULL,
+            links BIGINT NOT NULL,
+            skips BIGINT NOT NULL,
+            conflicts BIGINT NOT NULL,
+            missing_dependencies BIGINT NOT NULL,
+            source_entries BIGINT NOT NULL,
+            job_id TEXT,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX merge_plans_created ON merge_plans (created_at, id)",
+        "CREATE TABLE plan_items (
+            plan_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind BIGINT NOT NULL,
+            key TEXT NOT NULL,
+            outcome BIGINT NOT NULL,
+            sharing BIGINT NOT NULL,
+            source_entity_id BIGINT NOT NULL,
+            recipient_entity_id BIGINT NOT NULL,
+            source_hash TEXT NOT NULL,
+            recipient_hash TEXT NOT NULL,
+            missing_kind BIGINT NOT NULL,
+            missing_key TEXT NOT NULL,
+            PRIMARY KEY (plan_id, seq)
+        )",
+        "CREATE TABLE jobs (
+            id TEXT NOT NULL PRIMARY KEY,
+            kind BIGINT NOT NULL,
+            state BIGINT NOT NULL,
+            plan_id TEXT,
+            source TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            params TEXT NOT NULL,
+            chunk_size BIGINT NOT NULL,
+            cursor_seq BIGINT NOT NULL,
+            chunk_no BIGINT NOT NULL,
+            done BIGINT NOT NULL,
+            total BIGINT NOT NULL,
+            phase TEXT NOT NULL,
+            result TEXT NOT NULL,
+            error TEXT,
+            produced TEXT NOT NULL,
+            cancel_requested BIGINT NOT NULL,
+            lease_owner TEXT,
+            lease_until BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            started_at BIGINT,
+            ended_at BIGINT,
+            updated_at BIGINT NOT NULL,
+            reverted_job TEXT,
+            reverted_by TEXT,
+            claims BIGINT NOT NULL DEFAULT 0
+        )",
+        "CREATE INDEX jobs_claim ON jobs (state, created_at)",
+        "CREATE INDEX jobs_created ON jobs (created_at, id)",
+        "CREATE TABLE job_effects (
+            job_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            action BIGINT NOT NULL,
+            kind BIGINT NOT NULL,
+            key TEXT NOT NULL,
+            entity_id BIGINT NOT NULL,
+            content_hash TEXT NOT NULL,
+            PRIMARY KEY (job_id, seq)
+        )",
+    ];
+
+    const DOWN: &[&str] =
+        &["DROP TABLE request_log", "DROP TABLE job_effects", "DROP TABLE jobs", "DROP TABLE plan_items", "DROP TABLE merge_plans"];
+
+    async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+        for sql in statements {
+            manager.get_connection().execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            run(manager, UP).await?;
+            let backend: DbBackend = manager.get_database_backend();
+            manager.get_connection().execute_unprepared(&ferry_kit::idempotency::create_table_sql(backend)).await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            run(manager, DOWN).await
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Bad input and retries.
+
+use ferry_proto::merge::v1 as mpb;
+use tonic::Code;
+
+use crate::Backend;
+use crate::helpers::*;
+
+pub async fn bad_input_is_refused_precisely_and_writes_nothing(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev").await;
+    env(&app, "uat").await;
+    let s = group(&app, "dev", "test").await;
+    let r = group(&app, "dev", "prod").await;
+    let other = group(&app, "uat", "prod").await;
+    create(&app, &s, entity(SERVICE, "svc", "{}")).await;
+    let m = app.merge.clone();
+
+    let err = m.clone().create_merge_plan(plan_req(&s, &s)).await.expect_err("self-merge");
+    assert_eq!((err.code(), violated_fields(&err)), (Code::InvalidArgument, vec!["recipient".to_string()]));
+    let err = m.clone().create_merge_plan(plan_req(&s, &other)).await.expect_err("cross-environment");
+    assert_eq!((err.code(), violated_fields(&err)), (Code::InvalidArgument, vec!["recipient".to_string()]));
+    let err = m.clone().create_merge_plan(plan_req(&s, "environments/dev/groups/nope")).await.expect_err("unknown group");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = m
+        .clone()
+        .create_merge_plan(mpb::CreateMergePlanRequest { kinds: vec![0], strategy: 9, ..plan_req("groups/x", &r) })
+        .await
+        .expect_err("malformed");
+    assert_eq!(violated_fields(&err), ["source", "strategy", "kinds[0]"]);
+    let err = m.clone().get_merge_plan(mpb::GetMergePlanRequest { name: "mergePlans/0123abcd".into() }).await.expect_err("unknown plan");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = apply(&app, "plans/1", false).await.expect_err("malformed plan name");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = m.clone().get_job(mpb::GetJobRequest { name: "jobs/0123abcd".into() }).await.expect_err("unknown job");
+    assert_eq!(err.code(), Code::NotFound);
+    let listed = m.clone().list_merge_plans(mpb::ListMergePlansRequest::default()).await.expect("list").into_inner();
+    assert!(listed.merge_plans.is_empty(), "refused calls wrote nothing");
+
+    // A cancelled plan cannot be applied; an applied one cannot be cancelled.
+    let p = plan(&app, plan_req(&s, &r)).await;
+    let c =
+        m.clone().cancel_merge_plan(mpb::CancelMergePlanRequest { name: p.name.clone(), request_id: String::new() }).await.expect("cancel");
+    assert_eq!(c.into_inner().state, PLAN_CANCELLED);
+    let err = apply(&app, &p.name, false).await.expect_err("cancelled plan");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let p = plan(&app, plan_req(&s, &r)).await;
+    apply_ok(&app, &p.name).await;
+    let err = m
+        .clone()
+        .cancel_merge_plan(mpb::CancelMergePlanRequest { name: p.name.clone(), request_id: String::new() })
+        .await
+        .expect_err("applied plan");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = m
+        .clone()
+        .list_merge_plan_items(mpb::ListMergePlanItemsRequest { parent: p.name, page_token: "junk".into(), ..Default::default() })
+        .await
+        .expect_err("foreign token");
+    assert_eq!(violated_fields(&err), ["page_token"]);
+}
+
+pub async fn request_id_makes_retries_no_ops(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev").await;
+    let s = group(&app, "dev", "test").await;
+    let r = group(&app, "dev", "prod").await;
+    create(&app, &s, entity(SERVICE, "svc", "{}")).await;
+    let req = mpb::CreateMergePlanRequest { request_id: "plan-1".into(), ..plan_req(&s, &r) };
+    let first = plan(&app, req.clone()).await;
+    let again = plan(&app, req.clone()).await;
+    assert_eq!(first.name, again.name, "a retry returns the first plan");
+    let err = app
+        .merge
+        .clone()
+        .create_merge_plan(mpb::CreateMergePlanRequest { strategy: TAKE_SOURCE, ..req })
+        .await
+        .expect_err("same id, other request");
+    assert_eq!(violated_fields(&err), ["request_id"]);
+
+    let apply_req =
+        mpb::ApplyMergePlanRequest { name: first.name.clone(), proceed_with_missing_dependencies: false, request_id: "apply-1".into() };
+    let j1 = app.merge.clone().apply_merge_plan(apply_req.clone()).await.expect("apply").into_inner();
+    let j2 = app.merge.clone().apply_merge_plan(apply_req).await.expect("retry").into_inner();
+    assert_eq!(j1.name, j2.name);
+    let done = wait_job(&app.merge, &j1.name).await;
+    assert_eq!(result(&done).created, 1);
+    let listed = app.merge.clone().list_jobs(mpb::ListJobsRequest::default()).await.expect("list jobs").into_inner();
+    assert_eq!(listed.jobs.len(), 1, "one job for two calls");
+}

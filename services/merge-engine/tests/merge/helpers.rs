@@ -1,0 +1,416 @@
+//! `spawn_app`: the real group registry and the real merge engine on port 0, each with a
+//! fresh database of the chosen backend, and typed clients. The engine can be stopped as
+//! if it crashed and started again on the same database, and a second engine can share
+//! the first one's job table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferry_kit::client::{ClientInterceptor, channel};
+use ferry_kit::config::CommonArgs;
+use ferry_proto::merge::v1 as mpb;
+use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
+use ferry_proto::registry::v1 as pb;
+use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+pub const ADMIN: &str = "admin-token-for-merge-tests-01";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
+/// Without it the suite is skipped loudly, except under CI=true where it must run.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("FERRY_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
+        }
+        _ => {
+            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{:x}{}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn database(backend: Backend, dir: &std::path::Path, name: &str) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}/{name}.db", dir.display())),
+        Backend::Postgres => {
+            let admin = postgres_url()?;
+            let db_name = unique("ferry_m");
+            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
+            db.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await.expect("create test database");
+            db.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+            Some(format!("{base}/{db_name}"))
+        }
+    }
+}
+
+/// A running engine: its server's shutdown and its workers.
+pub struct EngineHandle {
+    pub client: Merge,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    workers: merge_engine::Workers,
+}
+
+impl EngineHandle {
+    /// Stops the engine as a crash would: workers die where they are, the server stops.
+    pub fn kill(mut self) {
+        self.workers.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.workers.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub struct TestApp {
+    pub registry: Registry,
+    pub merge: Merge,
+    pub engine: Option<EngineHandle>,
+    pub engine_db: String,
+    registry_url: String,
+    tokens: PathBuf,
+    registry_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    dir: PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.engine.take();
+        if let Some(tx) = self.registry_shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn merge_client(addr: SocketAddr) -> Merge {
+    MergeServiceClient::with_interceptor(
+        channel(&format!("http://{addr}")).expect("channel"),
+        ClientInterceptor::new(Some(ADMIN)).expect("token"),
+    )
+}
+
+fn common(tokens: &std::path::Path) -> CommonArgs {
+    CommonArgs { tokens_file: Some(tokens.to_owned()), service_token: Some(ADMIN.into()), shutdown_grace_secs: 1, ..CommonArgs::default() }
+}
+
+impl TestApp {
+    /// Starts another engine on this app's engine database (chunk size `chunk`).
+    pub async fn start_engine(&self, chunk: i64) -> EngineHandle {
+        let mut config =
+            merge_engine::Config::new("127.0.0.1:0".parse().expect("addr"), &self.engine_db, &self.registry_url, common(&self.tokens));
+        config.chunk_size = chunk;
+        config.lease_secs = 2;
+        let (server, workers) = merge_engine::start(&config).await.expect("start merge engine");
+        let addr = server.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(async move {
+            let _ = rx.await;
+        }));
+        EngineHandle { client: merge_client(addr), shutdown: Some(tx), workers }
+    }
+
+    /// Replaces the engine with a new one on the same database.
+    pub async fn restart_engine(&mut self, chunk: i64) {
+        if let Some(e) = self.engine.take() {
+            e.kill();
+        }
+        let e = self.start_engine(chunk).await;
+        self.merge = e.client.clone();
+        self.engine = Some(e);
+    }
+}
+
+/// Starts the registry and the engine on `backend`; `None` when it is unavailable here.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with_chunk(backend, 50).await
+}
+
+pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestApp> {
+    let dir = std::env::temp_dir().join(unique("ferry-merge-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let registry_db = database(backend, &dir, "registry").await?;
+    let engine_db = database(backend, &dir, "merge").await?;
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{ADMIN} admin *\n")).expect("tokens file");
+    let rconfig =
+        group_registry::Config { listen: "127.0.0.1:0".parse().expect("addr"), database_url: registry_db, common: common(&tokens) };
+    let server = group_registry::build(&rconfig).await.expect("build registry");
+    let raddr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    let registry = RegistryServiceClient::with_interceptor(
+        channel(&format!("http://{raddr}")).expect("channel"),
+        ClientInterceptor::new(Some(ADMIN)).expect("token"),
+    )
+    .max_decoding_message_size(64 * 1024 * 1024);
+    let mut app = TestApp {
+        registry,
+        merge: merge_client(raddr),
+        engine: None,
+        engine_db,
+        registry_url: format!("http://{raddr}"),
+        tokens,
+        registry_shutdown: Some(tx),
+        dir,
+    };
+    app.restart_engine(chunk).await;
+    Some(app)
+}
+
+// Arrange helpers. Each panics with context: they set up, they are not under test.
+
+pub async fn env(app: &TestApp, id: &str) {
+    app.registry
+        .clone()
+        .create_environment(pb::CreateEnvironmentRequest {
+            environment_id: id.into(),
+            environment: Some(pb::Environment { tier: 2, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create environment");
+}
+
+pub async fn group(app: &TestApp, env: &str, id: &str) -> String {
+    app.registry
+        .clone()
+        .create_group(pb::CreateGroupRequest { parent: format!("environments/{env}"), group_id: id.into(), ..Default::default() })
+        .await
+        .expect("create group")
+        .into_inner()
+        .name
+}
+
+pub fn entity(kind: i32, key: &str, payload: &str) -> pb::Entity {
+    pb::Entity { kind, key: key.into(), payload_json: payload.into(), ..Default::default() }
+}
+
+pub fn with_refs(mut e: pb::Entity, refs: &[(i32, &str)]) -> pb::Entity {
+    e.references = refs.iter().map(|(k, key)| ferry_proto::common::v1::EntityRef { kind: *k, key: (*key).into() }).collect();
+    e
+}
+
+pub async fn create(app: &TestApp, group: &str, e: pb::Entity) -> pb::Entity {
+    app.registry
+        .clone()
+        .create_entity(pb::CreateEntityRequest { parent: group.into(), entity: Some(e), request_id: String::new() })
+        .await
+        .expect("create entity")
+        .into_inner()
+}
+
+pub async fn link(app: &TestApp, entity: &str, group: &str) {
+    app.registry
+        .clone()
+        .link_entity(pb::LinkEntityRequest { name: entity.into(), group: group.into(), request_id: String::new() })
+        .await
+        .expect("link entity");
+}
+
+/// Imports many entities at once.
+pub async fn import(app: &TestApp, group: &str, entities: Vec<pb::Entity>) {
+    let msgs: Vec<pb::ImportEntitiesRequest> = entities
+        .chunks(2000)
+        .enumerate()
+        .map(|(i, c)| pb::ImportEntitiesRequest {
+            parent: if i == 0 { group.to_owned() } else { String::new() },
+            entities: c.to_vec(),
+            request_id: String::new(),
+        })
+        .collect();
+    app.registry.clone().import_entities(tokio_stream::iter(msgs)).await.expect("import");
+}
+
+/// Every entity of a group: (kind, key) → entity.
+pub async fn entities_of(app: &TestApp, group: &str) -> Vec<pb::Entity> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .registry
+            .clone()
+            .list_entities(pb::ListEntitiesRequest { parent: group.into(), page_size: 1000, page_token: token, kinds: vec![] })
+            .await
+            .expect("list entities")
+            .into_inner();
+        out.extend(page.entities);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub fn find<'a>(entities: &'a [pb::Entity], kind: i32, key: &str) -> Option<&'a pb::Entity> {
+    entities.iter().find(|e| e.kind == kind && e.key == key)
+}
+
+pub async fn revision(app: &TestApp, group: &str) -> i64 {
+    app.registry.clone().get_group(pb::GetGroupRequest { name: group.into() }).await.expect("get group").into_inner().revision
+}
+
+pub fn plan_req(source: &str, recipient: &str) -> mpb::CreateMergePlanRequest {
+    mpb::CreateMergePlanRequest { source: source.into(), recipient: recipient.into(), ..Default::default() }
+}
+
+pub async fn plan(app: &TestApp, req: mpb::CreateMergePlanRequest) -> mpb::MergePlan {
+    app.merge.clone().create_merge_plan(req).await.expect("create merge plan").into_inner()
+}
+
+pub async fn items(app: &TestApp, plan: &str, outcomes: Vec<i32>) -> Vec<mpb::MergePlanItem> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .merge
+            .clone()
+            .list_merge_plan_items(mpb::ListMergePlanItemsRequest {
+                parent: plan.into(),
+                page_size: 1000,
+                page_token: token,
+                outcomes: outcomes.clone(),
+                kinds: vec![],
+            })
+            .await
+            .expect("list plan items")
+            .into_inner();
+        out.extend(page.items);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub async fn apply(app: &TestApp, plan: &str, proceed: bool) -> Result<mpb::Job, tonic::Status> {
+    app.merge
+        .clone()
+        .apply_merge_plan(mpb::ApplyMergePlanRequest {
+            name: plan.into(),
+            proceed_with_missing_dependencies: proceed,
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn get_job(client: &Merge, job: &str) -> mpb::Job {
+    client.clone().get_job(mpb::GetJobRequest { name: job.into() }).await.expect("get job").into_inner()
+}
+
+/// Polls the job until it ends (deadline 60 s).
+pub async fn wait_job(client: &Merge, job: &str) -> mpb::Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = get_job(client, job).await;
+        if matches!(j.state, SUCCEEDED | FAILED | CANCELLED) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {job} did not end in time: {j:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Applies and waits; panics unless the job succeeded.
+pub async fn apply_ok(app: &TestApp, plan: &str) -> mpb::Job {
+    let job = apply(app, plan, false).await.expect("apply");
+    let done = wait_job(&app.merge, &job.name).await;
+    assert_eq!(done.state, SUCCEEDED, "job failed: {:?}", done.error);
+    done
+}
+
+/// Asserts that a group holds each (kind, key) once and returns how many it holds.
+pub async fn assert_keys_unique(app: &TestApp, group: &str) -> usize {
+    let all = entities_of(app, group).await;
+    let mut keys: Vec<(i32, String)> = all.iter().map(|e| (e.kind, e.key.clone())).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "G1: {group} holds a (kind, key) twice");
+    n
+}
+
+pub fn counts(p: &mpb::MergePlan) -> (i64, i64, i64, i64, i64) {
+    let c = p.counts.unwrap_or_default();
+    (c.creates, c.links, c.skips, c.conflicts, c.missing_dependencies)
+}
+
+pub fn result(j: &mpb::Job) -> mpb::JobResult {
+    j.result.unwrap_or_default()
+}
+
+pub fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.subject).collect()).unwrap_or_default()
+}
+
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|f| f.field).collect()).unwrap_or_default()
+}
+
+pub const DATA_SOURCE: i32 = 1;
+pub const LOOKUP: i32 = 2;
+pub const SERVICE: i32 = 7;
+pub const TABLE: i32 = 8;
+
+pub const CREATE: i32 = 1;
+pub const LINK: i32 = 2;
+pub const SKIP: i32 = 3;
+pub const CONFLICT: i32 = 4;
+pub const MISSING: i32 = 5;
+
+pub const READY: i32 = 1;
+pub const APPLIED: i32 = 3;
+pub const STALE: i32 = 4;
+pub const PLAN_CANCELLED: i32 = 5;
+
+pub const SUCCEEDED: i32 = 3;
+pub const FAILED: i32 = 4;
+pub const CANCELLED: i32 = 5;
+
+pub const TAKE_SOURCE: i32 = 2;
+pub const FAIL: i32 = 3;
+
+/// How many times engines claimed a job (read from the engine's database: not in the API).
+pub async fn claims(app: &TestApp, job: &str) -> i64 {
+    let id = job.strip_prefix("jobs/").expect("job name");
+    let db = Database::connect(&app.engine_db).await.expect("connect to the engine database");
+    let sql = ferry_kit::db::stmt(db.get_database_backend(), "SELECT claims FROM jobs WHERE id = ?", [id.into()]);
+    let row = db.query_one_raw(sql).await.expect("query").expect("job row");
+    let n: i64 = row.try_get_by_index(0).expect("claims");
+    db.close().await.ok();
+    n
+}

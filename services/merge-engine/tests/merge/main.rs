@@ -1,0 +1,44 @@
+//! The merge engine's behaviour suite, written once and run on SQLite and on PostgreSQL
+//! (`sqlite::…` and `postgres::…` tests) against the real group registry. Rules are named
+//! as in DESIGN.md (G5, G6, G10–G13).
+
+mod helpers;
+
+mod edge;
+mod jobs;
+mod projects;
+mod rules;
+
+use helpers::Backend;
+
+/// Instantiates each listed test once per backend.
+macro_rules! per_backend {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
+per_backend!(
+    rules::g6_merge_creates_links_skips_and_keeps_recipient_on_conflict,
+    rules::g6_take_source_overwrites_and_fail_refuses,
+    rules::g10_plan_items_page_and_stale_plan_is_aborted,
+    rules::g11_applying_twice_changes_nothing,
+    rules::g12_missing_dependencies_refused_unless_proceed,
+    rules::g13_selective_merge_by_kind_and_key,
+    rules::g5_clone_group_copies_duplicated_and_links_shared,
+    rules::revert_removes_what_the_merge_created_and_linked,
+    rules::revert_refuses_entities_changed_since_unless_proceed,
+    jobs::concurrent_applies_into_one_recipient_never_duplicate_keys,
+    jobs::job_resumes_after_engine_stopped_mid_apply,
+    jobs::two_engines_share_one_queue_without_double_work,
+    jobs::cancel_job_stops_between_chunks_and_watch_ends_terminal,
+    projects::g8_clone_project_resolves_against_chosen_groups,
+    projects::g9_project_merge_refused_listing_missing_unless_groups_first,
+    edge::bad_input_is_refused_precisely_and_writes_nothing,
+    edge::request_id_makes_retries_no_ops,
+);
