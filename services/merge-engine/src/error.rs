@@ -97,3 +97,9 @@ impl From<Violations> for Error {
         Error::InvalidArgument(v)
     }
 }
+
+impl ferry_kit::idempotency::TxError for Error {
+    fn request_id_reused() -> Self {
+        Error::RequestIdReused
+    }
+}

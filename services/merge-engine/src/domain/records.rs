@@ -234,8 +234,4 @@ pub struct Job {
 }
 
 /// One page of a list and the cursor of the next, if any.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T, C> {
-    pub items: Vec<T>,
-    pub next: Option<C>,
-}
+pub use ferry_kit::paging::Page;

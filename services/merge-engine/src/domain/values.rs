@@ -90,22 +90,5 @@ pub fn display_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// A `request_id` and the fingerprint of the request it came with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestKey {
-    pub request_id: String,
-    pub fingerprint: String,
-}
-
-impl RequestKey {
-    /// `None` for an empty id; an id must be 1–128 printable ASCII characters.
-    pub fn parse(request_id: &str, fingerprint: String) -> Result<Option<Self>, String> {
-        if request_id.is_empty() {
-            return Ok(None);
-        }
-        if request_id.len() > 128 || !request_id.chars().all(|c| c.is_ascii_graphic()) {
-            return Err("must be 1-128 printable ASCII characters (a UUID is ideal)".into());
-        }
-        Ok(Some(Self { request_id: request_id.to_owned(), fingerprint }))
-    }
-}
+/// A `request_id` and the fingerprint of the request it came with (shared by every service).
+pub use ferry_kit::idempotency::RequestKey;

@@ -13,21 +13,19 @@ pub mod worker;
 pub use plans::PlanRequest;
 pub use projects::ProjectMergeRequest;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_kit::idempotency::{self, Replay};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
-use crate::domain::{Page, RequestKey};
+use crate::domain::RequestKey;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+type BoxFut<'a, T> = idempotency::TxFuture<'a, T, Error>;
 
 /// How this engine runs jobs.
 #[derive(Debug, Clone)]
@@ -69,48 +67,15 @@ impl Engine {
         }
     }
 
-    /// Runs `work` in one transaction as the call `method`. With a request key, a replay
-    /// returns the recorded reply and writes nothing.
+    /// Runs `work` in one transaction as the call `method`, with `request_id` replay
+    /// (see `ferry_kit::idempotency::transaction`).
     async fn write<T, F>(&self, key: Option<RequestKey>, method: &'static str, work: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned + Send,
         F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, T> + Send,
     {
-        let txn = self.db.begin().await?;
-        if let Some(k) = &key {
-            match idempotency::lookup(&txn, &k.request_id, method, &k.fingerprint).await? {
-                Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),
-                Replay::Mismatch => return Err(Error::RequestIdReused),
-                Replay::Fresh => {}
-            }
-        }
-        let out = work(&txn).await?;
-        if let Some(k) = &key {
-            let recorded = idempotency::record(&txn, &k.request_id, method, &k.fingerprint, serde_json::to_vec(&out)?).await;
-            if let Err(e) = recorded {
-                // A concurrent retry with the same id committed first: answer with its reply.
-                if ferry_kit::db::is_unique_violation(&e) {
-                    drop(txn);
-                    return match idempotency::lookup(&self.db, &k.request_id, method, &k.fingerprint).await? {
-                        Replay::Done(bytes) => Ok(serde_json::from_slice(&bytes)?),
-                        _ => Err(Error::RequestIdReused),
-                    };
-                }
-                return Err(e.into());
-            }
-        }
-        txn.commit().await?;
-        Ok(out)
+        idempotency::transaction(&self.db, key.as_ref(), method, work).await
     }
 }
 
-/// Splits a `limit + 1` fetch into a page and the cursor of the next one.
-pub(crate) fn page<T, C>(mut items: Vec<T>, limit: u64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
-    let next = if items.len() as u64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items, next }
-}
+pub(crate) use ferry_kit::paging::split as page;
