@@ -16,7 +16,6 @@ pub use integrations::{IntegrationPatch, NewIntegration};
 pub use jobs::NewJob;
 pub use mappings::{MappingPatch, NewMapping};
 
-
 use ferry_kit::idempotency::{self, Replay};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 use serde::{Serialize, de::DeserializeOwned};

@@ -110,8 +110,11 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let registry_db = database(backend, &dir, "registry.db").await?;
     let database_url = database(backend, &dir, "integration.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n{DEV_ADMIN} admin dev\n{SERVICE} viewer *\n"))
-        .expect("tokens file");
+    std::fs::write(
+        &tokens,
+        format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n{DEV_ADMIN} admin dev\n{SERVICE} viewer *\n"),
+    )
+    .expect("tokens file");
     let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };
     let registry = group_registry::build(&group_registry::Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
