@@ -43,6 +43,9 @@ struct Args {
     /// A PostgreSQL URL whose user may create databases (the benchmark creates its own).
     #[arg(long, env = "FERRY_BENCH_DATABASE_URL")]
     database_url: String,
+    /// Keep the benchmark's databases afterwards (to inspect them).
+    #[arg(long)]
+    keep: bool,
     /// The merge-engine binary (default: beside this one).
     #[arg(long)]
     engine_bin: Option<std::path::PathBuf>,
@@ -90,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("{workload:?}: the same work as raw SQL on an identical copy");
     let raw_s = raw::run(&dbs.raw_registry, workload).await?;
     let ratio = total_s / raw_s.max(1e-9);
-    dbs.drop_all().await;
+    if !args.keep {
+        dbs.drop_all().await;
+    }
     println!(
         "{}",
         serde_json::json!({

@@ -65,6 +65,9 @@ impl ImportTx {
         if self.created > 0 {
             groups::bump(&self.txn, &[self.group_id]).await?;
         }
+        if self.created >= q::ANALYZE_AFTER_ROWS {
+            q::analyze(&self.txn).await?;
+        }
         let revision = groups::revision(&self.txn, self.group_id).await?;
         let reply = (self.created, revision);
         if let Some(k) = key {
@@ -123,7 +126,8 @@ impl Registry {
                 let g = group_row(txn, &recipient).await?;
                 groups::lock(txn, g.id).await?;
                 let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
-                let infos = q::entity_infos(txn, &ids).await?;
+                let unlinks: Vec<i64> = ops.iter().filter_map(|op| if let MergeOp::Unlink(id) = op { Some(*id) } else { None }).collect();
+                let infos = q::entity_infos(txn, &ids, &unlinks).await?;
                 let keys: Vec<(Kind, String)> = infos.values().map(|i| (i.kind, i.key.clone())).collect();
                 let held = q::members_at(txn, g.id, &keys).await?;
                 let plan = classify(&ops, g.env_id, &infos, held)?;

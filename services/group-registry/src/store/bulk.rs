@@ -86,20 +86,24 @@ pub async fn manifest_page<C: ConnectionTrait>(
 ) -> Result<Vec<ManifestEntry>, DbErr> {
     let (ak, akey) = after.cloned().unwrap_or((0, String::new()));
     let mut values: Vec<Value> = vec![group_id.into(), ak.into(), akey.into()];
-    let mut sql = String::from(
-        "SELECT m.kind, m.key, e.content_hash, e.sharing, m.entity_id, e.refs FROM memberships m \
-         JOIN entities e ON e.id = m.entity_id WHERE m.group_id = ? AND (m.kind, m.key) > (?, ?)",
-    );
+    // The page of memberships is taken first (an ordered index range, whatever the
+    // statistics say) and only then joined to entities, so a page costs its own rows even
+    // on freshly bulk-loaded tables that PostgreSQL has not analysed yet.
+    let mut page = String::from("SELECT kind, key, entity_id FROM memberships WHERE group_id = ? AND (kind, key) > (?, ?)");
     if !filter.kinds.is_empty() {
-        sql.push_str(&format!(" AND m.kind IN ({})", placeholders(filter.kinds.len())));
+        page.push_str(&format!(" AND kind IN ({})", placeholders(filter.kinds.len())));
         values.extend(filter.kinds.iter().map(|k| Value::from(k.number())));
     }
     if !filter.keys.is_empty() {
-        sql.push_str(&format!(" AND m.key IN ({})", placeholders(filter.keys.len())));
+        page.push_str(&format!(" AND key IN ({})", placeholders(filter.keys.len())));
         values.extend(filter.keys.iter().map(|k| Value::from(k.as_str())));
     }
-    sql.push_str(" ORDER BY m.kind, m.key LIMIT ?");
+    page.push_str(" ORDER BY kind, key LIMIT ?");
     values.push(Value::from(limit as i64));
+    let sql = format!(
+        "SELECT m.kind, m.key, e.content_hash, e.sharing, m.entity_id, e.refs FROM ({page}) m \
+         JOIN entities e ON e.id = m.entity_id ORDER BY m.kind, m.key"
+    );
     let rows = all(db, &sql, values).await?;
     rows.iter()
         .map(|r| {
@@ -160,14 +164,15 @@ pub struct EntityInfo {
     pub links: i64,
 }
 
-pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<HashMap<i64, EntityInfo>, DbErr> {
+/// What operations need to know of `ids`; link counts only for `count_links_of` (the
+/// unlink targets: counting every entity's links would cost a lookup per row).
+pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64], count_links_of: &[i64]) -> Result<HashMap<i64, EntityInfo>, DbErr> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(1000) {
         let rows = all(
             db,
             &format!(
-                "SELECT e.id, e.environment_id, e.kind, e.key, e.sharing, e.content_hash, \
-                 (SELECT COUNT(*) FROM memberships m WHERE m.entity_id = e.id) FROM entities e WHERE e.id IN ({})",
+                "SELECT e.id, e.environment_id, e.kind, e.key, e.sharing, e.content_hash FROM entities e WHERE e.id IN ({})",
                 placeholders(chunk.len())
             ),
             chunk.iter().map(|i| Value::from(*i)).collect(),
@@ -184,9 +189,22 @@ pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Has
                     key: col(r, 3)?,
                     sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
                     content_hash: col(r, 5)?,
-                    links: col(r, 6)?,
+                    links: 0,
                 },
             );
+        }
+    }
+    for chunk in count_links_of.chunks(1000) {
+        let rows = all(
+            db,
+            &format!("SELECT entity_id, COUNT(*) FROM memberships WHERE entity_id IN ({}) GROUP BY entity_id", placeholders(chunk.len())),
+            chunk.iter().map(|i| Value::from(*i)).collect(),
+        )
+        .await?;
+        for r in &rows {
+            if let Some(info) = out.get_mut(&col::<i64>(r, 0)?) {
+                info.links = col(r, 1)?;
+            }
         }
     }
     Ok(out)
@@ -286,6 +304,19 @@ pub async fn unlink_from<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64])
     Ok(())
 }
 
+/// Rows written at once above which PostgreSQL's statistics are refreshed in the same
+/// transaction: a bulk load otherwise leaves the planner choosing plans for empty tables
+/// until autovacuum catches up.
+pub const ANALYZE_AFTER_ROWS: i64 = 10_000;
+
+/// Refreshes the planner statistics of the tables bulk paths fill (PostgreSQL only).
+pub async fn analyze<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE entities, memberships").await?;
+    }
+    Ok(())
+}
+
 async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64, DbErr> {
     let row = one(db, sql, vec![env_id.into()]).await?.ok_or_else(|| DbErr::Custom("count returned no row".into()))?;
     col(&row, 0)
@@ -366,6 +397,9 @@ pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, no
         vec![src.into(), dst.into()],
     )
     .await?;
+    if entities as i64 >= ANALYZE_AFTER_ROWS {
+        analyze(db).await?;
+    }
     Ok(CopyCounts {
         groups: groups as i64,
         entities: entities as i64,

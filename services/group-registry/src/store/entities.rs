@@ -149,14 +149,15 @@ pub async fn list_members<C: ConnectionTrait>(
         String::new()
     } else {
         values.extend(kinds.iter().map(|k| Value::from(k.number())));
-        format!(" AND m.kind IN ({})", placeholders(kinds.len()))
+        format!(" AND kind IN ({})", placeholders(kinds.len()))
     };
     values.push(Value::from(limit as i64));
+    // The page of memberships first, then the join: see `bulk::manifest_page`.
     let rows = all(
         db,
         &format!(
-            "{SELECT} JOIN memberships m ON m.entity_id = e.id WHERE m.group_id = ? \
-             AND (m.kind, m.key) > (?, ?){kind_filter} ORDER BY m.kind, m.key LIMIT ?"
+            "{SELECT} JOIN (SELECT kind, key, entity_id FROM memberships WHERE group_id = ? \
+             AND (kind, key) > (?, ?){kind_filter} ORDER BY kind, key LIMIT ?) m ON m.entity_id = e.id ORDER BY m.kind, m.key"
         ),
         values,
     )
