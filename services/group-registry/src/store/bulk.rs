@@ -129,21 +129,31 @@ pub async fn members_at<C: ConnectionTrait>(
 ) -> Result<HashMap<(Kind, String), (i64, String)>, DbErr> {
     let mut out = HashMap::new();
     for chunk in refs.chunks(1000) {
-        let mut values: Vec<Value> = vec![group_id.into()];
-        for (k, key) in chunk {
-            values.push(k.number().into());
-            values.push(key.as_str().into());
-        }
-        let rows = all(
-            db,
-            &format!(
-                "SELECT m.kind, m.key, m.entity_id, e.content_hash FROM memberships m JOIN entities e ON e.id = m.entity_id \
-                 WHERE m.group_id = ? AND (m.kind, m.key) IN (VALUES {})",
-                tuples(chunk.len(), 2)
+        let pairs = chunk.iter().flat_map(|(k, key)| [Value::from(k.number()), Value::from(key.as_str())]);
+        // One primary-key probe per pair. On PostgreSQL a LATERAL join forces that plan:
+        // with `IN (VALUES …)` a group that grew since its statistics were taken (a clone
+        // being filled) is walked whole for every batch.
+        // Placeholders are numbered in the order they appear, so the values follow the text.
+        let (sql, values): (String, Vec<Value>) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => (
+                format!(
+                    "SELECT v.column1, v.column2, x.entity_id, x.content_hash FROM (VALUES {}) AS v, LATERAL \
+                     (SELECT m.entity_id, e.content_hash FROM memberships m JOIN entities e ON e.id = m.entity_id \
+                      WHERE m.group_id = ? AND m.kind = v.column1 AND m.key = v.column2) x",
+                    tuples(chunk.len(), 2)
+                ),
+                pairs.chain([Value::from(group_id)]).collect(),
             ),
-            values,
-        )
-        .await?;
+            _ => (
+                format!(
+                    "SELECT m.kind, m.key, m.entity_id, e.content_hash FROM memberships m JOIN entities e ON e.id = m.entity_id \
+                     WHERE m.group_id = ? AND (m.kind, m.key) IN (VALUES {})",
+                    tuples(chunk.len(), 2)
+                ),
+                std::iter::once(Value::from(group_id)).chain(pairs).collect(),
+            ),
+        };
+        let rows = all(db, &sql, values).await?;
         for r in &rows {
             let kind: i32 = col(r, 0)?;
             out.insert((Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?, col(r, 1)?), (col(r, 2)?, col(r, 3)?));
