@@ -1,52 +1,61 @@
-//! refresh-coordinator: durable refresh and promotion runs across the Ferry services
+//! refresh-coordinator: durable refresh runs across the Ferry services, served as
+//! `ferry.refresh.v1.RefreshService`. A refresh is the refresh article's nine-step
+//! checklist run as a durable, resumable, undoable run: each step records what it did
+//! (the ChangeSets integration-control returns, the registry's copy counts) before the
+//! next starts, every call it makes carries a request id derived from run, step and
+//! operation, and a driver claims runs with a lease and resumes them after a crash.
 //!
-//! The contract (`ferry.refresh.v1.RefreshService`) is fixed; its behaviour lands with its own
-//! issue. Until then the server runs with health and reflection, authenticates like every
-//! Ferry service, and answers each RPC with UNIMPLEMENTED.
+//! Layers: [`grpc`] (proto edge) → [`service`] (plan, run operations, driver, steps) →
+//! [`store`] (SQL); [`domain`] holds names, runs and steps and knows neither proto nor SQL.
+//! Promotion runs (merge a project's groups into the target's, then the project) run on
+//! the same driver, through merge-engine.
 
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
 
-use ferry_kit::config::CommonArgs;
+pub use config::Config;
+pub use error::Error;
+pub use service::driver::Driver;
+
+use std::time::Duration;
+
 use ferry_kit::server::{Server, ServerBuilder};
-use ferry_proto::refresh::v1::refresh_service_server::{RefreshService, RefreshServiceServer};
+use ferry_proto::refresh::v1::refresh_service_server::RefreshServiceServer;
 
-/// Settings of refresh-coordinator.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(name = "refresh-coordinator", about = "durable refresh and promotion runs across the Ferry services")]
-pub struct Config {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "FERRY_REFRESH_LISTEN", default_value = "0.0.0.0:50054")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
-
-impl Config {
-    /// The coordinator's settings. It will call the registry, integration-control and
-    /// merge-engine at these URLs and keep its runs in `database_url`; until its issue
-    /// lands only `listen` and `common` are used.
-    pub fn new(
-        listen: SocketAddr,
-        database_url: impl Into<String>,
-        registry_url: impl Into<String>,
-        integration_url: impl Into<String>,
-        merge_url: impl Into<String>,
-        common: CommonArgs,
-    ) -> Self {
-        let _ = (database_url.into(), registry_url.into(), integration_url.into(), merge_url.into());
-        Self { listen, common }
-    }
-}
-
-/// The service; every RPC takes the generated default (UNIMPLEMENTED) for now.
-#[derive(Debug, Clone, Default)]
-pub struct Api;
-
-impl RefreshService for Api {}
-
-/// Binds the server (not serving yet).
+/// Connects and migrates the coordinator's database, starts the run driver (which resumes
+/// runs found mid-step) and binds the server (not serving yet). The driver runs for the
+/// life of the process; use [`start`] to hold it.
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
-    ServerBuilder::new().with_service(RefreshServiceServer::new(Api)).bind(config.listen, &config.common).await
+    let (server, driver) = start(config).await?;
+    driver.detach();
+    Ok(server)
+}
+
+/// [`build`], also returning the driver (tests stop it to simulate a crash).
+pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "refresh-coordinator").await?;
+    let remote =
+        service::Remote::connect(&config.registry_url, &config.integration_url, &config.merge_url, config.common.service_token.as_deref())?;
+    let settings = service::Settings {
+        owner: format!("coordinator-{}", uuid::Uuid::new_v4().simple()),
+        lease: Duration::from_secs(config.lease_secs.max(1)),
+        retry_attempts: config.retry_attempts.max(1),
+        retry_base: Duration::from_millis(config.retry_base_ms.max(1)),
+        poll: Duration::from_millis(500),
+        step_delay: Duration::from_millis(config.step_delay_ms),
+    };
+    let coordinator = service::Coordinator::new(db, remote, settings);
+    let server = ServerBuilder::new()
+        .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(coordinator.clone())))
+        .bind(config.listen, &config.common)
+        .await?;
+    let driver = service::driver::spawn(coordinator);
+    Ok((server, driver))
 }

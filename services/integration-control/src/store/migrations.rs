@@ -26,8 +26,15 @@ pub(crate) fn dialect(backend: DbBackend, sql: &str) -> String {
 mod m20261123_000001_create_integration_control {
     use super::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct Migration;
+
+    // Named by hand: `DeriveMigrationName` takes the file's name, which every migration
+    // in this file shares.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261123_000001_create_integration_control"
+        }
+    }
 
     const UP: &[&str] = &[
         "CREATE TABLE integrations (

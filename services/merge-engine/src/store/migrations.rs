@@ -16,8 +16,15 @@ impl MigratorTrait for Migrator {
 mod m20261123_000001_create_merge_engine {
     use super::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct Migration;
+
+    // Named by hand: `DeriveMigrationName` takes the file's name, which every migration
+    // in this file shares.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261123_000001_create_merge_engine"
+        }
+    }
 
     const UP: &[&str] = &[
         "CREATE TABLE merge_plans (

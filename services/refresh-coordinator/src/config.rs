@@ -1,0 +1,66 @@
+//! refresh-coordinator's settings.
+
+use std::net::SocketAddr;
+
+use ferry_kit::config::CommonArgs;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "refresh-coordinator", about = "durable refresh and promotion runs across the Ferry services")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "FERRY_REFRESH_LISTEN", default_value = "0.0.0.0:50054")]
+    pub listen: SocketAddr,
+    /// Database URL: sqlite://path/refresh.db or postgres://user:pass@host/db.
+    #[arg(long, env = "FERRY_REFRESH_DATABASE_URL", default_value = "sqlite://.ferry/refresh.db", hide_env_values = true)]
+    pub database_url: String,
+    /// The group registry (tiers, counts, environment copy).
+    #[arg(long, env = "FERRY_REGISTRY_URL", default_value = "http://127.0.0.1:50051")]
+    pub registry_url: String,
+    /// integration-control (the refresh steps).
+    #[arg(long, env = "FERRY_INTEGRATION_URL", default_value = "http://127.0.0.1:50053")]
+    pub integration_url: String,
+    /// merge-engine (promotion runs).
+    #[arg(long, env = "FERRY_MERGE_URL", default_value = "http://127.0.0.1:50052")]
+    pub merge_url: String,
+    /// Seconds a claimed run stays with this coordinator without a lease renewal (another
+    /// replica, or this one after a restart, resumes it once the lease lapses).
+    #[arg(long, env = "FERRY_REFRESH_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Attempts of a call failing with UNAVAILABLE or DEADLINE_EXCEEDED before its step
+    /// fails (the run then waits in FAILED for retry or abort).
+    #[arg(long, env = "FERRY_REFRESH_RETRY_ATTEMPTS", default_value_t = 8)]
+    pub retry_attempts: u32,
+    /// The first retry's wait in milliseconds; each next one doubles (at most 10 s), with jitter.
+    #[arg(long, env = "FERRY_REFRESH_RETRY_BASE_MS", default_value_t = 500)]
+    pub retry_base_ms: u64,
+    /// A pause before every step, in milliseconds (0: none; demos use it to watch a run).
+    #[arg(long, env = "FERRY_REFRESH_STEP_DELAY_MS", default_value_t = 0)]
+    pub step_delay_ms: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl Config {
+    /// A config with the defaults for lease, retries and step delay.
+    pub fn new(
+        listen: SocketAddr,
+        database_url: impl Into<String>,
+        registry_url: impl Into<String>,
+        integration_url: impl Into<String>,
+        merge_url: impl Into<String>,
+        common: CommonArgs,
+    ) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            registry_url: registry_url.into(),
+            integration_url: integration_url.into(),
+            merge_url: merge_url.into(),
+            lease_secs: 30,
+            retry_attempts: 8,
+            retry_base_ms: 500,
+            step_delay_ms: 0,
+            common,
+        }
+    }
+}

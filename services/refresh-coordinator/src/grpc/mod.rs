@@ -1,0 +1,50 @@
+//! The proto edge: parsing (every field violation at once), scope checks, conversion,
+//! and the one `From<Error> for Status`.
+
+mod convert;
+mod handlers;
+mod promotion;
+
+pub use handlers::RefreshApi;
+
+use ferry_kit::status::{self, Violations};
+use tonic::Status;
+
+use crate::error::Error;
+
+/// The status a client gets for `e`.
+pub fn status_of(e: &Error) -> Status {
+    match e {
+        Error::InvalidArgument(v) => status::invalid_argument(v),
+        Error::NotFound { resource, name } => status::not_found(resource, name),
+        Error::FailedPrecondition { message, preconditions } => status::failed_precondition(message.clone(), preconditions),
+        Error::Aborted(m) => status::aborted(m.clone()),
+        Error::RequestIdReused => {
+            let mut v = Violations::new();
+            v.add("request_id", "was already used for a different request; use a new request_id for a new request");
+            status::invalid_argument(&v)
+        }
+        Error::Remote { service, status: s } => match s.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                tracing::warn!(service, error = %s, "dependency unavailable");
+                status::unavailable(format!("{service} unavailable, retry later"))
+            }
+            tonic::Code::NotFound | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument | tonic::Code::Aborted => {
+                Status::with_details(s.code(), format!("{service}: {}", s.message()), s.details().to_vec().into())
+            }
+            _ => status::internal(e),
+        },
+        Error::Db(d) if matches!(d, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) => {
+            tracing::warn!(error = %d, "database unavailable");
+            status::unavailable("database unavailable, retry later")
+        }
+        Error::Db(d) if ferry_kit::db::is_unique_violation(d) => status::aborted("a concurrent change won the race; retry"),
+        Error::Db(_) | Error::Codec(_) | Error::Decode(_) | Error::Hex(_) | Error::Internal(_) => status::internal(e),
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        status_of(&e)
+    }
+}

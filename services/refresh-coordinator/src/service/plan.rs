@@ -1,0 +1,202 @@
+//! PlanRefresh: the nine steps and concretely what each will change now.
+
+use ferry_kit::db::now_micros;
+use ferry_proto::integration::v1 as ipb;
+
+use super::Coordinator;
+use super::remote::Tier;
+use crate::domain::{CopyCounts, EnvName, Mode, Options, Plan, PlannedStep, StepKind};
+use crate::error::{Error, Result};
+use crate::store;
+
+const RUNNING: i32 = ipb::SyncJobState::Running as i32;
+const PAUSED: i32 = ipb::SyncJobState::Paused as i32;
+
+/// What the plan reads of one environment.
+struct Inventory {
+    integrations: Vec<ipb::Integration>,
+    mappings: Vec<ipb::Mapping>,
+    jobs: Vec<ipb::SyncJob>,
+    groups: i64,
+    entities: i64,
+    projects: i64,
+}
+
+impl Coordinator {
+    async fn inventory(&self, env: &EnvName) -> Result<Inventory> {
+        let groups = self.remote.groups(env).await?;
+        Ok(Inventory {
+            integrations: self.remote.integrations(env).await?,
+            mappings: self.remote.mappings(env).await?,
+            jobs: self.remote.jobs(env).await?,
+            entities: groups.iter().map(|g| g.entity_count).sum(),
+            groups: groups.len() as i64,
+            projects: self.remote.project_count(env).await?,
+        })
+    }
+
+    /// The checks of step 1 that need no lock: the environments exist, the destination is
+    /// not production. Source ≠ destination is checked when parsing.
+    pub(crate) async fn check_environments(&self, source: &EnvName, destination: &EnvName) -> Result<()> {
+        self.remote.tier(source).await?;
+        if self.remote.tier(destination).await? == Tier::Production {
+            return Err(Error::precondition(
+                "DESTINATION_IS_PRODUCTION",
+                destination,
+                format!("{destination} is PRODUCTION: production is never a refresh destination"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// FAILED_PRECONDITION naming the run that holds either environment.
+    pub(crate) async fn check_unlocked(&self, source: &EnvName, destination: &EnvName) -> Result<()> {
+        for env in [source, destination] {
+            if let Some(run) = store::runs::holder(&self.db, env).await? {
+                return Err(Error::precondition(
+                    "ENVIRONMENT_LOCKED",
+                    format!("refreshRuns/{run}"),
+                    format!("{env} is held by refreshRuns/{run}; wait for it to end, or retry or abort it"),
+                ));
+            }
+            // A refresh replaces what a running promotion is merging into.
+            if let Some(run) = store::promotions::holder_in_environment(&self.db, env.id()).await? {
+                return Err(Error::precondition(
+                    "ENVIRONMENT_LOCKED",
+                    format!("promotionRuns/{run}"),
+                    format!("a project of {env} is the target of promotionRuns/{run}; wait for it to end, or retry or abort it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn plan(&self, source: &EnvName, destination: &EnvName, options: Options) -> Result<Plan> {
+        self.check_environments(source, destination).await?;
+        self.check_unlocked(source, destination).await?;
+        let src = self.inventory(source).await?;
+        let dst = self.inventory(destination).await?;
+        let steps = plan_steps(source, destination, &options, &src, &dst);
+        let etag = Plan::compute_etag(source, destination, &options, &steps);
+        Ok(Plan { source: source.clone(), destination: destination.clone(), options, steps, etag, plan_time: now_micros() })
+    }
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| name(i).to_owned()).collect()
+}
+
+fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &Inventory, dst: &Inventory) -> Vec<PlannedStep> {
+    let src_name = source.to_string();
+    let dst_name = destination.to_string();
+    let mut steps: Vec<PlannedStep> = StepKind::ALL.iter().map(|k| PlannedStep::new(*k)).collect();
+
+    // 1. Check.
+    let s = &mut steps[0];
+    s.summary.push(format!("{dst_name} is NON_PRODUCTION and differs from {src_name}; both are free and will be locked by the run"));
+    if options.require_approval {
+        s.summary.push("waits for an approval (ConfirmRefreshStep) before anything changes".into());
+        s.requires_confirmation = true;
+    }
+
+    // 2. and 8. Source integrations.
+    let active: Vec<&ipb::Integration> = src.integrations.iter().filter(|i| i.active).collect();
+    let active_names: Vec<String> = active.iter().map(|i| i.name.clone()).collect();
+    let s = &mut steps[1];
+    s.summary.push(format!("fence {src_name} and {dst_name} (no sync is authorised in either until step 9)"));
+    let verb = if options.suspend_credentials_instead { "suspend the credentials of" } else { "deactivate" };
+    s.summary.push(format!("{verb} {} active integration(s) of {src_name}", active.len()));
+    s.integrations = active_names.clone();
+    let s = &mut steps[7];
+    s.summary.push(format!("re-activate exactly the {} integration(s) step 2 changes", active.len()));
+    s.integrations = active_names;
+
+    // 3. and 9. Jobs.
+    let running: Vec<String> =
+        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.external && j.state == RUNNING).map(|j| j.name.clone()).collect();
+    let left: Vec<String> = src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.state == PAUSED).map(|j| j.name.clone()).collect();
+    let s = &mut steps[2];
+    s.summary.push(format!("pause {} running external job(s)", running.len()));
+    for j in &left {
+        s.summary.push(format!("{j} is already paused and stays paused"));
+    }
+    s.sync_jobs = running.clone();
+    let s = &mut steps[8];
+    s.summary.push(format!("resume exactly the {} job(s) step 3 pauses, then lift both fences", running.len()));
+    s.sync_jobs = running;
+
+    // 4. Snapshot.
+    let s = &mut steps[3];
+    s.summary.push(format!(
+        "snapshot {} integration(s), {} mapping(s) and {} job(s) of {dst_name} (credentials stay sealed)",
+        dst.integrations.len(),
+        dst.mappings.len(),
+        dst.jobs.len()
+    ));
+    s.integrations = names(&dst.integrations, |i| &i.name);
+    s.mappings = names(&dst.mappings, |m| &m.name);
+    s.sync_jobs = names(&dst.jobs, |j| &j.name);
+
+    // 5. Copy.
+    let s = &mut steps[4];
+    let counts = CopyCounts {
+        source_groups: src.groups,
+        source_entities: src.entities,
+        source_projects: src.projects,
+        source_integrations: src.integrations.len() as i64,
+        source_mappings: src.mappings.len() as i64,
+        replaced_groups: dst.groups,
+        replaced_entities: dst.entities,
+        replaced_projects: dst.projects,
+        replaced_integrations: dst.integrations.len() as i64,
+        replaced_mappings: dst.mappings.len() as i64,
+    };
+    match options.mode {
+        Mode::Managed => s.summary.push(format!(
+            "copy {} group(s) ({} entity memberships), {} project(s), {} integration(s) and {} mapping(s) over {dst_name}, \
+             replacing {} group(s) ({} entity memberships), {} project(s), {} integration(s) and {} mapping(s)",
+            counts.source_groups,
+            counts.source_entities,
+            counts.source_projects,
+            counts.source_integrations,
+            counts.source_mappings,
+            counts.replaced_groups,
+            counts.replaced_entities,
+            counts.replaced_projects,
+            counts.replaced_integrations,
+            counts.replaced_mappings
+        )),
+        Mode::External => {
+            s.summary.push("waits for confirmation that the outside refresh finished, then fences everything in the destination".into());
+            s.requires_confirmation = true;
+        }
+    }
+    s.summary.push("everything copied arrives fenced".into());
+    s.integrations = names(&src.integrations, |i| &i.name);
+    s.mappings = names(&src.mappings, |m| &m.name);
+    s.copy = Some(counts);
+
+    // 6. Source mappings that will be foreign in the destination.
+    let provisioned: Vec<&ipb::Mapping> = src.mappings.iter().filter(|m| m.target_environment == dst_name && !m.active).collect();
+    let foreign: Vec<String> = src.mappings.iter().filter(|m| m.active).map(|m| destination.rehome(&m.name)).collect();
+    let s = &mut steps[5];
+    s.summary.push(format!("disable {} mapping(s) of {src_name} that arrive active in {dst_name}", foreign.len()));
+    s.mappings = foreign;
+
+    // 7. Restore the destination's own, or activate what the source provisioned for it.
+    let provisioned_names: Vec<String> = provisioned.iter().map(|m| destination.rehome(&m.name)).collect();
+    let own: Vec<String> = dst.mappings.iter().map(|m| m.name.clone()).filter(|n| !provisioned_names.contains(n)).collect();
+    let s = &mut steps[6];
+    s.summary.push(format!(
+        "restore {} integration(s) and {} mapping(s) of {dst_name} from the snapshot",
+        dst.integrations.len(),
+        own.len()
+    ));
+    if !provisioned_names.is_empty() {
+        s.summary.push(format!("activate {} mapping(s) {src_name} provisioned for {dst_name}", provisioned_names.len()));
+    }
+    s.integrations = names(&dst.integrations, |i| &i.name);
+    s.mappings = own;
+    s.provisioned_mappings = provisioned_names;
+    steps
+}

@@ -1,0 +1,169 @@
+//! The run report: the checklist as a Markdown document, the audit record that replaces
+//! the article's "copy the details into a word document".
+
+use std::fmt::Write;
+
+use crate::domain::{Mode, Run, RunState, StepState};
+
+fn time(micros: Option<i64>) -> String {
+    match micros {
+        Some(m) => {
+            let secs = m.div_euclid(1_000_000);
+            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let (y, mo, d) = civil(days);
+            format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, (rem / 60) % 60, rem % 60)
+        }
+        None => "-".into(),
+    }
+}
+
+/// Days since 1970-01-01 as (year, month, day) (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn state(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "PENDING",
+        StepState::Running => "RUNNING",
+        StepState::WaitingForConfirmation => "WAITING FOR CONFIRMATION",
+        StepState::Succeeded => "SUCCEEDED",
+        StepState::Failed => "FAILED",
+        StepState::Undone => "UNDONE",
+        StepState::Skipped => "SKIPPED",
+    }
+}
+
+fn run_state(s: RunState) -> &'static str {
+    match s {
+        RunState::Pending => "PENDING",
+        RunState::Running => "RUNNING",
+        RunState::Waiting => "WAITING",
+        RunState::Succeeded => "SUCCEEDED",
+        RunState::Failed => "FAILED",
+        RunState::Aborting => "ABORTING",
+        RunState::Aborted => "ABORTED",
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn markdown(run: &Run) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Refresh {} → {}\n", run.source, run.destination);
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| Run | `{}` |", run.name);
+    let _ = writeln!(md, "| State | {} |", run_state(run.state));
+    let mode = match run.options.mode {
+        Mode::Managed => "MANAGED (Ferry copies)",
+        Mode::External => "EXTERNAL (outside refresh, confirmed by an operator)",
+    };
+    let _ = writeln!(md, "| Mode | {mode} |");
+    let source_action = if run.options.suspend_credentials_instead { "suspend credentials" } else { "deactivate" };
+    let _ = writeln!(md, "| Source integrations | {source_action} |");
+    let _ = writeln!(md, "| Approval required | {} |", if run.options.require_approval { "yes" } else { "no" });
+    let _ = writeln!(md, "| Started by | {} |", cell(&run.created_by));
+    let _ = writeln!(md, "| Created | {} |", time(Some(run.create_time)));
+    let _ = writeln!(md, "| Started | {} |", time(run.start_time));
+    let _ = writeln!(md, "| Ended | {} |", time(run.end_time));
+    let _ = writeln!(md, "| Plan etag | `{}` |", run.plan_etag);
+    if !run.snapshot.is_empty() {
+        let _ = writeln!(md, "| Destination snapshot | `{}` |", run.snapshot);
+    }
+    if run.aborting || run.state == RunState::Aborted {
+        let _ = writeln!(md, "| Aborted by | {} |", cell(&run.aborted_by));
+        let _ = writeln!(md, "| Abort reason | {} |", cell(&run.abort_reason));
+    }
+    if let Some(e) = &run.error {
+        let _ = writeln!(md, "| Error | code {}: {} |", e.code, cell(&e.message));
+    }
+    md.push('\n');
+    let sections = [(1, "Pre-refresh"), (5, "Refresh"), (6, "Post-refresh")];
+    for step in &run.steps {
+        let n = step.kind.number();
+        if let Some((_, title)) = sections.iter().find(|(at, _)| *at == n) {
+            let _ = writeln!(md, "## {title}\n");
+        }
+        let mark = if step.state == StepState::Succeeded { "x" } else { " " };
+        let _ = writeln!(md, "### [{mark}] {n}. {} — {}\n", step.kind.title(), state(step.state));
+        let _ = writeln!(
+            md,
+            "- Actor: {}\n- Started: {}\n- Ended: {}\n- Attempts: {}",
+            if step.actor.is_empty() { "-" } else { &step.actor },
+            time(step.start_time),
+            time(step.end_time),
+            step.attempts
+        );
+        if !step.comment.is_empty() {
+            let _ = writeln!(md, "- Comment: {}", cell(&step.comment));
+        }
+        if !step.waiting_for.is_empty() {
+            let _ = writeln!(md, "- Waiting for: {}", step.waiting_for);
+        }
+        let _ = writeln!(md, "\nPlanned:\n");
+        for line in &step.plan.summary {
+            let _ = writeln!(md, "- {line}");
+        }
+        if let Some(c) = &step.plan.copy {
+            let _ = writeln!(
+                md,
+                "- Counts: source {} groups, {} entity memberships, {} projects, {} integrations, {} mappings; replaced {} groups, {} entity memberships, {} projects, {} integrations, {} mappings",
+                c.source_groups,
+                c.source_entities,
+                c.source_projects,
+                c.source_integrations,
+                c.source_mappings,
+                c.replaced_groups,
+                c.replaced_entities,
+                c.replaced_projects,
+                c.replaced_integrations,
+                c.replaced_mappings
+            );
+        }
+        if !step.changes.is_empty() {
+            let _ = writeln!(md, "\nChanged:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
+            for c in &step.changes {
+                let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
+            }
+        }
+        if !step.undo_changes.is_empty() {
+            let _ = writeln!(md, "\nUndone by the abort:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
+            for c in &step.undo_changes {
+                let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
+            }
+        }
+        if !step.log.is_empty() {
+            let _ = writeln!(md, "\nLog:\n");
+            for l in &step.log {
+                let _ = writeln!(md, "- {}", cell(l));
+            }
+        }
+        if let Some(e) = &step.error {
+            let _ = writeln!(md, "\n**Error** (code {}): {}", e.code, cell(&e.message));
+            for (t, s, d) in &e.violations {
+                let _ = writeln!(md, "- {t} `{s}`: {}", cell(d));
+            }
+        }
+        md.push('\n');
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_times() {
+        assert_eq!(super::time(Some(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::time(Some(1_700_000_000_000_000)), "2023-11-14 22:13:20 UTC");
+    }
+}

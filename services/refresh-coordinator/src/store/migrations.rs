@@ -1,0 +1,132 @@
+//! refresh-coordinator's schema: runs (one row each, the run as a JSON document plus the
+//! columns the driver and lists query), environment locks and the request log.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_refresh_runs::Migration), Box::new(m20261123_000002_create_promotion_runs::Migration)]
+    }
+}
+
+mod m20261123_000001_create_refresh_runs {
+    use super::*;
+
+    pub struct Migration;
+
+    // Named explicitly: the derive would name both after this file.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261123_000001_create_refresh_runs"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE refresh_runs (
+            id {ID} NOT NULL PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            source TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            version BIGINT NOT NULL,
+            lease_owner TEXT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            abort_requested BOOLEAN NOT NULL,
+            abort_reason TEXT NOT NULL,
+            aborted_by TEXT NOT NULL,
+            body TEXT NOT NULL
+        )",
+        "CREATE INDEX refresh_runs_by_time ON refresh_runs (created_at DESC, id DESC)",
+        "CREATE INDEX refresh_runs_by_state ON refresh_runs (state, lease_until)",
+        // One run per environment: the primary key is the lock.
+        "CREATE TABLE run_locks (
+            environment {ID} NOT NULL PRIMARY KEY,
+            run_id TEXT NOT NULL
+        )",
+    ];
+
+    fn dialect(backend: DbBackend, sql: &str) -> String {
+        let id = if backend == DbBackend::Postgres { "TEXT COLLATE \"C\"" } else { "TEXT" };
+        sql.replace("{ID}", id)
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            let backend = db.get_database_backend();
+            for sql in UP {
+                db.execute_unprepared(&dialect(backend, sql)).await?;
+            }
+            db.execute_unprepared(&ferry_kit::idempotency::create_table_sql(backend)).await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in ["run_locks", "refresh_runs", "request_log"] {
+                db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+mod m20261123_000002_create_promotion_runs {
+    use super::*;
+
+    pub struct Migration;
+
+    // Named explicitly: the derive would name both after this file.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261123_000002_create_promotion_runs"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE promotion_runs (
+            id {ID} NOT NULL PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            version BIGINT NOT NULL,
+            lease_owner TEXT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            abort_requested BOOLEAN NOT NULL,
+            body TEXT NOT NULL
+        )",
+        "CREATE INDEX promotion_runs_by_time ON promotion_runs (created_at DESC, id DESC)",
+        "CREATE INDEX promotion_runs_by_state ON promotion_runs (state, lease_until)",
+        // One promotion per target project.
+        "CREATE TABLE promotion_locks (
+            project {ID} NOT NULL PRIMARY KEY,
+            run_id TEXT NOT NULL
+        )",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            let id = if db.get_database_backend() == DbBackend::Postgres { "TEXT COLLATE \"C\"" } else { "TEXT" };
+            for sql in UP {
+                db.execute_unprepared(&sql.replace("{ID}", id)).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in ["promotion_locks", "promotion_runs"] {
+                db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
+            }
+            Ok(())
+        }
+    }
+}

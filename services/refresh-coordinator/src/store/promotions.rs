@@ -1,0 +1,163 @@
+//! Promotion runs, their leases and the target-project locks (the shapes of `runs`).
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+
+use super::{all, exec, one};
+use crate::domain::{PromotionRun, RunState};
+
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub run: PromotionRun,
+    pub version: i64,
+    pub abort_requested: bool,
+}
+
+fn read(row: &QueryResult) -> Result<Stored, DbErr> {
+    let body: String = row.try_get_by_index(0)?;
+    let run = serde_json::from_str(&body).map_err(|e| DbErr::Custom(format!("stored promotion run: {e}")))?;
+    Ok(Stored { run, version: row.try_get_by_index(1)?, abort_requested: row.try_get_by_index(2)? })
+}
+
+fn body(run: &PromotionRun) -> Result<String, DbErr> {
+    serde_json::to_string(run).map_err(|e| DbErr::Custom(format!("promotion run: {e}")))
+}
+
+pub async fn insert<C: ConnectionTrait>(db: &C, run: &PromotionRun) -> Result<(), DbErr> {
+    exec(
+        db,
+        "INSERT INTO promotion_runs (id, created_at, source, target, state, version, lease_owner, lease_until, abort_requested, body) \
+         VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, ?)",
+        vec![
+            run.id.as_str().into(),
+            run.create_time.into(),
+            run.source.to_string().into(),
+            run.target.to_string().into(),
+            run.state.number().into(),
+            body(run)?.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Stored>, DbErr> {
+    one(db, "SELECT body, version, abort_requested FROM promotion_runs WHERE id = ?", vec![id.into()]).await?.map(|r| read(&r)).transpose()
+}
+
+pub async fn save<C: ConnectionTrait>(db: &C, run: &PromotionRun, version: i64) -> Result<bool, DbErr> {
+    let n = exec(
+        db,
+        "UPDATE promotion_runs SET body = ?, state = ?, version = version + 1 WHERE id = ? AND version = ?",
+        vec![body(run)?.into(), run.state.number().into(), run.id.as_str().into(), version.into()],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    states: &[RunState],
+    project: Option<&str>,
+    after: Option<&(i64, String)>,
+    limit: u64,
+) -> Result<Vec<Stored>, DbErr> {
+    let mut sql = "SELECT body, version, abort_requested FROM promotion_runs WHERE 1 = 1".to_owned();
+    let mut values: Vec<Value> = Vec::new();
+    if !states.is_empty() {
+        sql.push_str(&format!(" AND state IN ({})", ferry_kit::db::placeholders(states.len())));
+        values.extend(states.iter().map(|s| Value::from(s.number())));
+    }
+    if let Some(p) = project {
+        sql.push_str(" AND (source = ? OR target = ?)");
+        values.push(p.into());
+        values.push(p.into());
+    }
+    if let Some((t, id)) = after {
+        sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+        values.push((*t).into());
+        values.push((*t).into());
+        values.push(id.as_str().into());
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    values.push((limit as i64).into());
+    all(db, &sql, values).await?.iter().map(read).collect()
+}
+
+/// As `runs::claim`, for promotion runs.
+pub async fn claim<C: ConnectionTrait>(db: &C, owner: &str, now: i64, until: i64, skip: &[String]) -> Result<Option<String>, DbErr> {
+    let runnable = [RunState::Pending, RunState::Running, RunState::Aborting].map(|s| s.number());
+    let mut not_in = String::new();
+    let mut values: Vec<Value> = runnable.iter().map(|n| Value::from(*n)).collect();
+    values.push(now.into());
+    if !skip.is_empty() {
+        not_in = format!(" AND id NOT IN ({})", ferry_kit::db::placeholders(skip.len()));
+        values.extend(skip.iter().map(|s| Value::from(s.as_str())));
+    }
+    let pick = format!("SELECT id FROM promotion_runs WHERE state IN (?, ?, ?) AND lease_until < ?{not_in} ORDER BY created_at LIMIT 1");
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let sql = format!(
+                "UPDATE promotion_runs SET lease_owner = ?, lease_until = ? WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"
+            );
+            let mut v: Vec<Value> = vec![owner.into(), until.into()];
+            v.extend(values);
+            one(db, &sql, v).await?.map(|r| r.try_get_by_index::<String>(0)).transpose()
+        }
+        _ => {
+            let Some(row) = one(db, &pick, values).await? else { return Ok(None) };
+            let id: String = row.try_get_by_index(0)?;
+            let n = exec(
+                db,
+                "UPDATE promotion_runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_until < ?",
+                vec![owner.into(), until.into(), id.as_str().into(), now.into()],
+            )
+            .await?;
+            Ok((n == 1).then_some(id))
+        }
+    }
+}
+
+pub async fn renew<C: ConnectionTrait>(db: &C, id: &str, owner: &str, until: i64) -> Result<bool, DbErr> {
+    let n =
+        exec(db, "UPDATE promotion_runs SET lease_until = ? WHERE id = ? AND lease_owner = ?", vec![until.into(), id.into(), owner.into()])
+            .await?;
+    Ok(n == 1)
+}
+
+pub async fn release<C: ConnectionTrait>(db: &C, id: &str, owner: &str) -> Result<(), DbErr> {
+    exec(db, "UPDATE promotion_runs SET lease_until = 0 WHERE id = ? AND lease_owner = ?", vec![id.into(), owner.into()]).await?;
+    Ok(())
+}
+
+pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), DbErr> {
+    exec(db, "UPDATE promotion_runs SET abort_requested = TRUE WHERE id = ?", vec![id.into()]).await?;
+    Ok(())
+}
+
+/// Takes the lock of `project` for `run_id`; `Err(holder)` when a run holds it.
+pub async fn lock<C: ConnectionTrait>(db: &C, project: &str, run_id: &str) -> Result<Result<(), String>, DbErr> {
+    if let Some(h) = holder(db, project).await? {
+        return Ok(Err(h));
+    }
+    exec(db, "INSERT INTO promotion_locks (project, run_id) VALUES (?, ?)", vec![project.into(), run_id.into()]).await?;
+    Ok(Ok(()))
+}
+
+pub async fn holder<C: ConnectionTrait>(db: &C, project: &str) -> Result<Option<String>, DbErr> {
+    one(db, "SELECT run_id FROM promotion_locks WHERE project = ?", vec![project.into()]).await?.map(|r| r.try_get_by_index(0)).transpose()
+}
+
+/// A promotion run holding a project of environment `env_id`, if any.
+pub async fn holder_in_environment<C: ConnectionTrait>(db: &C, env_id: &str) -> Result<Option<String>, DbErr> {
+    // Environment ids are letters, digits and '-': no LIKE wildcard can occur in the pattern.
+    let pattern = format!("environments/{env_id}/projects/%");
+    one(db, "SELECT run_id FROM promotion_locks WHERE project LIKE ? ORDER BY run_id LIMIT 1", vec![pattern.into()])
+        .await?
+        .map(|r| r.try_get_by_index(0))
+        .transpose()
+}
+
+pub async fn unlock<C: ConnectionTrait>(db: &C, run_id: &str) -> Result<(), DbErr> {
+    exec(db, "DELETE FROM promotion_locks WHERE run_id = ?", vec![run_id.into()]).await?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Runs, their leases and the environment locks.
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+
+use super::{all, exec, one};
+use crate::domain::{EnvName, Run, RunState};
+
+/// A stored run with the columns kept beside its document.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub run: Run,
+    pub version: i64,
+    pub abort_requested: bool,
+    pub abort_reason: String,
+    pub aborted_by: String,
+}
+
+const COLS: &str = "body, version, abort_requested, abort_reason, aborted_by";
+
+fn read(row: &QueryResult) -> Result<Stored, DbErr> {
+    let body: String = row.try_get_by_index(0)?;
+    let run = serde_json::from_str(&body).map_err(|e| DbErr::Custom(format!("stored run: {e}")))?;
+    Ok(Stored {
+        run,
+        version: row.try_get_by_index(1)?,
+        abort_requested: row.try_get_by_index(2)?,
+        abort_reason: row.try_get_by_index(3)?,
+        aborted_by: row.try_get_by_index(4)?,
+    })
+}
+
+fn body(run: &Run) -> Result<String, DbErr> {
+    serde_json::to_string(run).map_err(|e| DbErr::Custom(format!("run: {e}")))
+}
+
+pub async fn insert<C: ConnectionTrait>(db: &C, run: &Run) -> Result<(), DbErr> {
+    exec(
+        db,
+        "INSERT INTO refresh_runs (id, created_at, source, destination, state, version, lease_owner, lease_until, \
+         abort_requested, abort_reason, aborted_by, body) VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, '', '', ?)",
+        vec![
+            run.name.id().into(),
+            run.create_time.into(),
+            run.source.id().into(),
+            run.destination.id().into(),
+            run.state.number().into(),
+            body(run)?.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Stored>, DbErr> {
+    one(db, &format!("SELECT {COLS} FROM refresh_runs WHERE id = ?"), vec![id.into()]).await?.map(|r| read(&r)).transpose()
+}
+
+/// Writes `run` if its row is still at `version`; whether it was written. The lease of
+/// `owner` (if any) is extended to `lease_until`.
+pub async fn save<C: ConnectionTrait>(db: &C, run: &Run, version: i64) -> Result<bool, DbErr> {
+    let n = exec(
+        db,
+        "UPDATE refresh_runs SET body = ?, state = ?, version = version + 1 WHERE id = ? AND version = ?",
+        vec![body(run)?.into(), run.state.number().into(), run.name.id().into(), version.into()],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// Newest first, after the cursor `(created_at, id)`.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    states: &[RunState],
+    environment: Option<&EnvName>,
+    after: Option<&(i64, String)>,
+    limit: u64,
+) -> Result<Vec<Stored>, DbErr> {
+    let mut sql = format!("SELECT {COLS}, created_at, id FROM refresh_runs WHERE 1 = 1");
+    let mut values: Vec<Value> = Vec::new();
+    if !states.is_empty() {
+        sql.push_str(&format!(" AND state IN ({})", ferry_kit::db::placeholders(states.len())));
+        values.extend(states.iter().map(|s| Value::from(s.number())));
+    }
+    if let Some(env) = environment {
+        sql.push_str(" AND (source = ? OR destination = ?)");
+        values.push(env.id().into());
+        values.push(env.id().into());
+    }
+    if let Some((t, id)) = after {
+        sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+        values.push((*t).into());
+        values.push((*t).into());
+        values.push(id.as_str().into());
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    values.push((limit as i64).into());
+    all(db, &sql, values).await?.iter().map(read).collect()
+}
+
+/// Claims one runnable run whose lease has expired for `owner` until `until`.
+/// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never claim the same run; SQLite:
+/// a conditional UPDATE (SQLite serialises writers).
+pub async fn claim<C: ConnectionTrait>(db: &C, owner: &str, now: i64, until: i64, skip: &[String]) -> Result<Option<String>, DbErr> {
+    let runnable = [RunState::Pending, RunState::Running, RunState::Aborting].map(|s| s.number());
+    let mut not_in = String::new();
+    let mut values: Vec<Value> = runnable.iter().map(|n| Value::from(*n)).collect();
+    values.push(now.into());
+    if !skip.is_empty() {
+        not_in = format!(" AND id NOT IN ({})", ferry_kit::db::placeholders(skip.len()));
+        values.extend(skip.iter().map(|s| Value::from(s.as_str())));
+    }
+    let pick = format!("SELECT id FROM refresh_runs WHERE state IN (?, ?, ?) AND lease_until < ?{not_in} ORDER BY created_at LIMIT 1");
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let sql =
+                format!("UPDATE refresh_runs SET lease_owner = ?, lease_until = ? WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id");
+            let mut v: Vec<Value> = vec![owner.into(), until.into()];
+            v.extend(values);
+            let row = one(db, &sql, v).await?;
+            row.map(|r| r.try_get_by_index::<String>(0)).transpose()
+        }
+        _ => {
+            let Some(row) = one(db, &pick, values).await? else { return Ok(None) };
+            let id: String = row.try_get_by_index(0)?;
+            let n = exec(
+                db,
+                "UPDATE refresh_runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_until < ?",
+                vec![owner.into(), until.into(), id.as_str().into(), now.into()],
+            )
+            .await?;
+            Ok((n == 1).then_some(id))
+        }
+    }
+}
+
+/// Extends `owner`'s lease; false when the lease is no longer `owner`'s.
+pub async fn renew<C: ConnectionTrait>(db: &C, id: &str, owner: &str, until: i64) -> Result<bool, DbErr> {
+    let n =
+        exec(db, "UPDATE refresh_runs SET lease_until = ? WHERE id = ? AND lease_owner = ?", vec![until.into(), id.into(), owner.into()])
+            .await?;
+    Ok(n == 1)
+}
+
+/// Gives the run back (another driver, or this one, may claim it at once).
+pub async fn release<C: ConnectionTrait>(db: &C, id: &str, owner: &str) -> Result<(), DbErr> {
+    exec(db, "UPDATE refresh_runs SET lease_until = 0 WHERE id = ? AND lease_owner = ?", vec![id.into(), owner.into()]).await?;
+    Ok(())
+}
+
+pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str, reason: &str, by: &str) -> Result<(), DbErr> {
+    exec(
+        db,
+        "UPDATE refresh_runs SET abort_requested = TRUE, abort_reason = ?, aborted_by = ? WHERE id = ? AND abort_requested = FALSE",
+        vec![reason.into(), by.into(), id.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the locks of `envs` for `run_id`; `Err(holder)` when a run holds one.
+pub async fn lock<C: ConnectionTrait>(db: &C, envs: &[&EnvName], run_id: &str) -> Result<Result<(), String>, DbErr> {
+    for env in envs {
+        if let Some(holder) = holder(db, env).await? {
+            return Ok(Err(holder));
+        }
+    }
+    for env in envs {
+        exec(db, "INSERT INTO run_locks (environment, run_id) VALUES (?, ?)", vec![env.id().into(), run_id.into()]).await?;
+    }
+    Ok(Ok(()))
+}
+
+/// The run holding `env`, if any.
+pub async fn holder<C: ConnectionTrait>(db: &C, env: &EnvName) -> Result<Option<String>, DbErr> {
+    one(db, "SELECT run_id FROM run_locks WHERE environment = ?", vec![env.id().into()]).await?.map(|r| r.try_get_by_index(0)).transpose()
+}
+
+pub async fn unlock<C: ConnectionTrait>(db: &C, run_id: &str) -> Result<(), DbErr> {
+    exec(db, "DELETE FROM run_locks WHERE run_id = ?", vec![run_id.into()]).await?;
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! `spawn_suite`: the registry, merge-engine, integration-control and the refresh
+//! coordinator on port 0, each with a fresh database of the chosen backend; typed clients;
+//! and ways to stop and restart integration-control and the coordinator on their databases
+//! (a crash, an outage).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_kit::client::{ClientInterceptor, channel};
+use ferry_kit::config::CommonArgs;
+use ferry_proto::integration::v1 as ipb;
+use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
+use ferry_proto::refresh::v1 as pb;
+use ferry_proto::refresh::v1::refresh_service_client::RefreshServiceClient;
+use ferry_proto::registry::v1 as rpb;
+use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Svc = InterceptedService<Channel, ClientInterceptor>;
+pub type Refresh = RefreshServiceClient<Svc>;
+pub type Integration = IntegrationServiceClient<Svc>;
+pub type Registry = RegistryServiceClient<Svc>;
+
+pub const ADMIN: &str = "admin-token-for-refresh-tests";
+pub const VIEWER: &str = "viewer-token-for-refresh-test";
+pub const SERVICE: &str = "service-token-for-refresh-tes";
+pub const PERSON: &str = "person-token-for-refresh-test";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`). Without it the
+/// PostgreSQL half is skipped loudly, except under CI=true where it must run.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("FERRY_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
+        }
+        _ => {
+            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{:x}{}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn database(backend: Backend, dir: &std::path::Path, file: &str) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}/{file}", dir.display())),
+        Backend::Postgres => {
+            let admin = postgres_url()?;
+            let name = unique("ferry_rf");
+            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            db.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// A served server: its shutdown trigger and its task.
+struct Running {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn serve(server: ferry_kit::server::Server) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .serve(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Running { shutdown: tx, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Coordinator knobs a test may change before starting it.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    pub step_delay_ms: u64,
+    pub retry_attempts: u32,
+    pub retry_base_ms: u64,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100 }
+    }
+}
+
+pub struct Suite {
+    pub refresh: Refresh,
+    pub refresh_viewer: Refresh,
+    pub integration: Integration,
+    pub person: Integration,
+    pub registry: Registry,
+    dir: PathBuf,
+    common: CommonArgs,
+    registry_url: String,
+    merge_url: String,
+    integration_addr: SocketAddr,
+    integration_db: String,
+    sealing_key_file: PathBuf,
+    refresh_db: String,
+    knobs: Knobs,
+    others: Vec<Running>,
+    integration_server: Option<Running>,
+    coordinator: Option<(Running, refresh_coordinator::Driver)>,
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        if let Some((r, d)) = self.coordinator.take() {
+            d.stop();
+            let _ = r.shutdown.send(());
+        }
+        if let Some(r) = self.integration_server.take() {
+            let _ = r.shutdown.send(());
+        }
+        for r in self.others.drain(..) {
+            let _ = r.shutdown.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client_channel(addr: SocketAddr, token: &str) -> (Channel, ClientInterceptor) {
+    (channel(&format!("http://{addr}")).expect("channel"), ClientInterceptor::new(Some(token)).expect("token"))
+}
+
+/// Starts the four services on `backend`; `None` when that backend is unavailable here.
+pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
+    let dir = std::env::temp_dir().join(unique("ferry-refresh-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let registry_db = database(backend, &dir, "registry.db").await?;
+    let merge_db = database(backend, &dir, "merge.db").await?;
+    let integration_db = database(backend, &dir, "integration.db").await?;
+    let refresh_db = database(backend, &dir, "refresh.db").await?;
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{SERVICE} admin *\n{PERSON} operator *\n")).expect("tokens file");
+    let common =
+        CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, service_token: Some(SERVICE.into()), ..CommonArgs::default() };
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+
+    let registry = group_registry::build(&group_registry::Config { listen: any, database_url: registry_db, common: common.clone() })
+        .await
+        .expect("build registry");
+    let registry_addr = registry.local_addr();
+    let registry_url = format!("http://{registry_addr}");
+    let mut others = vec![serve(registry)];
+
+    let merge = merge_engine::build(&merge_engine::Config::new(any, merge_db, registry_url.clone(), common.clone()))
+        .await
+        .expect("build merge-engine");
+    let merge_url = format!("http://{}", merge.local_addr());
+    others.push(serve(merge));
+
+    let sealing_key_file = dir.join("sealing.key");
+    integration_control::generate_sealing_key(&sealing_key_file).expect("sealing key");
+    let mut suite = Suite {
+        refresh: RefreshServiceClient::with_interceptor(channel("http://127.0.0.1:1").expect("channel"), ClientInterceptor::default()),
+        refresh_viewer: RefreshServiceClient::with_interceptor(
+            channel("http://127.0.0.1:1").expect("channel"),
+            ClientInterceptor::default(),
+        ),
+        integration: IntegrationServiceClient::with_interceptor(
+            channel("http://127.0.0.1:1").expect("channel"),
+            ClientInterceptor::default(),
+        ),
+        person: IntegrationServiceClient::with_interceptor(channel("http://127.0.0.1:1").expect("channel"), ClientInterceptor::default()),
+        registry: {
+            let (ch, i) = client_channel(registry_addr, ADMIN);
+            RegistryServiceClient::with_interceptor(ch, i)
+        },
+        dir,
+        common,
+        registry_url,
+        merge_url,
+        integration_addr: any,
+        integration_db,
+        sealing_key_file,
+        refresh_db,
+        knobs,
+        others,
+        integration_server: None,
+        coordinator: None,
+    };
+    suite.start_integration().await;
+    let (ch, i) = client_channel(suite.integration_addr, ADMIN);
+    suite.integration = IntegrationServiceClient::with_interceptor(ch, i);
+    let (ch, i) = client_channel(suite.integration_addr, PERSON);
+    suite.person = IntegrationServiceClient::with_interceptor(ch, i);
+    suite.start_coordinator().await;
+    Some(suite)
+}
+
+impl Suite {
+    /// Starts integration-control on its database, on the port it had before (if any).
+    pub async fn start_integration(&mut self) {
+        let mut attempts = 0;
+        let server = loop {
+            let config = integration_control::Config {
+                listen: self.integration_addr,
+                database_url: self.integration_db.clone(),
+                registry_url: self.registry_url.clone(),
+                sealing_key_file: self.sealing_key_file.clone(),
+                common: self.common.clone(),
+            };
+            match integration_control::build(&config).await {
+                Ok(s) => break s,
+                Err(e) if attempts < 50 => {
+                    attempts += 1;
+                    eprintln!("integration-control rebind: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("build integration-control: {e}"),
+            }
+        };
+        self.integration_addr = server.local_addr();
+        self.integration_server = Some(serve(server));
+    }
+
+    /// Stops integration-control (an outage); the coordinator's calls fail UNAVAILABLE.
+    pub async fn stop_integration(&mut self) {
+        if let Some(r) = self.integration_server.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Starts a coordinator on the coordinator's database (a restart resumes its runs).
+    pub async fn start_coordinator(&mut self) {
+        let mut config = refresh_coordinator::Config::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            self.refresh_db.clone(),
+            self.registry_url.clone(),
+            format!("http://{}", self.integration_addr),
+            self.merge_url.clone(),
+            self.common.clone(),
+        );
+        config.lease_secs = 1;
+        config.step_delay_ms = self.knobs.step_delay_ms;
+        config.retry_attempts = self.knobs.retry_attempts;
+        config.retry_base_ms = self.knobs.retry_base_ms;
+        let (server, driver) = refresh_coordinator::start(&config).await.expect("build refresh-coordinator");
+        let addr = server.local_addr();
+        self.coordinator = Some((serve(server), driver));
+        let (ch, i) = client_channel(addr, ADMIN);
+        self.refresh = RefreshServiceClient::with_interceptor(ch, i);
+        let (ch, i) = client_channel(addr, VIEWER);
+        self.refresh_viewer = RefreshServiceClient::with_interceptor(ch, i);
+    }
+
+    /// Stops the coordinator at once, wherever its runs are (as a crash would).
+    pub async fn crash_coordinator(&mut self) {
+        if let Some((r, d)) = self.coordinator.take() {
+            d.stop();
+            r.stop().await;
+        }
+    }
+}
+
+// Arrange helpers: they set up, they are not under test, so they panic with context.
+
+pub async fn env(s: &Suite, id: &str, production: bool) {
+    s.registry
+        .clone()
+        .create_environment(rpb::CreateEnvironmentRequest {
+            environment_id: id.into(),
+            environment: Some(rpb::Environment { tier: if production { 1 } else { 2 }, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create environment");
+}
+
+pub async fn group(s: &Suite, env: &str, id: &str, keys: &[&str]) -> String {
+    let g = s
+        .registry
+        .clone()
+        .create_group(rpb::CreateGroupRequest {
+            parent: format!("environments/{env}"),
+            group_id: id.into(),
+            group: None,
+            request_id: String::new(),
+        })
+        .await
+        .expect("create group")
+        .into_inner();
+    for k in keys {
+        s.registry
+            .clone()
+            .create_entity(rpb::CreateEntityRequest {
+                parent: g.name.clone(),
+                entity: Some(rpb::Entity { kind: 7, key: (*k).into(), payload_json: format!(r#"{{"key":"{k}"}}"#), ..Default::default() }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create entity");
+    }
+    g.name
+}
+
+pub async fn project(s: &Suite, env: &str, id: &str, groups: Vec<String>) {
+    s.registry
+        .clone()
+        .create_project(rpb::CreateProjectRequest {
+            parent: format!("environments/{env}"),
+            project_id: id.into(),
+            project: Some(rpb::Project { groups, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create project");
+}
+
+pub async fn integration(s: &Suite, env: &str, id: &str, active: bool) -> String {
+    s.integration
+        .clone()
+        .create_integration(ipb::CreateIntegrationRequest {
+            parent: format!("environments/{env}"),
+            integration_id: id.into(),
+            integration: Some(ipb::Integration {
+                external_system: "rally".into(),
+                base_url: "https://rally.example.com".into(),
+                active,
+                ..Default::default()
+            }),
+            api_key: format!("key-of-{env}-{id}"),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create integration")
+        .into_inner()
+        .name
+}
+
+pub async fn mapping(s: &Suite, integration: &str, id: &str, target: &str, active: bool) -> String {
+    s.integration
+        .clone()
+        .create_mapping(ipb::CreateMappingRequest {
+            parent: integration.into(),
+            mapping_id: id.into(),
+            mapping: Some(ipb::Mapping {
+                target_environment: target.into(),
+                active,
+                field_mapping_json: r#"{"title":"name"}"#.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create mapping")
+        .into_inner()
+        .name
+}
+
+pub async fn job(s: &Suite, env: &str, id: &str, integration: &str) -> String {
+    s.integration
+        .clone()
+        .create_sync_job(ipb::CreateSyncJobRequest {
+            parent: format!("environments/{env}"),
+            sync_job_id: id.into(),
+            sync_job: Some(ipb::SyncJob {
+                integration: integration.into(),
+                schedule: "*/15 * * * *".into(),
+                external: true,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create sync job")
+        .into_inner()
+        .name
+}
+
+/// A person pauses a job by hand.
+pub async fn pause_by_person(s: &Suite, job: &str) {
+    s.person
+        .clone()
+        .pause_sync_job(ipb::PauseSyncJobRequest { name: job.into(), reason: "maintenance".into(), request_id: String::new() })
+        .await
+        .expect("pause job");
+}
+
+pub async fn get_integration(s: &Suite, name: &str) -> ipb::Integration {
+    s.integration.clone().get_integration(ipb::GetIntegrationRequest { name: name.into() }).await.expect("get integration").into_inner()
+}
+
+pub async fn get_mapping(s: &Suite, name: &str) -> ipb::Mapping {
+    s.integration.clone().get_mapping(ipb::GetMappingRequest { name: name.into() }).await.expect("get mapping").into_inner()
+}
+
+pub async fn get_job(s: &Suite, name: &str) -> ipb::SyncJob {
+    s.integration.clone().get_sync_job(ipb::GetSyncJobRequest { name: name.into() }).await.expect("get job").into_inner()
+}
+
+pub async fn authorize(s: &Suite, mapping: &str) -> Result<ipb::AuthorizeSyncResponse, tonic::Status> {
+    s.integration
+        .clone()
+        .authorize_sync(ipb::AuthorizeSyncRequest { mapping: mapping.into(), job: String::new() })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn fence(s: &Suite, env: &str) -> ipb::EnvironmentFence {
+    s.integration
+        .clone()
+        .get_environment_fence(ipb::GetEnvironmentFenceRequest { name: format!("environments/{env}/fence") })
+        .await
+        .expect("get fence")
+        .into_inner()
+}
+
+pub fn options(mode: pb::RefreshMode, require_approval: bool) -> Option<pb::RefreshOptions> {
+    Some(pb::RefreshOptions { mode: mode as i32, suspend_credentials_instead: false, require_approval })
+}
+
+pub async fn start(s: &Suite, source: &str, destination: &str, opts: Option<pb::RefreshOptions>) -> Result<pb::RefreshRun, tonic::Status> {
+    s.refresh
+        .clone()
+        .start_refresh(pb::StartRefreshRequest {
+            source: format!("environments/{source}"),
+            destination: format!("environments/{destination}"),
+            options: opts,
+            plan_etag: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn get_run(s: &Suite, name: &str) -> pb::RefreshRun {
+    s.refresh.clone().get_refresh_run(pb::GetRefreshRunRequest { name: name.into() }).await.expect("get run").into_inner()
+}
+
+pub const SUCCEEDED: i32 = pb::RunState::Succeeded as i32;
+pub const FAILED: i32 = pb::RunState::Failed as i32;
+pub const WAITING: i32 = pb::RunState::Waiting as i32;
+pub const ABORTED: i32 = pb::RunState::Aborted as i32;
+pub const STEP_SUCCEEDED: i32 = pb::StepState::Succeeded as i32;
+pub const STEP_RUNNING: i32 = pb::StepState::Running as i32;
+
+/// Polls the run until `done` holds, for at most `secs` seconds.
+pub async fn wait_for(s: &Suite, name: &str, secs: u64, done: impl Fn(&pb::RefreshRun) -> bool) -> pb::RefreshRun {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(r) = s.refresh.clone().get_refresh_run(pb::GetRefreshRunRequest { name: name.into() }).await {
+            let run = r.into_inner();
+            if done(&run) {
+                return run;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "run {name} did not get there in {secs}s; state {} steps {:?}",
+                    run.state,
+                    run.steps.iter().map(|s| (s.number, s.state, s.log.clone())).collect::<Vec<_>>()
+                );
+            }
+        } else if tokio::time::Instant::now() > deadline {
+            panic!("run {name} unreadable for {secs}s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn steps_done(run: &pb::RefreshRun) -> usize {
+    run.steps.iter().filter(|s| s.state == STEP_SUCCEEDED).count()
+}
+
+pub fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.subject).collect()).unwrap_or_default()
+}

@@ -1,0 +1,42 @@
+//! Cross-service tests of the refresh coordinator: all four real services in-process on
+//! port 0, on one backend (SQLite or PostgreSQL), called through generated clients.
+
+mod durability;
+mod gates;
+mod helpers;
+mod promotion;
+mod scenario;
+
+use helpers::Backend;
+
+/// Instantiates each listed test once per backend.
+macro_rules! per_backend {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
+per_backend!(
+    scenario::managed_refresh_article_scenario,
+    scenario::managed_refresh_activates_mapping_provisioned_in_production,
+    scenario::managed_refresh_suspending_credentials_instead,
+    scenario::plan_says_concretely_what_each_step_changes,
+    durability::coordinator_restarted_between_and_mid_step_completes_once,
+    durability::integration_control_outage_post_refresh_is_retried,
+    durability::step_failing_for_good_is_aborted_and_source_restored,
+    durability::failed_step_retried_completes,
+    durability::abort_while_running_undoes_in_reverse,
+    gates::external_mode_with_approval_gates,
+    gates::refusals,
+    promotion::plan_promotion_shows_the_merge_plans,
+    promotion::promotion_merges_groups_then_project_with_approval,
+    promotion::promotion_aborted_after_group_merge_reverts_it,
+    promotion::promotion_with_stale_given_plans_is_refused,
+    promotion::promotion_resumes_after_coordinator_crash,
+    promotion::promotion_abort_refused_for_changed_entities_then_forced,
+);
