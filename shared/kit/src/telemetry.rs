@@ -35,10 +35,14 @@ pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::E
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match args.log_format {
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_filter(filter()).boxed(),
-        LogFormat::Json => {
-            tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_filter(filter()).boxed()
-        }
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter()).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter())
+            .boxed(),
     };
     let (otel, provider) = match &args.otlp_endpoint {
         Some(endpoint) => {
