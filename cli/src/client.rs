@@ -1,5 +1,5 @@
 //! The connection every client command shares: flags, token lookup, the generated clients
-//! (registry, merge engine, integration control) with the bearer-token interceptor,
+//! (registry, merge engine, integration control, refresh coordinator) with the bearer-token interceptor,
 //! request ids and paging.
 
 use std::future::Future;
@@ -10,6 +10,7 @@ use anyhow::Context;
 use ferry_kit::client::ClientInterceptor;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
 use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
+use ferry_proto::refresh::v1::refresh_service_client::RefreshServiceClient;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -46,6 +47,9 @@ pub struct ClientArgs {
         global = true
     )]
     pub integration_url: String,
+    /// refresh-coordinator URL (refresh and promote commands).
+    #[arg(long = "refresh", value_name = "URL", env = "FERRY_REFRESH_URL", default_value = "http://127.0.0.1:50054", global = true)]
+    pub refresh_url: String,
     /// Bearer token (default: the contents of --token-file).
     #[arg(long, env = "FERRY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -70,6 +74,9 @@ pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientIntercepto
 /// The generated integration-control client, with the same interceptor.
 pub type Integration = IntegrationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
+/// The generated refresh-coordinator client, with the same interceptor.
+pub type Refresh = RefreshServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
 /// What a client command works with.
 pub struct Session {
     pub registry: Registry,
@@ -78,8 +85,10 @@ pub struct Session {
     interceptor: ClientInterceptor,
     merge_url: String,
     integration_url: String,
+    refresh_url: String,
     merge: OnceLock<Merge>,
     integration: OnceLock<Integration>,
+    refresh: OnceLock<Refresh>,
 }
 
 impl Session {
@@ -99,8 +108,10 @@ impl Session {
             interceptor,
             merge_url: args.merge_url.clone(),
             integration_url: args.integration_url.clone(),
+            refresh_url: args.refresh_url.clone(),
             merge: OnceLock::new(),
             integration: OnceLock::new(),
+            refresh: OnceLock::new(),
         })
     }
 
@@ -137,6 +148,18 @@ impl Session {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(self.integration.get_or_init(|| client).clone())
+    }
+
+    /// A refresh-coordinator client (`--refresh`), created on first use.
+    pub fn refresh(&self) -> anyhow::Result<Refresh> {
+        if let Some(c) = self.refresh.get() {
+            return Ok(c.clone());
+        }
+        let channel = ferry_kit::client::channel(&self.refresh_url).with_context(|| format!("--refresh {}", self.refresh_url))?;
+        let client = RefreshServiceClient::with_interceptor(channel, self.interceptor.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(self.refresh.get_or_init(|| client).clone())
     }
 }
 

@@ -199,10 +199,10 @@ fn details(s: &mut String, status: &tonic::Status) {
 fn hint(code: Code) -> Option<&'static str> {
     match code {
         Code::Unauthenticated => Some("pass --token, set FERRY_TOKEN, or point --token-file at the admin.token `ferry up` wrote"),
-        Code::Unavailable => Some("is the suite running (`ferry up`)? check --registry, --merge or --integration"),
-        Code::Unimplemented => {
-            Some("the server there does not implement this call (yet); do --merge and --integration point at the right services?")
-        }
+        Code::Unavailable => Some("is the suite running (`ferry up`)? check --registry, --merge, --integration or --refresh"),
+        Code::Unimplemented => Some(
+            "the server there does not implement this call (yet); do --merge, --integration and --refresh point at the right services?",
+        ),
         _ => None,
     }
 }

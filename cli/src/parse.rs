@@ -121,6 +121,14 @@ pub mod names {
     pub fn job(job: &str) -> String {
         if job.starts_with("jobs/") { job.to_owned() } else { format!("jobs/{job}") }
     }
+    /// `refreshRuns/{run}`; a full name is taken as it is.
+    pub fn refresh_run(run: &str) -> String {
+        if run.starts_with("refreshRuns/") { run.to_owned() } else { format!("refreshRuns/{run}") }
+    }
+    /// `promotionRuns/{run}`; a full name is taken as it is.
+    pub fn promotion_run(run: &str) -> String {
+        if run.starts_with("promotionRuns/") { run.to_owned() } else { format!("promotionRuns/{run}") }
+    }
     /// `environments/{env}/integrations/{integration}`
     pub fn integration(env: &str, integration: &str) -> String {
         format!("environments/{env}/integrations/{integration}")

@@ -3,11 +3,12 @@
 //! that `payload_json` / `value_json` become `payload` / `value` holding the parsed
 //! document.
 //!
-//! Registry resources are here; merge-engine and integration-control resources are in
-//! [`merge`] and [`integration`].
+//! Registry resources are here; merge-engine, integration-control and refresh-coordinator
+//! resources are in [`merge`], [`integration`] and [`refresh`].
 
 pub mod integration;
 pub mod merge;
+pub mod refresh;
 
 use ferry_proto::common::v1::EntityRef;
 use ferry_proto::registry::v1 as pb;

@@ -13,6 +13,8 @@ mod jsonl;
 mod mapping;
 pub(crate) mod merge;
 mod project;
+mod promote;
+mod refresh;
 mod snapshot;
 mod sync;
 mod sync_job;
@@ -41,9 +43,17 @@ Examples:
   ferry snapshot create dev --description 'before refresh'
   ferry sync check dev/rally/stories         ALLOWED (exit 0) or DENIED (exit 3)
 
+  ferry refresh plan prod sandbox            the nine steps and what each will change
+  ferry refresh start prod sandbox --require-approval    start it, checklist drawn live
+  ferry refresh confirm <RUN> --comment ok   pass the approval gate (or external copy)
+  ferry refresh abort <RUN> --reason oops    undo the completed steps in reverse
+  ferry refresh report <RUN> > refresh.md    the run's Markdown report
+  ferry promote plan dev app-test app-prod   group merges, then the project merge
+  ferry promote start dev app-test app-prod --require-approval
+
 Commands find the token in --token, FERRY_TOKEN or .ferry/admin.token; the services at
---registry, --merge and --integration (FERRY_REGISTRY_URL, FERRY_MERGE_URL,
-FERRY_INTEGRATION_URL).";
+--registry, --merge, --integration and --refresh (FERRY_REGISTRY_URL, FERRY_MERGE_URL,
+FERRY_INTEGRATION_URL, FERRY_REFRESH_URL).";
 
 /// Ferry moves configuration between environments safely: groups of entities cloned and
 /// merged by key, and sandbox refreshes that never talk to production again.
@@ -86,6 +96,12 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Ask whether a mapping may sync now (exit 0 allowed, 3 denied).
     Sync(sync::SyncArgs),
+    /// Refresh runs (the nine-step checklist): plan, start, watch, get, list, confirm,
+    /// retry, abort, report.
+    Refresh(refresh::RefreshArgs),
+    /// Promotion runs (a project's group merges, then the project): plan, start, watch,
+    /// get, list, confirm, retry, abort.
+    Promote(promote::PromoteArgs),
 }
 
 /// Runs a parsed command, writing its results to `out`.
@@ -103,6 +119,8 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         Command::Job(args) => sync_job::run(args, out).await,
         Command::Snapshot(args) => snapshot::run(args, out).await,
         Command::Sync(args) => sync::run(args, out).await,
+        Command::Refresh(args) => refresh::run(args, out).await,
+        Command::Promote(args) => promote::run(args, out).await,
     }
 }
 
@@ -173,6 +191,32 @@ mod tests {
         assert!(parses(&["sync", "check", "dev/rally/stories", "--job", "nightly", "-o", "json"]));
         assert!(parses(&["sync", "check", "environments/dev/integrations/rally/mappings/stories"]));
         assert!(!parses(&["sync", "check", "dev/rally"]));
+    }
+
+    #[test]
+    fn refresh_and_promote_commands_parse() {
+        assert!(parses(&["refresh", "plan", "prod", "sandbox", "--external", "--suspend-credentials", "--require-approval"]));
+        assert!(!parses(&["refresh", "plan", "prod"]));
+        assert!(parses(&["refresh", "start", "prod", "sandbox", "--require-approval", "--no-wait", "--plan-etag", "e1"]));
+        assert!(parses(&["refresh", "watch", "r1", "--refresh", "http://h:4"]));
+        assert!(parses(&["refresh", "confirm", "r1", "--comment", "go", "--step", "5"]));
+        assert!(parses(&["refresh", "retry", "refreshRuns/r1"]));
+        assert!(parses(&["refresh", "abort", "r1", "--reason", "wrong source"]));
+        assert!(parses(&["refresh", "get", "r1", "-o", "json"]));
+        assert!(parses(&["refresh", "list", "--limit", "5", "--env", "prod"]));
+        assert!(parses(&["refresh", "report", "r1"]));
+        assert!(!parses(&["refresh", "report"]));
+        assert!(parses(&["promote", "plan", "dev", "app-test", "app-prod", "--strategy", "take-source"]));
+        assert!(!parses(&["promote", "plan", "dev", "app-test"]));
+        assert!(parses(&["promote", "start", "dev", "app-test", "app-prod", "--require-approval", "--no-wait"]));
+        assert!(parses(&["promote", "watch", "p1"]));
+        assert!(parses(&["promote", "get", "p1"]));
+        assert!(parses(&["promote", "confirm", "p1", "--comment", "ok"]));
+        assert!(parses(&["promote", "retry", "p1", "--no-wait"]));
+        assert!(parses(&["promote", "abort", "p1", "--reason", "later", "--proceed-with-changed"]));
+        assert!(parses(&["promote", "list", "--limit", "3"]));
+        let text = format!("{:?}", Cli::try_parse_from(["ferry", "refresh", "get", "r1", "--refresh", "http://h:4"]).expect("parses"));
+        assert!(text.contains("refresh_url: \"http://h:4\""), "{text}");
     }
 
     #[test]
