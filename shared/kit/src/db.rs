@@ -108,6 +108,25 @@ pub fn stmt(backend: DbBackend, sql: &str, values: impl IntoIterator<Item = Valu
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// Writes backend-specific DDL from one text: `{SERIAL}` is an auto-increment primary
+/// key, `{KEY}` a text column that collates byte-wise on both backends (so keyset pages
+/// and sorted streams agree with Rust's byte order), `{BLOB}` a binary column.
+pub fn dialect(backend: DbBackend, sql: &str) -> String {
+    let (serial, key, blob) = match backend {
+        DbBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT COLLATE \"C\"", "BYTEA"),
+        _ => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "BLOB"),
+    };
+    sql.replace("{SERIAL}", serial).replace("{KEY}", key).replace("{BLOB}", blob)
+}
+
+/// Runs schema statements written with [`dialect`]'s placeholders, in order.
+pub async fn execute_schema<C: ConnectionTrait>(db: &C, statements: &[&str]) -> Result<(), sea_orm::DbErr> {
+    for sql in statements {
+        db.execute_unprepared(&dialect(db.get_database_backend(), sql)).await?;
+    }
+    Ok(())
+}
+
 /// `?, ?, ?` for `n` values.
 pub fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);
@@ -151,6 +170,13 @@ mod tests {
         assert_eq!(s.sql, "SELECT a FROM t WHERE x = $1 AND y IN ($2, $3)");
         let s = stmt(DbBackend::Sqlite, "SELECT ?", []);
         assert_eq!(s.sql, "SELECT ?");
+    }
+
+    #[test]
+    fn dialects() {
+        let sql = "CREATE TABLE t (id {SERIAL}, k {KEY} NOT NULL, b {BLOB})";
+        assert_eq!(dialect(DbBackend::Postgres, sql), "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, k TEXT COLLATE \"C\" NOT NULL, b BYTEA)");
+        assert_eq!(dialect(DbBackend::Sqlite, sql), "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL, b BLOB)");
     }
 
     #[test]

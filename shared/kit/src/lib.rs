@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod idempotency;
 pub mod paging;
+pub mod request;
 pub mod server;
 pub mod status;
 pub mod telemetry;

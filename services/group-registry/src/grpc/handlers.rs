@@ -41,10 +41,6 @@ fn scope(p: &Principal, env: &EnvName) -> Result<(), Status> {
     p.check_environment(env.id())
 }
 
-fn mask_paths(mask: &Option<prost_types::FieldMask>) -> Vec<String> {
-    mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default()
-}
-
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
     #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment_id), err)]
@@ -192,7 +188,7 @@ impl RegistryService for RegistryApi {
         let key = c::request_key(&mut v, "UpdateEntity", &r, &r.request_id);
         let body = r.entity.clone().unwrap_or_default();
         let name = v.check("entity.name", EntityName::parse(&body.name));
-        let mut paths = mask_paths(&r.update_mask);
+        let mut paths = c::mask_paths(&r.update_mask);
         if paths.is_empty() {
             paths = vec!["payload_json".into(), "references".into()];
         }
@@ -525,7 +521,7 @@ impl RegistryService for RegistryApi {
         let name = v.check("project.name", ProjectName::parse(&body.name));
         let mut display = Some(None);
         let mut groups = Some(None);
-        let paths = mask_paths(&r.update_mask);
+        let paths = c::mask_paths(&r.update_mask);
         if paths.is_empty() {
             v.add("update_mask", "name the fields to update: groups, display_name");
         }

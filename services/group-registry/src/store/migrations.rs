@@ -3,7 +3,7 @@
 //! backends (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), so key manifests
 //! sort the same everywhere and the merge engine can merge-join them.
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -13,16 +13,6 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![Box::new(m20261123_000001_create_registry::Migration)]
     }
-}
-
-/// Writes backend-specific SQL from one text: `{ID}` an auto-increment primary key,
-/// `{KEY}` a byte-wise collated text column.
-pub(crate) fn dialect(backend: DbBackend, sql: &str) -> String {
-    let (id, key) = match backend {
-        DbBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT COLLATE \"C\""),
-        _ => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"),
-    };
-    sql.replace("{ID}", id).replace("{KEY}", key)
 }
 
 mod m20261123_000001_create_registry {
@@ -40,14 +30,14 @@ mod m20261123_000001_create_registry {
 
     const UP: &[&str] = &[
         "CREATE TABLE environments (
-            id {ID},
+            id {SERIAL},
             name TEXT NOT NULL UNIQUE,
             tier INTEGER NOT NULL,
             display_name TEXT NOT NULL,
             created_at BIGINT NOT NULL
         )",
         "CREATE TABLE groups (
-            id {ID},
+            id {SERIAL},
             environment_id BIGINT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
             name TEXT NOT NULL,
             display_name TEXT NOT NULL,
@@ -56,7 +46,7 @@ mod m20261123_000001_create_registry {
             UNIQUE (environment_id, name)
         )",
         "CREATE TABLE entities (
-            id {ID},
+            id {SERIAL},
             environment_id BIGINT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
             kind INTEGER NOT NULL,
             key {KEY} NOT NULL,
@@ -78,7 +68,7 @@ mod m20261123_000001_create_registry {
         )",
         "CREATE INDEX memberships_entity ON memberships (entity_id)",
         "CREATE TABLE projects (
-            id {ID},
+            id {SERIAL},
             environment_id BIGINT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
             name TEXT NOT NULL,
             display_name TEXT NOT NULL,
@@ -125,25 +115,17 @@ mod m20261123_000001_create_registry {
         "DROP TABLE environments",
     ];
 
-    async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for sql in statements {
-            db.execute_unprepared(&dialect(manager.get_database_backend(), sql)).await?;
-        }
-        Ok(())
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, UP).await?;
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await?;
             let sql = ferry_kit::idempotency::create_table_sql(manager.get_database_backend());
             manager.get_connection().execute_unprepared(&sql).await?;
             Ok(())
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, DOWN).await
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
         }
     }
 }

@@ -2,42 +2,13 @@
 
 use ferry_kit::auth::Principal;
 use ferry_kit::db::timestamp;
-use ferry_kit::paging::{self, PageError};
-use ferry_kit::status::{Violations, invalid_argument};
+use ferry_kit::status::Violations;
 use ferry_proto::integration::v1 as pb;
-use tonic::Status;
 
-use crate::domain::{self as d, Change, ChangeSet, CredentialState, EnvName, Fence, JobState, RequestKey, ResourceState, ResourceType};
+use crate::domain::{self as d, Change, ChangeSet, CredentialState, EnvName, Fence, JobState, ResourceState, ResourceType};
 use crate::service::Decision;
 
-/// Finishes parsing: INVALID_ARGUMENT listing every violation, or the parsed values.
-pub fn done<T>(v: Violations, values: impl FnOnce() -> Option<T>) -> Result<T, Status> {
-    if !v.is_empty() {
-        return Err(invalid_argument(&v));
-    }
-    values().ok_or_else(|| Status::internal("request parsing lost a value"))
-}
-
-/// The request key of a mutation: its `request_id` and a fingerprint of the request.
-pub fn request_key<M: prost::Message>(v: &mut Violations, method: &str, request: &M, request_id: &str) -> Option<Option<RequestKey>> {
-    v.check("request_id", RequestKey::parse(request_id, ferry_kit::idempotency::fingerprint(method, request)))
-}
-
-pub fn page_size(v: &mut Violations, n: i32) -> Option<u64> {
-    v.check("page_size", paging::page_size(n))
-}
-
-pub fn page_token<T: serde::de::DeserializeOwned>(v: &mut Violations, scope: &str, token: &str) -> Option<Option<T>> {
-    v.check("page_token", paging::decode::<T>(scope, token).map_err(|e: PageError| e.to_string()))
-}
-
-pub fn next_token<T: serde::Serialize>(scope: &str, next: &Option<T>) -> String {
-    next.as_ref().map(|c| paging::encode(scope, c)).unwrap_or_default()
-}
-
-pub fn mask_paths(mask: &Option<prost_types::FieldMask>) -> Vec<String> {
-    mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default()
-}
+pub use ferry_kit::request::{done, mask_paths, next_token, page_size, page_token, request_key};
 
 /// Who the caller is, for `paused_by` and `created_by`. Tokens carry a role and a scope,
 /// not a person, so the caller is named by its role.

@@ -1,7 +1,7 @@
 //! integration-control's schema. Ids collate byte-wise on both backends (`COLLATE "C"` on
 //! PostgreSQL, SQLite's default BINARY), so lists order the same everywhere.
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -11,16 +11,6 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![Box::new(m20261123_000001_create_integration_control::Migration)]
     }
-}
-
-/// Writes backend-specific SQL from one text: `{ID}` a byte-wise collated text column,
-/// `{BLOB}` a byte string column.
-pub(crate) fn dialect(backend: DbBackend, sql: &str) -> String {
-    let (id, blob) = match backend {
-        DbBackend::Postgres => ("TEXT COLLATE \"C\"", "BYTEA"),
-        _ => ("TEXT", "BLOB"),
-    };
-    sql.replace("{ID}", id).replace("{BLOB}", blob)
 }
 
 mod m20261123_000001_create_integration_control {
@@ -38,8 +28,8 @@ mod m20261123_000001_create_integration_control {
 
     const UP: &[&str] = &[
         "CREATE TABLE integrations (
-            env {ID} NOT NULL,
-            id {ID} NOT NULL,
+            env {KEY} NOT NULL,
+            id {KEY} NOT NULL,
             display_name TEXT NOT NULL,
             external_system TEXT NOT NULL,
             base_url TEXT NOT NULL,
@@ -54,9 +44,9 @@ mod m20261123_000001_create_integration_control {
             PRIMARY KEY (env, id)
         )",
         "CREATE TABLE mappings (
-            env {ID} NOT NULL,
-            integration {ID} NOT NULL,
-            id {ID} NOT NULL,
+            env {KEY} NOT NULL,
+            integration {KEY} NOT NULL,
+            id {KEY} NOT NULL,
             display_name TEXT NOT NULL,
             target_env TEXT NOT NULL,
             bound_env TEXT NOT NULL,
@@ -71,8 +61,8 @@ mod m20261123_000001_create_integration_control {
         )",
         "CREATE INDEX mappings_target ON mappings (target_env)",
         "CREATE TABLE sync_jobs (
-            env {ID} NOT NULL,
-            id {ID} NOT NULL,
+            env {KEY} NOT NULL,
+            id {KEY} NOT NULL,
             display_name TEXT NOT NULL,
             integration TEXT,
             schedule TEXT NOT NULL,
@@ -86,14 +76,14 @@ mod m20261123_000001_create_integration_control {
         )",
         "CREATE INDEX sync_jobs_integration ON sync_jobs (env, integration)",
         "CREATE TABLE fences (
-            env {ID} NOT NULL PRIMARY KEY,
+            env {KEY} NOT NULL PRIMARY KEY,
             holder TEXT NOT NULL,
             reason TEXT NOT NULL,
             fence_time BIGINT NOT NULL
         )",
         "CREATE TABLE snapshots (
-            env {ID} NOT NULL,
-            id {ID} NOT NULL,
+            env {KEY} NOT NULL,
+            id {KEY} NOT NULL,
             description TEXT NOT NULL,
             created_by TEXT NOT NULL,
             created_at BIGINT NOT NULL,
@@ -116,25 +106,17 @@ mod m20261123_000001_create_integration_control {
         "DROP TABLE integrations",
     ];
 
-    async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for sql in statements {
-            db.execute_unprepared(&dialect(manager.get_database_backend(), sql)).await?;
-        }
-        Ok(())
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, UP).await?;
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await?;
             let sql = ferry_kit::idempotency::create_table_sql(manager.get_database_backend());
             manager.get_connection().execute_unprepared(&sql).await?;
             Ok(())
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, DOWN).await
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
         }
     }
 }

@@ -108,24 +108,17 @@ mod m20261123_000001_create_merge_engine {
     const DOWN: &[&str] =
         &["DROP TABLE request_log", "DROP TABLE job_effects", "DROP TABLE jobs", "DROP TABLE plan_items", "DROP TABLE merge_plans"];
 
-    async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-        for sql in statements {
-            manager.get_connection().execute_unprepared(sql).await?;
-        }
-        Ok(())
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, UP).await?;
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await?;
             let backend: DbBackend = manager.get_database_backend();
             manager.get_connection().execute_unprepared(&ferry_kit::idempotency::create_table_sql(backend)).await?;
             Ok(())
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            run(manager, DOWN).await
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
         }
     }
 }

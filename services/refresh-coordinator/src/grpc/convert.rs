@@ -1,16 +1,13 @@
 //! Domain ⇄ proto for refresh runs.
 
 use ferry_kit::db::timestamp;
-use ferry_kit::idempotency::RequestKey;
 use ferry_kit::status::Violations;
 use ferry_proto::common::v1 as cpb;
 use ferry_proto::refresh::v1 as pb;
 
 use crate::domain::{Change, CopyCounts, EnvName, ErrorInfo, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepState};
 
-pub fn request_key<M: prost::Message>(v: &mut Violations, method: &str, request: &M, request_id: &str) -> Option<Option<RequestKey>> {
-    v.check("request_id", RequestKey::parse(request_id, ferry_kit::idempotency::fingerprint(method, request)))
-}
+pub use ferry_kit::request::request_key;
 
 /// Source and destination, checked together: both well-formed and different.
 pub fn environments(v: &mut Violations, source: &str, destination: &str) -> Option<(EnvName, EnvName)> {

@@ -27,7 +27,7 @@ mod m20261123_000001_create_refresh_runs {
 
     const UP: &[&str] = &[
         "CREATE TABLE refresh_runs (
-            id {ID} NOT NULL PRIMARY KEY,
+            id {KEY} NOT NULL PRIMARY KEY,
             created_at BIGINT NOT NULL,
             source TEXT NOT NULL,
             destination TEXT NOT NULL,
@@ -44,24 +44,17 @@ mod m20261123_000001_create_refresh_runs {
         "CREATE INDEX refresh_runs_by_state ON refresh_runs (state, lease_until)",
         // One run per environment: the primary key is the lock.
         "CREATE TABLE run_locks (
-            environment {ID} NOT NULL PRIMARY KEY,
+            environment {KEY} NOT NULL PRIMARY KEY,
             run_id TEXT NOT NULL
         )",
     ];
-
-    fn dialect(backend: DbBackend, sql: &str) -> String {
-        let id = if backend == DbBackend::Postgres { "TEXT COLLATE \"C\"" } else { "TEXT" };
-        sql.replace("{ID}", id)
-    }
 
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             let db = manager.get_connection();
             let backend = db.get_database_backend();
-            for sql in UP {
-                db.execute_unprepared(&dialect(backend, sql)).await?;
-            }
+            ferry_kit::db::execute_schema(db, UP).await?;
             db.execute_unprepared(&ferry_kit::idempotency::create_table_sql(backend)).await?;
             Ok(())
         }
@@ -90,7 +83,7 @@ mod m20261123_000002_create_promotion_runs {
 
     const UP: &[&str] = &[
         "CREATE TABLE promotion_runs (
-            id {ID} NOT NULL PRIMARY KEY,
+            id {KEY} NOT NULL PRIMARY KEY,
             created_at BIGINT NOT NULL,
             source TEXT NOT NULL,
             target TEXT NOT NULL,
@@ -105,7 +98,7 @@ mod m20261123_000002_create_promotion_runs {
         "CREATE INDEX promotion_runs_by_state ON promotion_runs (state, lease_until)",
         // One promotion per target project.
         "CREATE TABLE promotion_locks (
-            project {ID} NOT NULL PRIMARY KEY,
+            project {KEY} NOT NULL PRIMARY KEY,
             run_id TEXT NOT NULL
         )",
     ];
@@ -116,7 +109,7 @@ mod m20261123_000002_create_promotion_runs {
             let db = manager.get_connection();
             let id = if db.get_database_backend() == DbBackend::Postgres { "TEXT COLLATE \"C\"" } else { "TEXT" };
             for sql in UP {
-                db.execute_unprepared(&sql.replace("{ID}", id)).await?;
+                db.execute_unprepared(&sql.replace("{KEY}", id)).await?;
             }
             Ok(())
         }
