@@ -35,10 +35,19 @@ per_backend!(
     rules::revert_refuses_entities_changed_since_unless_proceed,
     jobs::concurrent_applies_into_one_recipient_never_duplicate_keys,
     jobs::job_resumes_after_engine_stopped_mid_apply,
-    jobs::two_engines_share_one_queue_without_double_work,
     jobs::cancel_job_stops_between_chunks_and_watch_ends_terminal,
     projects::g8_clone_project_resolves_against_chosen_groups,
     projects::g9_project_merge_refused_listing_missing_unless_groups_first,
     edge::bad_input_is_refused_precisely_and_writes_nothing,
     edge::request_id_makes_retries_no_ops,
 );
+
+/// Several engine replicas share one job table on PostgreSQL (DESIGN.md §6). SQLite is the
+/// embedded, one-process default: two processes writing one SQLite file can be refused
+/// outright when both upgrade a read to a write, so this topology runs on PostgreSQL only.
+mod postgres_replicas {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_share_one_queue_without_double_work() {
+        crate::jobs::two_engines_share_one_queue_without_double_work(crate::Backend::Postgres).await
+    }
+}
