@@ -8,7 +8,8 @@ use ferry_kit::client::{ClientInterceptor, channel};
 use ferry_kit::config::CommonArgs;
 use ferry_proto::registry::v1 as pb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use sea_orm::{ConnectionTrait, Database};
+pub use ferry_testkit::Backend;
+use ferry_testkit::{database, temp_dir};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -17,39 +18,6 @@ pub type Client = RegistryServiceClient<InterceptedService<Channel, ClientInterc
 pub const ADMIN: &str = "admin-token-for-tests-0001";
 pub const VIEWER: &str = "viewer-token-for-tests-0001";
 pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
-/// Without it the suite is skipped loudly, except under CI=true where it must run.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("FERRY_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
-        }
-        _ => {
-            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:x}{}", t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
-}
-
 pub struct TestApp {
     pub addr: SocketAddr,
     pub admin: Client,
@@ -75,20 +43,8 @@ pub fn client(addr: SocketAddr, token: Option<&str>) -> Client {
 
 /// Starts the registry on `backend`; `None` when that backend is unavailable here.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
-    let dir = std::env::temp_dir().join(unique("ferry-registry-test"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/registry.db", dir.display()),
-        Backend::Postgres => {
-            let admin = postgres_url()?;
-            let name = unique("ferry_t");
-            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
-            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-            db.close().await.ok();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-            format!("{base}/{name}")
-        }
-    };
+    let dir = temp_dir("ferry-registry-test");
+    let database_url = database(backend, &dir, "registry.db").await?;
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n")).expect("tokens file");
     let config = group_registry::Config {

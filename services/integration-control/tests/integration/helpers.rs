@@ -11,7 +11,8 @@ use ferry_proto::integration::v1 as pb;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
 use ferry_proto::registry::v1 as rpb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use sea_orm::{ConnectionTrait, Database};
+pub use ferry_testkit::Backend;
+use ferry_testkit::{database, unique};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -23,50 +24,6 @@ pub const VIEWER: &str = "viewer-token-for-tests-0001";
 pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
 pub const DEV_ADMIN: &str = "dev-admin-token-for-tests-01";
 pub const SERVICE: &str = "service-token-for-tests-0001";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
-/// Without it the suite is skipped loudly, except under CI=true where it must run.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("FERRY_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
-        }
-        _ => {
-            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}_{}_{:x}{}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn database(backend: Backend, dir: &std::path::Path, file: &str) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!("sqlite://{}/{file}", dir.display())),
-        Backend::Postgres => {
-            let admin = postgres_url()?;
-            let name = unique("ferry_ic");
-            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
-            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-            db.close().await.ok();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-            Some(format!("{base}/{name}"))
-        }
-    }
-}
-
 pub struct TestApp {
     pub admin: Client,
     pub viewer: Client,

@@ -13,6 +13,8 @@ use ferry_proto::merge::v1 as mpb;
 use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
 use ferry_proto::registry::v1 as pb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+pub use ferry_testkit::Backend;
+use ferry_testkit::{database, unique};
 use sea_orm::{ConnectionTrait, Database};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -21,50 +23,6 @@ pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInte
 pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 pub const ADMIN: &str = "admin-token-for-merge-tests-01";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
-/// Without it the suite is skipped loudly, except under CI=true where it must run.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("FERRY_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but FERRY_TEST_PG_URL is not set: run the tests with scripts/test")
-        }
-        _ => {
-            eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}_{}_{:x}{}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn database(backend: Backend, dir: &std::path::Path, name: &str) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!("sqlite://{}/{name}.db", dir.display())),
-        Backend::Postgres => {
-            let admin = postgres_url()?;
-            let db_name = unique("ferry_m");
-            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
-            db.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await.expect("create test database");
-            db.close().await.ok();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-            Some(format!("{base}/{db_name}"))
-        }
-    }
-}
-
 /// A running engine: its server's shutdown and its workers.
 pub struct EngineHandle {
     pub client: Merge,
@@ -158,8 +116,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(unique("ferry-merge-test"));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let registry_db = database(backend, &dir, "registry").await?;
-    let engine_db = database(backend, &dir, "merge").await?;
+    let registry_db = database(backend, &dir, "registry.db").await?;
+    let engine_db = database(backend, &dir, "merge.db").await?;
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{ADMIN} admin *\n")).expect("tokens file");
     let rconfig =
