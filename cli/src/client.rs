@@ -24,9 +24,6 @@ pub const DEFAULT_TOKEN_FILE: &str = ".ferry/admin.token";
 /// Largest message sent or accepted; the registry accepts 64 MiB.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Most items asked for in one page.
-const MAX_PAGE: usize = 1000;
-
 /// Connection and output flags of every client command.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Connection and output")]
@@ -183,31 +180,12 @@ fn token(args: &ClientArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Follows `next_page_token` until the end, or until `limit` items.
-///
-/// `fetch(page_size, page_token)` makes one call and returns the page and the next token.
-pub async fn all_pages<T, F, Fut>(limit: Option<usize>, mut fetch: F) -> anyhow::Result<Vec<T>>
+/// Follows `next_page_token` until the end, or until `limit` items (see
+/// `ferry_kit::client::all_pages`).
+pub async fn all_pages<T, F, Fut>(limit: Option<usize>, fetch: F) -> anyhow::Result<Vec<T>>
 where
     F: FnMut(i32, String) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
 {
-    let mut items = Vec::new();
-    let mut token = String::new();
-    loop {
-        let want = limit.map_or(MAX_PAGE, |l| l.saturating_sub(items.len()).min(MAX_PAGE));
-        if want == 0 {
-            break;
-        }
-        let size = i32::try_from(want).unwrap_or(i32::MAX);
-        let (page, next) = fetch(size, std::mem::take(&mut token)).await?;
-        items.extend(page);
-        if next.is_empty() {
-            break;
-        }
-        token = next;
-    }
-    if let Some(l) = limit {
-        items.truncate(l);
-    }
-    Ok(items)
+    Ok(ferry_kit::client::all_pages(limit, fetch).await?)
 }

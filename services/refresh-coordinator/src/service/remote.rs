@@ -4,7 +4,7 @@
 //! those services appear here and in the step code that passes them through unchanged
 //! (a ChangeSet is recorded and later handed back as it came).
 
-use ferry_kit::client::{ClientInterceptor, channel};
+use ferry_kit::client::{ClientInterceptor, all_pages, channel};
 use ferry_proto::common::v1::EnvironmentTier;
 use ferry_proto::integration::v1 as ipb;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
@@ -105,41 +105,28 @@ impl Remote {
     }
 
     pub async fn groups(&self, env: &EnvName) -> Result<Vec<rpb::Group>> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let r = self
-                .registry
-                .clone()
-                .list_groups(rpb::ListGroupsRequest { parent: env.to_string(), page_size: 1000, page_token: token })
-                .await
-                .map_err(reg)?
-                .into_inner();
-            out.extend(r.groups);
-            if r.next_page_token.is_empty() {
-                return Ok(out);
+        let parent = env.to_string();
+        all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.registry.clone(), parent.clone());
+            async move {
+                let r = c.list_groups(rpb::ListGroupsRequest { parent, page_size, page_token }).await.map_err(reg)?.into_inner();
+                Ok((r.groups, r.next_page_token))
             }
-            token = r.next_page_token;
-        }
+        })
+        .await
     }
 
     pub async fn project_count(&self, env: &EnvName) -> Result<i64> {
-        let mut n = 0;
-        let mut token = String::new();
-        loop {
-            let r = self
-                .registry
-                .clone()
-                .list_projects(rpb::ListProjectsRequest { parent: env.to_string(), page_size: 1000, page_token: token })
-                .await
-                .map_err(reg)?
-                .into_inner();
-            n += r.projects.len() as i64;
-            if r.next_page_token.is_empty() {
-                return Ok(n);
+        let parent = env.to_string();
+        let projects: Vec<rpb::Project> = all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.registry.clone(), parent.clone());
+            async move {
+                let r = c.list_projects(rpb::ListProjectsRequest { parent, page_size, page_token }).await.map_err(reg)?.into_inner();
+                Ok::<_, Error>((r.projects, r.next_page_token))
             }
-            token = r.next_page_token;
-        }
+        })
+        .await?;
+        Ok(projects.len() as i64)
     }
 
     pub async fn copy_environment(&self, req: rpb::CopyEnvironmentRequest) -> Result<rpb::CopyEnvironmentResponse> {
@@ -147,60 +134,40 @@ impl Remote {
     }
 
     pub async fn integrations(&self, env: &EnvName) -> Result<Vec<ipb::Integration>> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let r = self
-                .integration
-                .clone()
-                .list_integrations(ipb::ListIntegrationsRequest { parent: env.to_string(), page_size: 1000, page_token: token })
-                .await
-                .map_err(ic)?
-                .into_inner();
-            out.extend(r.integrations);
-            if r.next_page_token.is_empty() {
-                return Ok(out);
+        let parent = env.to_string();
+        all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.integration.clone(), parent.clone());
+            async move {
+                let r = c.list_integrations(ipb::ListIntegrationsRequest { parent, page_size, page_token }).await.map_err(ic)?.into_inner();
+                Ok((r.integrations, r.next_page_token))
             }
-            token = r.next_page_token;
-        }
+        })
+        .await
     }
 
     pub async fn mappings(&self, env: &EnvName) -> Result<Vec<ipb::Mapping>> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let r = self
-                .integration
-                .clone()
-                .list_mappings(ipb::ListMappingsRequest { parent: format!("{env}/integrations/-"), page_size: 1000, page_token: token })
-                .await
-                .map_err(ic)?
-                .into_inner();
-            out.extend(r.mappings);
-            if r.next_page_token.is_empty() {
-                return Ok(out);
+        let parent = format!("{env}/integrations/-");
+        all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.integration.clone(), parent.clone());
+            async move {
+                let r = c.list_mappings(ipb::ListMappingsRequest { parent, page_size, page_token }).await.map_err(ic)?.into_inner();
+                Ok((r.mappings, r.next_page_token))
             }
-            token = r.next_page_token;
-        }
+        })
+        .await
     }
 
     pub async fn jobs(&self, env: &EnvName) -> Result<Vec<ipb::SyncJob>> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let r = self
-                .integration
-                .clone()
-                .list_sync_jobs(ipb::ListSyncJobsRequest { parent: env.to_string(), page_size: 1000, page_token: token, state: 0 })
-                .await
-                .map_err(ic)?
-                .into_inner();
-            out.extend(r.sync_jobs);
-            if r.next_page_token.is_empty() {
-                return Ok(out);
+        let parent = env.to_string();
+        all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.integration.clone(), parent.clone());
+            async move {
+                let r =
+                    c.list_sync_jobs(ipb::ListSyncJobsRequest { parent, page_size, page_token, state: 0 }).await.map_err(ic)?.into_inner();
+                Ok((r.sync_jobs, r.next_page_token))
             }
-            token = r.next_page_token;
-        }
+        })
+        .await
     }
 
     pub async fn snapshot(&self, name: &str) -> Result<ipb::Snapshot> {
