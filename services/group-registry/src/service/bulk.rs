@@ -7,7 +7,7 @@ use ferry_kit::db::now_micros;
 use ferry_kit::idempotency;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
-use super::{Registry, env_row, group_row};
+use super::{Registry, env_row, group_key};
 use crate::domain::{
     CopyCounts, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, OpResult, Outcome, RequestKey,
     Sharing, rules,
@@ -86,15 +86,15 @@ impl Registry {
             return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
         }
         let txn = self.db.begin().await?;
-        let g = group_row(&txn, group).await?;
+        let g = group_key(&txn, group).await?;
         groups::lock(&txn, g.id).await?;
         Ok(ImportStart::Fresh(ImportTx { txn, env_id: g.env_id, group_id: g.id, group: group.clone(), created: 0, now: now_micros() }))
     }
 
     /// Resolves a group for a stream; returns its id and current revision.
     pub async fn stream_start(&self, group: &GroupName) -> Result<(i64, i64)> {
-        let g = group_row(&self.db, group).await?;
-        Ok((g.id, g.group.revision))
+        let g = group_key(&self.db, group).await?;
+        Ok((g.id, g.revision))
     }
 
     pub async fn export_page(&self, group_id: i64, kinds: &[Kind], after: Option<(i32, String)>, limit: u64) -> Result<Vec<Entity>> {
@@ -113,7 +113,7 @@ impl Registry {
 
     /// For each ref, whether the group holds its (kind, key).
     pub async fn lookup_keys(&self, group: &GroupName, refs: &[EntityRef]) -> Result<Vec<bool>> {
-        let g = group_row(&self.db, group).await?;
+        let g = group_key(&self.db, group).await?;
         let keys: Vec<(Kind, String)> = refs.iter().map(|r| (r.kind, r.key.as_str().to_owned())).collect();
         let held = q::members_at(&self.db, g.id, &keys).await?;
         Ok(keys.iter().map(|k| held.contains_key(k)).collect())
@@ -123,7 +123,7 @@ impl Registry {
     pub async fn apply_merge_operations(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>) -> Result<MergeBatch> {
         self.write(key, "ApplyMergeOperations", move |txn| {
             Box::pin(async move {
-                let g = group_row(txn, &recipient).await?;
+                let g = group_key(txn, &recipient).await?;
                 groups::lock(txn, g.id).await?;
                 let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
                 let unlinks: Vec<i64> = ops.iter().filter_map(|op| if let MergeOp::Unlink(id) = op { Some(*id) } else { None }).collect();

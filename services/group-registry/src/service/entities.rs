@@ -3,7 +3,7 @@
 
 use ferry_kit::db::now_micros;
 
-use super::{Registry, group_row, page};
+use super::{Registry, group_key, page};
 use crate::domain::{Entity, EntityName, EntityRef, GroupName, Json, Kind, NewEntity, Page, RequestKey, rules};
 use crate::error::{Error, Result};
 use crate::store::{entities, groups};
@@ -26,7 +26,7 @@ impl Registry {
     pub async fn create_entity(&self, key: Option<RequestKey>, group: GroupName, new: NewEntity) -> Result<Entity> {
         self.write(key, "CreateEntity", move |txn| {
             Box::pin(async move {
-                let g = group_row(txn, &group).await?;
+                let g = group_key(txn, &group).await?;
                 if let Some(holder) = entities::member_at(txn, g.id, new.kind, &new.key).await? {
                     return Err(clash(&group, new.kind, new.key.as_str(), holder));
                 }
@@ -50,7 +50,7 @@ impl Registry {
         after: Option<(i32, String)>,
         limit: u64,
     ) -> Result<Page<Entity, (i32, String)>> {
-        let g = group_row(&self.db, group).await?;
+        let g = group_key(&self.db, group).await?;
         let items = entities::list_members(&self.db, g.id, kinds, after, limit + 1).await?;
         Ok(page(items, limit, |e| (e.kind.number(), e.key.as_str().to_owned())))
     }
@@ -101,7 +101,7 @@ impl Registry {
                 if group.env != name.env {
                     return Err(Error::invalid("group", format!("{group} is not in {}; links stay within one environment", name.env)));
                 }
-                let g = group_row(txn, &group).await?;
+                let g = group_key(txn, &group).await?;
                 match entities::member_at(txn, g.id, e.kind, &e.key).await? {
                     Some(holder) if holder == name.id => Err(Error::AlreadyExists {
                         resource: "entity",
@@ -125,7 +125,7 @@ impl Registry {
         self.write(key, "UnlinkEntity", move |txn| {
             Box::pin(async move {
                 let e = entity(txn, &name).await?;
-                let g = group_row(txn, &group).await?;
+                let g = group_key(txn, &group).await?;
                 rules::check_unlink(&name.to_string(), &group, e.sharing, &e.groups)?;
                 entities::remove_membership(txn, g.id, name.id).await?;
                 groups::bump(txn, &[g.id]).await?;

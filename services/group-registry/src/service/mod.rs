@@ -157,3 +157,8 @@ pub(crate) async fn env_row<C: sea_orm::ConnectionTrait>(db: &C, name: &EnvName)
 pub(crate) async fn group_row<C: sea_orm::ConnectionTrait>(db: &C, name: &GroupName) -> Result<GroupRow> {
     store::groups::find(db, name).await?.ok_or_else(|| Error::not_found("group", name))
 }
+
+/// A group's ids and revision (no member count): what the write paths look up.
+pub(crate) async fn group_key<C: sea_orm::ConnectionTrait>(db: &C, name: &GroupName) -> Result<store::groups::GroupKey> {
+    store::groups::key_of(db, name).await?.ok_or_else(|| Error::not_found("group", name))
+}

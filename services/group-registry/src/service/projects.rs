@@ -4,7 +4,7 @@
 use ferry_kit::db::now_micros;
 use sea_orm::ConnectionTrait;
 
-use super::{Registry, env_row, group_row, page};
+use super::{Registry, env_row, group_key, page};
 use crate::domain::{ConfigItem, ConfigItemName, EnvName, GroupName, Page, Project, ProjectName, RequestKey, Resolution, UpsertCounts};
 use crate::error::{Error, Result};
 use crate::store::projects::{self, ProjectRow};
@@ -23,7 +23,7 @@ async fn group_ids<C: ConnectionTrait>(db: &C, project: &ProjectName, groups: &[
         if g.env != project.env {
             return Err(Error::invalid(&format!("project.groups[{i}]"), format!("{g} is not in {}", project.env)));
         }
-        let id = group_row(db, g).await?.id;
+        let id = group_key(db, g).await?.id;
         if ids.contains(&id) {
             return Err(Error::invalid(&format!("project.groups[{i}]"), format!("{g} is listed twice")));
         }

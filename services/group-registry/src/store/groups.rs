@@ -60,6 +60,27 @@ pub async fn find<C: ConnectionTrait>(db: &C, name: &GroupName) -> Result<Option
         .transpose()
 }
 
+/// What the write paths need of a group: its ids and revision, without counting members
+/// (a count walks the whole group: a cost per call that grows with the group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupKey {
+    pub id: i64,
+    pub env_id: i64,
+    pub revision: i64,
+}
+
+pub async fn key_of<C: ConnectionTrait>(db: &C, name: &GroupName) -> Result<Option<GroupKey>, DbErr> {
+    one(
+        db,
+        "SELECT g.id, g.environment_id, g.revision FROM groups g JOIN environments e ON e.id = g.environment_id \
+         WHERE e.name = ? AND g.name = ?",
+        vec![name.env.id().into(), name.group.as_str().into()],
+    )
+    .await?
+    .map(|r| Ok(GroupKey { id: col(&r, 0)?, env_id: col(&r, 1)?, revision: col(&r, 2)? }))
+    .transpose()
+}
+
 /// Groups of an environment ordered by name, after `after`.
 pub async fn list<C: ConnectionTrait>(db: &C, env_id: i64, after: Option<&str>, limit: u64) -> Result<Vec<GroupRow>, DbErr> {
     let rows = all(

@@ -33,8 +33,16 @@ struct Batch {
     refs: usize,
 }
 
+impl Batch {
+    fn new() -> Self {
+        Self { items: Vec::with_capacity(BATCH_ITEMS), delivering: Vec::new(), refs: 0 }
+    }
+}
+
 /// Plans `source` into `recipient` (`None`: a clone into a group that does not exist yet),
-/// writing the items under `plan`.
+/// writing the items under `plan`. Reading the manifests and writing a batch overlap: the
+/// join fills batch n + 1 while batch n's references are looked up and its items written
+/// (one batch in flight, so memory stays at two batches).
 pub async fn build(
     registry: &Registry,
     db: &DatabaseConnection,
@@ -43,13 +51,29 @@ pub async fn build(
     recipient: Option<&GroupName>,
     selection: &Selection,
 ) -> Result<Built> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
+    let write = write_batches(registry, db, plan, source, recipient, selection, rx);
+    let (built, missing) = futures::future::try_join(join(registry, source, recipient, selection, tx), write).await?;
+    let mut counts = built.counts;
+    counts.missing_dependencies += missing;
+    Ok(Built { counts, ..built })
+}
+
+/// The merge-join: classifies every source entry and hands the items over in batches.
+async fn join(
+    registry: &Registry,
+    source: &GroupName,
+    recipient: Option<&GroupName>,
+    selection: &Selection,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+) -> Result<Built> {
     let mut src = registry.manifest(source, selection).await?;
     let mut rec = match recipient {
         Some(r) => Some(registry.manifest(r, selection).await?),
         None => None,
     };
     let mut counts = Counts::default();
-    let mut batch = Batch { items: Vec::with_capacity(BATCH_ITEMS), delivering: Vec::new(), refs: 0 };
+    let mut batch = Batch::new();
     let mut previous: Option<ManifestEntry> = None;
     let mut n: i64 = 0;
     while let Some(s) = src.next().await? {
@@ -82,11 +106,33 @@ pub async fn build(
         n += 1;
         previous = Some(s);
         if batch.items.len() >= BATCH_ITEMS || batch.refs >= BATCH_REFS {
-            flush(registry, db, plan, source, recipient, selection, &mut batch, &mut counts).await?;
+            // A closed channel means the writer failed: its error is the one reported.
+            if tx.send(std::mem::replace(&mut batch, Batch::new())).await.is_err() {
+                break;
+            }
         }
     }
-    flush(registry, db, plan, source, recipient, selection, &mut batch, &mut counts).await?;
+    if !batch.items.is_empty() {
+        let _ = tx.send(batch).await;
+    }
     Ok(Built { counts, source_revision: src.revision(), recipient_revision: rec.map(|r| r.revision()).unwrap_or(0) })
+}
+
+/// Writes the batches as they come; returns how many missing dependencies it found.
+async fn write_batches(
+    registry: &Registry,
+    db: &DatabaseConnection,
+    plan: &PlanId,
+    source: &GroupName,
+    recipient: Option<&GroupName>,
+    selection: &Selection,
+    mut rx: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<i64> {
+    let mut missing = 0;
+    while let Some(batch) = rx.recv().await {
+        missing += flush(registry, db, plan, source, recipient, selection, batch).await?;
+    }
+    Ok(missing)
 }
 
 /// A manifest being read in order (the registry's stream, or a list in tests).
@@ -121,10 +167,10 @@ async fn advance<C: EntryCursor>(rec: &mut C, s: &ManifestEntry) -> Result<Optio
     }
 }
 
-/// Finds the batch's dangling references and writes its items. A reference of a
-/// delivered entity dangles unless the recipient holds its key, or the source holds it
-/// inside the selection (then this plan delivers it too).
-#[allow(clippy::too_many_arguments)]
+/// Finds the batch's dangling references and writes its items; returns how many
+/// references dangle. A reference of a delivered entity dangles unless the recipient
+/// holds its key, or the source holds it inside the selection (then this plan delivers
+/// it too).
 async fn flush(
     registry: &Registry,
     db: &DatabaseConnection,
@@ -132,9 +178,8 @@ async fn flush(
     source: &GroupName,
     recipient: Option<&GroupName>,
     selection: &Selection,
-    batch: &mut Batch,
-    counts: &mut Counts,
-) -> Result<()> {
+    batch: Batch,
+) -> Result<i64> {
     let mut missing_items = Vec::new();
     if !batch.delivering.is_empty() {
         let mut unique: Vec<(Kind, String)> =
@@ -152,7 +197,6 @@ async fn flush(
             let item = &batch.items[*index];
             for (i, r) in refs.iter().enumerate() {
                 if dangling.contains(r) {
-                    counts.add(Outcome::MissingDependency);
                     missing_items.push(PlanItem {
                         seq: item.seq + 1 + i as i64,
                         outcome: Outcome::MissingDependency,
@@ -167,10 +211,7 @@ async fn flush(
     }
     store::plans::insert_items(db, plan, &batch.items).await?;
     store::plans::insert_items(db, plan, &missing_items).await?;
-    batch.items.clear();
-    batch.delivering.clear();
-    batch.refs = 0;
-    Ok(())
+    Ok(missing_items.len() as i64)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::Engine;
 use super::jobs::{cancelled_error, initial_result};
 use super::revert::UNDOABLE;
 use crate::domain::rules::{Action, action, undo};
-use crate::domain::{GroupName, Job, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanState, PlanType, Strategy};
+use crate::domain::{GroupName, Job, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Strategy};
 use crate::error::{Error, Result};
 use crate::registry::{MAX_BATCH, OpOutcome};
 use crate::store;
@@ -221,33 +221,93 @@ impl Engine {
             outcomes.push(Outcome::Conflict);
         }
         let chunk = row.chunk_size.clamp(1, MAX_BATCH as i64) as u64;
-        loop {
-            let items = store::plans::items(&self.db, &plan.id, &outcomes, &[], row.cursor_seq, chunk).await?;
-            let Some(last) = items.last() else { break };
+        let read = |after: i64| store::plans::items(&self.db, &plan.id, &outcomes, &[], after, chunk);
+        // A pipeline one chunk deep: chunk n + 1 goes to the registry while chunk n's
+        // effects and checkpoint are committed and chunk n + 2's items are read. Chunk
+        // numbers, and so request ids, follow from the plan alone, so after a crash the
+        // chunks past the checkpoint are sent again and the registry replays its replies.
+        let mut items = read(row.cursor_seq).await?;
+        let mut sending = row.chunk_no;
+        let mut applied: Option<Applied> = None;
+        while let Some(last) = items.last() {
             let last_seq = last.seq;
             let actions: Vec<Action> =
                 items.iter().filter_map(|i| action(i.outcome, plan.strategy, i.source_entity_id, i.recipient_entity_id)).collect();
             if actions.len() != items.len() {
                 return Err(Error::Registry(tonic::Status::internal("a plan item has no action")));
             }
-            let request_id = format!("{}:{}", row.job.id.0, row.chunk_no);
-            let results = self.registry.apply(&plan.recipient, &actions, &request_id).await?;
-            let effects = tally(&mut row.job, &items, &actions, &results);
-            row.cursor_seq = last_seq;
-            row.chunk_no += 1;
-            row.job.progress.done += items.len() as i64;
-            let txn = self.db.begin().await?;
-            store::jobs::insert_effects(&txn, &row.job.id, &effects).await?;
-            let Some(cancel) = self.checkpoint(&txn, &row, None).await? else { return Ok(Ended::LostLease) };
-            txn.commit().await?;
-            if cancel {
-                self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
-                return Ok(Ended::Done);
+            let request_id = format!("{}:{sending}", row.job.id.0);
+            let send = self.registry.apply(&plan.recipient, &actions, &request_id);
+            let record_and_read = async {
+                let flow = match applied.take() {
+                    Some(a) => self.record(&mut row, a).await?,
+                    None => Flow::Go,
+                };
+                let next = if flow == Flow::Go { read(last_seq).await? } else { Vec::new() };
+                Ok::<_, Error>((flow, next))
+            };
+            let (results, (flow, next)) = futures::future::try_join(send, record_and_read).await?;
+            let sent = Applied { items: std::mem::take(&mut items), actions, results };
+            match flow {
+                Flow::Go => {}
+                // The new holder sends this chunk again and gets the registry's reply.
+                Flow::LostLease => return Ok(Ended::LostLease),
+                Flow::Cancel => {
+                    // Cancelled while a chunk was out: record it (a revert must know what it
+                    // did), then stop.
+                    if self.record(&mut row, sent).await? == Flow::LostLease {
+                        return Ok(Ended::LostLease);
+                    }
+                    self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
+                    return Ok(Ended::Done);
+                }
+            }
+            applied = Some(sent);
+            items = next;
+            sending += 1;
+        }
+        if let Some(a) = applied.take() {
+            match self.record(&mut row, a).await? {
+                Flow::Go => {}
+                Flow::LostLease => return Ok(Ended::LostLease),
+                Flow::Cancel => {
+                    self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
+                    return Ok(Ended::Done);
+                }
             }
         }
         self.end(&row.job.id, JobState::Succeeded, None).await?;
         Ok(Ended::Done)
     }
+
+    /// Records an applied chunk: its results in the job's counters, its effects, and the
+    /// checkpoint past it, in one transaction.
+    async fn record(&self, row: &mut JobRow, a: Applied) -> Result<Flow> {
+        let effects = tally(&mut row.job, &a.items, &a.actions, &a.results);
+        row.cursor_seq = a.items.last().map_or(row.cursor_seq, |i| i.seq);
+        row.chunk_no += 1;
+        row.job.progress.done += a.items.len() as i64;
+        let txn = self.db.begin().await?;
+        store::jobs::insert_effects(&txn, &row.job.id, &effects).await?;
+        let Some(cancel) = self.checkpoint(&txn, row, None).await? else { return Ok(Flow::LostLease) };
+        txn.commit().await?;
+        Ok(if cancel { Flow::Cancel } else { Flow::Go })
+    }
+}
+
+/// A chunk the registry applied, not yet recorded.
+struct Applied {
+    items: Vec<PlanItem>,
+    actions: Vec<Action>,
+    results: Vec<(OpOutcome, i64)>,
+}
+
+/// What recording a chunk says about going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Go,
+    Cancel,
+    LostLease,
 }
 
 impl Engine {
@@ -295,7 +355,7 @@ impl Engine {
 
 /// Adds a chunk's registry results to the job's counters; returns what it created,
 /// linked and overwrote (what a revert undoes).
-fn tally(job: &mut Job, items: &[crate::domain::PlanItem], actions: &[Action], results: &[(OpOutcome, i64)]) -> Vec<Effect> {
+fn tally(job: &mut Job, items: &[PlanItem], actions: &[Action], results: &[(OpOutcome, i64)]) -> Vec<Effect> {
     let mut effects = Vec::new();
     for ((item, act), (outcome, entity_id)) in items.iter().zip(actions).zip(results) {
         match outcome {
