@@ -26,9 +26,21 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Connects the database, runs migrations and binds the server (not serving yet).
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
-    let db = ferry_kit::db::connect(&config.database_url).await?;
-    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "group-registry").await?;
+    let db = open_database(config).await?;
     let api = grpc::RegistryApi::new(service::Registry::new(db));
     let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
     ServerBuilder::new().with_service(svc).bind(config.listen, &config.common).await
+}
+
+/// Connects the database and runs pending migrations (`--migrate-only`), then closes it.
+pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
+    Ok(open_database(config).await?.close().await?)
+}
+
+/// Connects the database and runs its pending migrations (under an advisory lock on
+/// PostgreSQL, so replicas and migrate-only runs starting together are safe).
+async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "group-registry").await?;
+    Ok(db)
 }

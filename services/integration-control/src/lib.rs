@@ -42,8 +42,20 @@ pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::E
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let sealer = load_sealing_key(&config.sealing_key_file)?;
     let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref())?;
-    let db = ferry_kit::db::connect(&config.database_url).await?;
-    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "integration-control").await?;
+    let db = open_database(config).await?;
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer));
     ServerBuilder::new().with_service(IntegrationServiceServer::new(api)).bind(config.listen, &config.common).await
+}
+
+/// Connects the database and runs pending migrations (`--migrate-only`), then closes it.
+pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
+    Ok(open_database(config).await?.close().await?)
+}
+
+/// Connects the database and runs its pending migrations (under an advisory lock on
+/// PostgreSQL, so replicas and migrate-only runs starting together are safe).
+async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "integration-control").await?;
+    Ok(db)
 }

@@ -40,8 +40,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     if !(1..=10_000).contains(&config.chunk_size) {
         return Err(ferry_kit::Error::Config("chunk size must be between 1 and 10000".into()));
     }
-    let db = ferry_kit::db::connect(&config.database_url).await?;
-    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "merge-engine").await?;
+    let db = open_database(config).await?;
     let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref())?;
     let settings = service::Settings {
         chunk_size: config.chunk_size,
@@ -55,4 +54,17 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
         .await?;
     let workers = service::worker::spawn(engine, config.workers);
     Ok((server, workers))
+}
+
+/// Connects the database and runs pending migrations (`--migrate-only`), then closes it.
+pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
+    Ok(open_database(config).await?.close().await?)
+}
+
+/// Connects the database and runs its pending migrations (under an advisory lock on
+/// PostgreSQL, so replicas and migrate-only runs starting together are safe).
+async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "merge-engine").await?;
+    Ok(db)
 }

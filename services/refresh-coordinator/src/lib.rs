@@ -39,8 +39,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
 
 /// [`build`], also returning the driver (tests stop it to simulate a crash).
 pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error> {
-    let db = ferry_kit::db::connect(&config.database_url).await?;
-    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "refresh-coordinator").await?;
+    let db = open_database(config).await?;
     let remote =
         service::Remote::connect(&config.registry_url, &config.integration_url, &config.merge_url, config.common.service_token.as_deref())?;
     let settings = service::Settings {
@@ -58,4 +57,17 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         .await?;
     let driver = service::driver::spawn(coordinator);
     Ok((server, driver))
+}
+
+/// Connects the database and runs pending migrations (`--migrate-only`), then closes it.
+pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
+    Ok(open_database(config).await?.close().await?)
+}
+
+/// Connects the database and runs its pending migrations (under an advisory lock on
+/// PostgreSQL, so replicas and migrate-only runs starting together are safe).
+async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
+    let db = ferry_kit::db::connect(&config.database_url).await?;
+    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "refresh-coordinator").await?;
+    Ok(db)
 }

@@ -39,6 +39,10 @@ pub struct CommonArgs {
     /// Seconds in-flight calls get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// Connect to the database, run this service's migrations and exit 0 without serving
+    /// (a Kubernetes initContainer; replicas migrating at once are safe: advisory lock).
+    #[arg(long, env = "FERRY_MIGRATE_ONLY", default_value_t = false)]
+    pub migrate_only: bool,
 }
 
 impl Default for CommonArgs {
@@ -52,6 +56,7 @@ impl Default for CommonArgs {
             request_timeout_secs: 300,
             concurrency_limit: 256,
             shutdown_grace_secs: 20,
+            migrate_only: false,
         }
     }
 }

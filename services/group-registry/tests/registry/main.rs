@@ -5,6 +5,7 @@ mod helpers;
 
 mod bulk;
 mod edge;
+mod migrate_only;
 mod projects;
 mod rules;
 
@@ -43,4 +44,5 @@ per_backend!(
     edge::auth_roles_and_environment_scopes,
     edge::delete_group_guards,
     edge::concurrent_retries_with_one_request_id_answer_alike,
+    migrate_only::migrate_only_creates_the_schema_and_exits_without_serving,
 );
