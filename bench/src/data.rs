@@ -146,5 +146,5 @@ pub async fn verify(registry: &Registry, workload: crate::Workload) -> anyhow::R
         crate::Workload::Merge => RECIPIENT,
         crate::Workload::Clone => CLONE,
     };
-    Ok(registry.client.clone().get_group(pb::GetGroupRequest { name: name.into() }).await?.into_inner().entity_count)
+    Ok(registry.client.clone().get_group(pb::GetGroupRequest { name: name.into(), ..Default::default() }).await?.into_inner().entity_count)
 }

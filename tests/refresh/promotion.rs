@@ -37,7 +37,13 @@ async fn arrange(s: &Suite) -> (String, String) {
 }
 
 async fn entity_count(s: &Suite, group: &str) -> i64 {
-    s.registry.clone().get_group(rpb::GetGroupRequest { name: group.into() }).await.expect("group").into_inner().entity_count
+    s.registry
+        .clone()
+        .get_group(rpb::GetGroupRequest { name: group.into(), ..Default::default() })
+        .await
+        .expect("group")
+        .into_inner()
+        .entity_count
 }
 
 async fn config_items(s: &Suite, project: &str) -> Vec<String> {
@@ -293,7 +299,7 @@ pub async fn plan_promotion_shows_the_merge_plans(backend: Backend) {
     let prod = s
         .registry
         .clone()
-        .get_group(ferry_proto::registry::v1::GetGroupRequest { name: prod_group.clone() })
+        .get_group(ferry_proto::registry::v1::GetGroupRequest { name: prod_group.clone(), ..Default::default() })
         .await
         .expect("group")
         .into_inner();

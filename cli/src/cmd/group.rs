@@ -91,7 +91,7 @@ pub async fn run(args: GroupArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
             output::one(out, s.format, &group)?;
         }
         GroupCommand::Get { env, group } => {
-            let req = pb::GetGroupRequest { name: names::group(&env, &group) };
+            let req = pb::GetGroupRequest { name: names::group(&env, &group), ..Default::default() };
             let group = s.client().get_group(req).await?.into_inner();
             output::one(out, s.format, &group)?;
         }

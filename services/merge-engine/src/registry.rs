@@ -59,7 +59,9 @@ impl Registry {
 
     /// A group's revision, or `None` when it does not exist.
     pub async fn group_revision(&self, group: &GroupName) -> Result<Option<i64>> {
-        match self.client.clone().get_group(pb::GetGroupRequest { name: group.to_string() }).await {
+        // Without entity_count: counting walks the whole group, and only the revision matters here.
+        let read_mask = Some(prost_types::FieldMask { paths: vec!["name".into(), "revision".into()] });
+        match self.client.clone().get_group(pb::GetGroupRequest { name: group.to_string(), read_mask }).await {
             Ok(g) => Ok(Some(g.into_inner().revision)),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(upstream(s)),

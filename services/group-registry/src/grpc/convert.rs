@@ -169,3 +169,50 @@ pub fn outcome(o: d::Outcome) -> i32 {
         d::Outcome::Conflict => pb::OperationOutcome::Conflict as i32,
     }
 }
+
+/// A Group read mask (AIP-157): which fields a Get returns.
+#[derive(Debug, Clone, Default)]
+pub struct GroupMask {
+    /// Empty: every field.
+    paths: Vec<String>,
+}
+
+const GROUP_FIELDS: [&str; 5] = ["name", "display_name", "revision", "entity_count", "create_time"];
+
+pub fn group_read_mask(v: &mut Violations, mask: &Option<prost_types::FieldMask>) -> Option<GroupMask> {
+    let paths = mask_paths(mask);
+    let mut ok = true;
+    for (i, p) in paths.iter().enumerate() {
+        if !GROUP_FIELDS.contains(&p.as_str()) {
+            v.add(format!("read_mask.paths[{i}]"), format!("unknown Group field {p:?}; fields: {}", GROUP_FIELDS.join(", ")));
+            ok = false;
+        }
+    }
+    ok.then_some(GroupMask { paths })
+}
+
+impl GroupMask {
+    pub fn wants(&self, field: &str) -> bool {
+        self.paths.is_empty() || self.paths.iter().any(|p| p == field)
+    }
+
+    /// Clears the fields the mask leaves out.
+    pub fn apply(&self, mut g: pb::Group) -> pb::Group {
+        if !self.wants("name") {
+            g.name.clear();
+        }
+        if !self.wants("display_name") {
+            g.display_name.clear();
+        }
+        if !self.wants("revision") {
+            g.revision = 0;
+        }
+        if !self.wants("entity_count") {
+            g.entity_count = 0;
+        }
+        if !self.wants("create_time") {
+            g.create_time = None;
+        }
+        g
+    }
+}

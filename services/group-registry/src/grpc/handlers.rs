@@ -99,9 +99,11 @@ impl RegistryService for RegistryApi {
         let p = Principal::of(&req);
         let mut v = Violations::new();
         let name = v.check("name", GroupName::parse(&req.get_ref().name));
-        let name = done(v, || name)?;
+        let mask = c::group_read_mask(&mut v, &req.get_ref().read_mask);
+        let (name, mask) = done(v, || Some((name?, mask?)))?;
         scope(&p, &name.env)?;
-        Ok(Response::new(c::group(self.registry.get_group(&name).await?)))
+        let group = self.registry.get_group(&name, mask.wants("entity_count")).await?;
+        Ok(Response::new(mask.apply(c::group(group))))
     }
 
     async fn list_groups(&self, req: Request<pb::ListGroupsRequest>) -> Result<Response<pb::ListGroupsResponse>, Status> {

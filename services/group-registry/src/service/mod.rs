@@ -89,8 +89,12 @@ impl Registry {
         .await
     }
 
-    pub async fn get_group(&self, name: &GroupName) -> Result<Group> {
-        Ok(group_row(&self.db, name).await?.group)
+    /// A group; its member count only when `count` (the count walks the group).
+    pub async fn get_group(&self, name: &GroupName, count: bool) -> Result<Group> {
+        if count {
+            return Ok(group_row(&self.db, name).await?.group);
+        }
+        store::groups::find_uncounted(&self.db, name).await?.ok_or_else(|| Error::not_found("group", name)).map(|r| r.group)
     }
 
     pub async fn list_groups(&self, env: &EnvName, after: Option<String>, limit: u64) -> Result<Page<Group, String>> {

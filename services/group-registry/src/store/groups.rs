@@ -19,6 +19,10 @@ const SELECT: &str = "SELECT g.id, g.environment_id, e.name, g.name, g.display_n
      (SELECT COUNT(*) FROM memberships m WHERE m.group_id = g.id), g.created_at \
      FROM groups g JOIN environments e ON e.id = g.environment_id";
 
+/// [`SELECT`] without the member count (reported as 0), for reads that leave it out.
+const SELECT_UNCOUNTED: &str = "SELECT g.id, g.environment_id, e.name, g.name, g.display_name, g.revision, CAST(0 AS BIGINT), g.created_at \
+     FROM groups g JOIN environments e ON e.id = g.environment_id";
+
 fn read(row: &QueryResult) -> Result<GroupRow, DbErr> {
     let env: String = col(row, 2)?;
     let name: String = col(row, 3)?;
@@ -54,7 +58,16 @@ pub async fn by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<GroupRo
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, name: &GroupName) -> Result<Option<GroupRow>, DbErr> {
-    one(db, &format!("{SELECT} WHERE e.name = ? AND g.name = ?"), vec![name.env.id().into(), name.group.as_str().into()])
+    find_with(db, SELECT, name).await
+}
+
+/// [`find`] with `entity_count` left at 0.
+pub async fn find_uncounted<C: ConnectionTrait>(db: &C, name: &GroupName) -> Result<Option<GroupRow>, DbErr> {
+    find_with(db, SELECT_UNCOUNTED, name).await
+}
+
+async fn find_with<C: ConnectionTrait>(db: &C, select: &str, name: &GroupName) -> Result<Option<GroupRow>, DbErr> {
+    one(db, &format!("{select} WHERE e.name = ? AND g.name = ?"), vec![name.env.id().into(), name.group.as_str().into()])
         .await?
         .map(|r| read(&r))
         .transpose()

@@ -165,7 +165,7 @@ pub async fn auth_roles_and_environment_scopes(b: Backend) {
     assert_eq!(wrong.code(), Code::Unauthenticated);
 
     let mut viewer = app.viewer.clone();
-    viewer.get_group(pb::GetGroupRequest { name: prod.clone() }).await.expect("viewers read");
+    viewer.get_group(pb::GetGroupRequest { name: prod.clone(), ..Default::default() }).await.expect("viewers read");
     let write = viewer
         .create_entity(pb::CreateEntityRequest { parent: dev.clone(), entity: Some(entity(SERVICE, "s", "{}")), request_id: String::new() })
         .await
@@ -176,7 +176,7 @@ pub async fn auth_roles_and_environment_scopes(b: Backend) {
     op.create_entity(pb::CreateEntityRequest { parent: dev.clone(), entity: Some(entity(SERVICE, "s", "{}")), request_id: String::new() })
         .await
         .expect("operator writes in scope");
-    let out_of_scope = op.get_group(pb::GetGroupRequest { name: prod.clone() }).await.unwrap_err();
+    let out_of_scope = op.get_group(pb::GetGroupRequest { name: prod.clone(), ..Default::default() }).await.unwrap_err();
     assert_eq!(out_of_scope.code(), Code::PermissionDenied);
     let envs = op.list_environments(pb::ListEnvironmentsRequest::default()).await.expect("list").into_inner();
     assert_eq!(envs.environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["environments/dev"]);
@@ -212,7 +212,7 @@ pub async fn delete_group_guards(b: Backend) {
     let done = c.delete_group(del(true)).await.expect("forced delete").into_inner();
     assert_eq!((done.deleted_entities, done.unlinked_entities), (1, 1));
     assert_eq!(keys_of(&app, &other).await, vec![(LOOKUP, "l".to_string())], "the shared lookup lives on in the other group");
-    assert_eq!(c.get_group(pb::GetGroupRequest { name: a }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(c.get_group(pb::GetGroupRequest { name: a, ..Default::default() }).await.unwrap_err().code(), Code::NotFound);
 }
 
 pub async fn concurrent_retries_with_one_request_id_answer_alike(b: Backend) {
@@ -232,4 +232,27 @@ pub async fn concurrent_retries_with_one_request_id_answer_alike(b: Backend) {
     }
     assert!(replies.windows(2).all(|w| w[0] == w[1]), "all answers are the one reply");
     assert_eq!(keys_of(&app, &g).await.len(), 1);
+}
+
+pub async fn get_group_read_mask_returns_only_the_fields_asked_for(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let g = group(&app, "dev", "g").await;
+    create(&app, &g, entity(SERVICE, "s", "{}")).await.expect("entity");
+    let mut c = app.admin.clone();
+    let get = |paths: &[&str]| pb::GetGroupRequest {
+        name: g.clone(),
+        read_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+    };
+    let full = c.get_group(get(&[])).await.expect("whole group").into_inner();
+    assert_eq!(full.entity_count, 1);
+    assert!(full.create_time.is_some() && full.revision > 0);
+
+    let part = c.get_group(get(&["name", "revision"])).await.expect("name and revision").into_inner();
+    assert_eq!((part.name.as_str(), part.revision), (full.name.as_str(), full.revision));
+    assert_eq!((part.entity_count, part.display_name.as_str(), part.create_time), (0, "", None), "fields left out are not set");
+
+    let bad = c.get_group(get(&["revision", "members"])).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("read_mask.paths[1]"), "{}", bad.message());
 }

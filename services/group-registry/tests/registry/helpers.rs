@@ -126,7 +126,13 @@ pub async fn keys_of(app: &TestApp, group: &str) -> Vec<(i32, String)> {
 }
 
 pub async fn revision(app: &TestApp, group: &str) -> i64 {
-    app.admin.clone().get_group(pb::GetGroupRequest { name: group.into() }).await.expect("get group").into_inner().revision
+    app.admin
+        .clone()
+        .get_group(pb::GetGroupRequest { name: group.into(), ..Default::default() })
+        .await
+        .expect("get group")
+        .into_inner()
+        .revision
 }
 
 /// The field names of a BadRequest detail.

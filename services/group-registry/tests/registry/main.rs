@@ -43,6 +43,7 @@ per_backend!(
     edge::paging_walks_every_item_once_and_refuses_foreign_tokens,
     edge::auth_roles_and_environment_scopes,
     edge::delete_group_guards,
+    edge::get_group_read_mask_returns_only_the_fields_asked_for,
     edge::concurrent_retries_with_one_request_id_answer_alike,
     migrate_only::migrate_only_creates_the_schema_and_exits_without_serving,
 );

@@ -236,7 +236,13 @@ pub fn find<'a>(entities: &'a [pb::Entity], kind: i32, key: &str) -> Option<&'a 
 }
 
 pub async fn revision(app: &TestApp, group: &str) -> i64 {
-    app.registry.clone().get_group(pb::GetGroupRequest { name: group.into() }).await.expect("get group").into_inner().revision
+    app.registry
+        .clone()
+        .get_group(pb::GetGroupRequest { name: group.into(), ..Default::default() })
+        .await
+        .expect("get group")
+        .into_inner()
+        .revision
 }
 
 pub fn plan_req(source: &str, recipient: &str) -> mpb::CreateMergePlanRequest {
