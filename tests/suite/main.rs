@@ -8,4 +8,5 @@ mod auth;
 mod cli;
 mod discovery;
 mod helpers;
+mod tls;
 mod up;

@@ -42,7 +42,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     }
     let db = ferry_kit::db::connect(&config.database_url).await?;
     ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "merge-engine").await?;
-    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref())?;
+    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let settings = service::Settings {
         chunk_size: config.chunk_size,
         lease: Duration::from_secs(config.lease_secs.max(1)),
