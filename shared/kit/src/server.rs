@@ -143,11 +143,11 @@ impl Server {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
-        let health_only = health_listener.map(|(l, _)| HealthOnly::spawn(l, &health));
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
+        let health_only = health_listener.map(|(l, _)| HealthOnly::spawn(l, &health));
         let grace = args.shutdown_grace();
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health.clone();
