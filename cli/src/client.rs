@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use ferry_kit::client::ClientInterceptor;
+use ferry_kit::client::{ClientInterceptor, ClientTls, channel_with};
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
 use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
 use ferry_proto::refresh::v1::refresh_service_client::RefreshServiceClient;
@@ -53,6 +53,15 @@ pub struct ClientArgs {
     /// File holding the bearer token [default: .ferry/admin.token when it exists].
     #[arg(long, env = "FERRY_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// PEM CA bundle that signed the services' certificates (needed for `https://` URLs).
+    #[arg(long, env = "FERRY_TLS_CA_FILE", value_name = "PEM", global = true)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for services that require mutual TLS (with --tls-key-file).
+    #[arg(long, env = "FERRY_TLS_CERT_FILE", value_name = "PEM", global = true)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "FERRY_TLS_KEY_FILE", value_name = "PEM", global = true)]
+    pub tls_key_file: Option<PathBuf>,
     /// Output: aligned columns (table) or JSON (json).
     #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
     pub output: Format,
@@ -80,6 +89,7 @@ pub struct Session {
     pub format: Format,
     request_id: Option<String>,
     interceptor: ClientInterceptor,
+    tls: ClientTls,
     merge_url: String,
     integration_url: String,
     refresh_url: String,
@@ -93,7 +103,8 @@ impl Session {
     /// and integration clients are not even built before a command asks for them.
     pub fn connect(args: &ClientArgs) -> anyhow::Result<Self> {
         let token = token(args)?;
-        let channel = ferry_kit::client::channel(&args.registry)?;
+        let tls = ClientTls::load(args.tls_ca_file.as_deref(), args.tls_cert_file.as_deref(), args.tls_key_file.as_deref())?;
+        let channel = channel_with(&args.registry, &tls).with_context(|| format!("--registry {}", args.registry))?;
         let interceptor = ClientInterceptor::new(token.as_deref())?;
         let registry = RegistryServiceClient::with_interceptor(channel, interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -103,6 +114,7 @@ impl Session {
             format: args.output,
             request_id: args.request_id.clone(),
             interceptor,
+            tls,
             merge_url: args.merge_url.clone(),
             integration_url: args.integration_url.clone(),
             refresh_url: args.refresh_url.clone(),
@@ -127,7 +139,7 @@ impl Session {
         if let Some(c) = self.merge.get() {
             return Ok(c.clone());
         }
-        let channel = ferry_kit::client::channel(&self.merge_url).with_context(|| format!("--merge {}", self.merge_url))?;
+        let channel = channel_with(&self.merge_url, &self.tls).with_context(|| format!("--merge {}", self.merge_url))?;
         let client = MergeServiceClient::with_interceptor(channel, self.interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -139,8 +151,7 @@ impl Session {
         if let Some(c) = self.integration.get() {
             return Ok(c.clone());
         }
-        let channel =
-            ferry_kit::client::channel(&self.integration_url).with_context(|| format!("--integration {}", self.integration_url))?;
+        let channel = channel_with(&self.integration_url, &self.tls).with_context(|| format!("--integration {}", self.integration_url))?;
         let client = IntegrationServiceClient::with_interceptor(channel, self.interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -152,7 +163,7 @@ impl Session {
         if let Some(c) = self.refresh.get() {
             return Ok(c.clone());
         }
-        let channel = ferry_kit::client::channel(&self.refresh_url).with_context(|| format!("--refresh {}", self.refresh_url))?;
+        let channel = channel_with(&self.refresh_url, &self.tls).with_context(|| format!("--refresh {}", self.refresh_url))?;
         let client = RefreshServiceClient::with_interceptor(channel, self.interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

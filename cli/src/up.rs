@@ -37,7 +37,8 @@ pub const SEALING_KEY_FILE: &str = "sealing.key";
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     mut_arg("tokens_file", |a| a.hide(true)),
-    mut_arg("service_token", |a| a.hide(true))
+    mut_arg("service_token", |a| a.hide(true)),
+    mut_arg("health_listen", |a| a.hide(true))
 )]
 pub struct UpOptions {
     /// Folder for the databases, the admin token, the tokens file and the sealing key.
@@ -59,7 +60,9 @@ pub struct UpOptions {
     #[arg(long, default_value_t = 50054)]
     pub refresh_port: u16,
     /// Settings shared by every service. `tokens_file` and `service_token` are replaced
-    /// by the data folder's tokens file and admin token.
+    /// by the data folder's tokens file and admin token. With a TLS certificate every
+    /// service serves TLS and they call each other on `https://` (the certificate then
+    /// needs the listen host among its names, and `--tls-ca-file` must trust it).
     #[command(flatten, next_help_heading = "Service settings")]
     pub common: CommonArgs,
 }
@@ -88,13 +91,16 @@ pub struct Suite {
     /// Each service's full gRPC name and the address it listens on, in start order:
     /// registry, merge, integration, refresh.
     pub endpoints: Vec<(&'static str, SocketAddr)>,
+    /// `https` when the services serve TLS, else `http`.
+    scheme: &'static str,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), ferry_kit::Error>>)>,
 }
 
 impl Suite {
     /// The URL a client dials for `service` (a full name such as [`REGISTRY`]), e.g.
-    /// `http://127.0.0.1:50051`; an unspecified listen host becomes loopback.
+    /// `http://127.0.0.1:50051` (`https://` with TLS); an unspecified listen host becomes
+    /// loopback.
     ///
     /// # Panics
     /// When `service` is not one of [`REGISTRY`], [`MERGE`], [`INTEGRATION`], [`REFRESH`]
@@ -108,7 +114,7 @@ impl Suite {
 
     /// Like [`Suite::endpoint`], `None` for an unknown service name.
     pub fn try_endpoint(&self, service: &str) -> Option<String> {
-        self.endpoints.iter().find(|(name, _)| *name == service).map(|(_, addr)| format!("http://{}", dialable(*addr)))
+        self.endpoints.iter().find(|(name, _)| *name == service).map(|(_, addr)| url(self.scheme, *addr))
     }
 
     /// Turns every service's health NOT_SERVING, stops accepting, drains in-flight calls
@@ -125,6 +131,11 @@ impl Suite {
             }
         }
     }
+}
+
+/// The URL a client on this machine dials to reach a listener on `addr`.
+fn url(scheme: &str, addr: SocketAddr) -> String {
+    format!("{scheme}://{}", dialable(addr))
 }
 
 /// The address a client on this machine dials to reach a listener on `addr`.
@@ -144,6 +155,12 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     let db_path = opts.data_dir.join("registry.db");
     let db_path = db_path.to_str().with_context(|| format!("data folder {} is not valid UTF-8", opts.data_dir.display()))?;
 
+    if let Some(addr) = opts.common.health_listen {
+        bail!(
+            "--health-listen (FERRY_HEALTH_LISTEN) {addr}: ferry up runs four services in one process, they cannot share one health port"
+        );
+    }
+    let scheme = if opts.common.tls_cert_file.is_some() { "https" } else { "http" };
     let mut common = opts.common.clone();
     common.tokens_file = Some(opts.data_dir.join(TOKENS_FILE));
     common.service_token = Some(admin_token.clone());
@@ -159,7 +176,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     .await
     .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
     // The merge engine and integration control call the registry at the address it bound.
-    let registry_url = format!("http://{}", dialable(registry.local_addr()));
+    let registry_url = url(scheme, registry.local_addr());
     let sqlite = |file: &str| -> anyhow::Result<String> {
         let path = opts.data_dir.join(file);
         let path = path.to_str().with_context(|| format!("data folder {} is not valid UTF-8", opts.data_dir.display()))?;
@@ -184,8 +201,8 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         at(opts.refresh_port),
         sqlite("refresh.db")?,
         registry_url,
-        format!("http://{}", dialable(integration.local_addr())),
-        format!("http://{}", dialable(merge.local_addr())),
+        url(scheme, integration.local_addr()),
+        url(scheme, merge.local_addr()),
         common,
     );
     let refresh = refresh_coordinator::build(&refresh_config)
@@ -205,7 +222,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         };
         tasks.push((name, tokio::spawn(server.serve(stop))));
     }
-    Ok(Suite { admin_token, admin_token_file, endpoints, shutdown, tasks })
+    Ok(Suite { admin_token, admin_token_file, endpoints, scheme, shutdown, tasks })
 }
 
 /// Reads the admin token, or creates it and the tokens file that grants it on first start.

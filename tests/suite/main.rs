@@ -9,4 +9,5 @@ mod cli;
 mod discovery;
 mod helpers;
 mod migrate;
+mod tls;
 mod up;

@@ -41,7 +41,7 @@ pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::E
 /// (not serving yet). The registry is reached lazily, on first use.
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let sealer = load_sealing_key(&config.sealing_key_file)?;
-    let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref())?;
+    let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let db = open_database(config).await?;
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer));
     ServerBuilder::new().with_service(IntegrationServiceServer::new(api)).bind(config.listen, &config.common).await

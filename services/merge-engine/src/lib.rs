@@ -41,7 +41,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
         return Err(ferry_kit::Error::Config("chunk size must be between 1 and 10000".into()));
     }
     let db = open_database(config).await?;
-    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref())?;
+    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let settings = service::Settings {
         chunk_size: config.chunk_size,
         lease: Duration::from_secs(config.lease_secs.max(1)),

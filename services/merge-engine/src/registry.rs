@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use ferry_kit::client::ClientInterceptor;
+use ferry_kit::client::{ClientInterceptor, ClientTls};
 use ferry_proto::common::v1 as pc;
 use ferry_proto::registry::v1 as pb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -49,8 +49,8 @@ fn upstream(s: Status) -> Error {
 }
 
 impl Registry {
-    pub fn connect(url: &str, token: Option<&str>) -> Result<Self, ferry_kit::Error> {
-        let channel = ferry_kit::client::channel(url)?;
+    pub fn connect(url: &str, token: Option<&str>, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
+        let channel = ferry_kit::client::channel_with(url, tls)?;
         let client = RegistryServiceClient::with_interceptor(channel, ClientInterceptor::new(token)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

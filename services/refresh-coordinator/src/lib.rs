@@ -40,8 +40,13 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
 /// [`build`], also returning the driver (tests stop it to simulate a crash).
 pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error> {
     let db = open_database(config).await?;
-    let remote =
-        service::Remote::connect(&config.registry_url, &config.integration_url, &config.merge_url, config.common.service_token.as_deref())?;
+    let remote = service::Remote::connect(
+        &config.registry_url,
+        &config.integration_url,
+        &config.merge_url,
+        config.common.service_token.as_deref(),
+        &config.common.client_tls()?,
+    )?;
     let settings = service::Settings {
         owner: format!("coordinator-{}", uuid::Uuid::new_v4().simple()),
         lease: Duration::from_secs(config.lease_secs.max(1)),

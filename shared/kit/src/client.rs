@@ -1,10 +1,12 @@
-//! Client side of service-to-service and CLI calls: a channel to an endpoint and an
-//! interceptor that adds the bearer token and the current trace context (W3C
-//! `traceparent`) to every request, so one request is one trace across services.
+//! Client side of service-to-service and CLI calls: a channel to an endpoint (TLS for
+//! `https://` URLs) and an interceptor that adds the bearer token and the current trace
+//! context (W3C `traceparent`) to every request, so one request is one trace across services.
+
+use std::path::Path;
 
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Adds `authorization` and W3C trace context to outgoing requests.
 #[derive(Clone, Default)]
@@ -35,12 +37,49 @@ impl Interceptor for ClientInterceptor {
     }
 }
 
-/// A lazily connecting channel to `url` (`http://host:port`).
+/// What a client trusts and presents on `https://` URLs: the CA bundle that signed the
+/// servers' certificates (required: system roots are never trusted) and, for mutual TLS,
+/// a client certificate and key. `Default` is plaintext only.
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    ca: Option<Certificate>,
+    identity: Option<Identity>,
+}
+
+impl ClientTls {
+    /// Reads and checks the PEM files: `ca` (`--tls-ca-file`), `cert` and `key`
+    /// (`--tls-cert-file`, `--tls-key-file`; both or neither).
+    pub fn load(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Self, crate::Error> {
+        let ca = ca.map(|path| crate::tls::certificates(path, "--tls-ca-file")).transpose()?;
+        Ok(Self { ca, identity: crate::tls::identity(cert, key)? })
+    }
+}
+
+/// A lazily connecting plaintext channel to `url` (`http://host:port`).
 pub fn channel(url: &str) -> Result<Channel, crate::Error> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    channel_with(url, &ClientTls::default())
+}
+
+/// A lazily connecting channel to `url`: TLS with `tls` for `https://`, plaintext for
+/// `http://`. An `https://` URL without a CA bundle is a configuration error.
+pub fn channel_with(url: &str, tls: &ClientTls) -> Result<Channel, crate::Error> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| crate::Error::Config(format!("endpoint {url}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true);
+    if endpoint.uri().scheme_str() == Some("https") {
+        let ca = tls.ca.clone().ok_or_else(|| {
+            crate::Error::Config(format!(
+                "endpoint {url} is https: set --tls-ca-file (FERRY_TLS_CA_FILE) to the CA that signed its certificate"
+            ))
+        })?;
+        let mut config = ClientTlsConfig::new().ca_certificate(ca);
+        if let Some(identity) = &tls.identity {
+            config = config.identity(identity.clone());
+        }
+        endpoint =
+            endpoint.tls_config(config).map_err(|e| crate::Error::Config(format!("endpoint {url}: tls: {}", crate::tls::chain(&e))))?;
+    }
     Ok(endpoint.connect_lazy())
 }
 

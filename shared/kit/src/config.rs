@@ -1,6 +1,7 @@
 //! Settings every service shares, from flags or environment variables. Each service's own
 //! config flattens [`CommonArgs`] and adds its listen address and database URL.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +44,24 @@ pub struct CommonArgs {
     /// (a Kubernetes initContainer; replicas migrating at once are safe: advisory lock).
     #[arg(long, env = "FERRY_MIGRATE_ONLY", default_value_t = false)]
     pub migrate_only: bool,
+    /// PEM certificate chain: the gRPC listener serves TLS, and outgoing calls to other
+    /// services present it as the client certificate (needs --tls-key-file).
+    #[arg(long, env = "FERRY_TLS_CERT_FILE", value_name = "PEM")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "FERRY_TLS_KEY_FILE", value_name = "PEM")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS; needs
+    /// --tls-cert-file).
+    #[arg(long, env = "FERRY_TLS_CLIENT_CA_FILE", value_name = "PEM")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// PEM CA bundle trusted for outgoing calls to `https://` service URLs.
+    #[arg(long, env = "FERRY_TLS_CA_FILE", value_name = "PEM")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// A second, plaintext listener serving only grpc.health.v1 (for probes that cannot
+    /// do TLS), e.g. 0.0.0.0:8081.
+    #[arg(long, env = "FERRY_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for CommonArgs {
@@ -57,6 +76,11 @@ impl Default for CommonArgs {
             concurrency_limit: 256,
             shutdown_grace_secs: 20,
             migrate_only: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_ca_file: None,
+            health_listen: None,
         }
     }
 }
@@ -67,5 +91,14 @@ impl CommonArgs {
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+    /// The listener's TLS settings (`None`: plaintext), every file read and checked.
+    pub fn server_tls(&self) -> Result<Option<tonic::transport::ServerTlsConfig>, crate::Error> {
+        crate::tls::server_config(self.tls_cert_file.as_deref(), self.tls_key_file.as_deref(), self.tls_client_ca_file.as_deref())
+    }
+    /// TLS for outgoing calls: the CA bundle, and this service's own certificate as the
+    /// client identity.
+    pub fn client_tls(&self) -> Result<crate::client::ClientTls, crate::Error> {
+        crate::client::ClientTls::load(self.tls_ca_file.as_deref(), self.tls_cert_file.as_deref(), self.tls_key_file.as_deref())
     }
 }

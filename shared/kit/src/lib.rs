@@ -1,7 +1,7 @@
 //! Ferry's runtime kit, shared by every service: typed config, telemetry with W3C trace
 //! context across gRPC calls, server bootstrap (health, reflection, graceful shutdown),
 //! bearer-token auth, the google.rpc error model, page tokens, `request_id` idempotency
-//! and database connection plus migrations.
+//! and database connection plus migrations, TLS and mutual TLS from PEM files.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,7 @@ pub mod request;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 
 /// Errors of the kit itself (start-up, configuration, storage set-up).
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,8 @@
 //! reads it back), grpc.health.v1 and reflection, the auth / timeout / concurrency
 //! layers, one span per call, and graceful shutdown: on the shutdown signal health turns
 //! NOT_SERVING, the listener stops accepting and in-flight calls get a grace period.
+//! With a certificate the listener serves TLS (mutual TLS with a client CA); an optional
+//! second, plaintext listener serves grpc.health.v1 only, for probes that cannot do TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::Routes;
+use tonic::transport::ServerTlsConfig;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::auth::{AuthLayer, TokenTable};
 use crate::config::CommonArgs;
@@ -26,6 +30,8 @@ pub struct Server {
     services: Vec<&'static str>,
     args: CommonArgs,
     tokens: Option<TokenTable>,
+    tls: Option<ServerTlsConfig>,
+    health_listener: Option<(TcpListener, SocketAddr)>,
 }
 
 /// Builds a server: add services with [`ServerBuilder::with_service`], then [`Server::serve`].
@@ -59,7 +65,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds `addr` and loads the token table. Reflection serves every Ferry package.
+    /// Binds `addr` (and `--health-listen`), loads the token table and the TLS files.
     pub async fn bind(mut self, addr: SocketAddr, args: &CommonArgs) -> Result<Server, crate::Error> {
         // Reflection lists what this server serves (and health), not every Ferry package.
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
@@ -88,8 +94,17 @@ impl ServerBuilder {
                 .ok_or_else(|| crate::Error::Config("set --tokens-file (FERRY_TOKENS_FILE) or --no-auth".into()))?;
             Some(TokenTable::load(path)?)
         };
+        let tls = args.server_tls()?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let health_listener = match args.health_listen {
+            Some(health_addr) => {
+                let l = TcpListener::bind(health_addr).await?;
+                let bound = l.local_addr()?;
+                Some((l, bound))
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
@@ -98,6 +113,8 @@ impl ServerBuilder {
             services: self.services,
             args: args.clone(),
             tokens,
+            tls,
+            health_listener,
         })
     }
 }
@@ -114,13 +131,23 @@ impl Server {
         self.local_addr
     }
 
+    /// The bound address of the plaintext health listener, when `--health-listen` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens, .. } = self;
+        let Server { listener, routes, health, services, args, tokens, tls, health_listener, .. } = self;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
+        let health_only = health_listener.map(|(l, _)| HealthOnly::spawn(l, &health));
         let grace = args.shutdown_grace();
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health.clone();
@@ -134,7 +161,7 @@ impl Server {
             reporter.set_service_status("", ServingStatus::NotServing).await;
             let _ = drain_tx.send(());
         };
-        let server = tonic::transport::Server::builder()
+        let server = builder
             .timeout(args.request_timeout())
             .trace_fn(crate::telemetry::server_span)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
@@ -142,16 +169,57 @@ impl Server {
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result?,
+        let result = tokio::select! {
+            result = &mut server => result,
             _ = async {
                 let _ = drain_rx.await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping remaining calls");
+                Ok(())
             }
+        };
+        if let Some(h) = health_only {
+            h.stop().await;
         }
-        Ok(())
+        Ok(result?)
+    }
+}
+
+/// The plaintext listener that serves grpc.health.v1 and nothing else, from the main
+/// server's [`HealthReporter`], so it shows NOT_SERVING while the main server drains.
+struct HealthOnly {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthOnly {
+    /// Health calls are instant; a `Watch` stream still open after this is cut.
+    const STOP_WAIT: Duration = Duration::from_secs(1);
+
+    fn spawn(listener: TcpListener, health: &HealthReporter) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let service = HealthServer::new(HealthService::from_health_reporter(health.clone()));
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %crate::tls::chain(&e), "health listener failed");
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Self::STOP_WAIT, self.task).await.is_err() {
+            abort.abort();
+        }
     }
 }
 

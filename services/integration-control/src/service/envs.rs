@@ -1,7 +1,7 @@
 //! Environments live in the registry: existence and tier are asked there on each use
 //! (nothing is cached, so a tier change or a deleted environment is seen at once).
 
-use ferry_kit::client::ClientInterceptor;
+use ferry_kit::client::{ClientInterceptor, ClientTls};
 use ferry_proto::common::v1::EnvironmentTier;
 use ferry_proto::registry::v1 as rpb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -24,9 +24,10 @@ pub struct Environments {
 }
 
 impl Environments {
-    /// A lazily connecting client of `url`, presenting `token` (the service token).
-    pub fn connect(url: &str, token: Option<&str>) -> Result<Self, ferry_kit::Error> {
-        let channel = ferry_kit::client::channel(url)?;
+    /// A lazily connecting client of `url`, presenting `token` (the service token) and,
+    /// on `https://`, `tls`.
+    pub fn connect(url: &str, token: Option<&str>, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
+        let channel = ferry_kit::client::channel_with(url, tls)?;
         Ok(Self { client: RegistryServiceClient::with_interceptor(channel, ClientInterceptor::new(token)?) })
     }
 

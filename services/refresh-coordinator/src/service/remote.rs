@@ -4,7 +4,7 @@
 //! those services appear here and in the step code that passes them through unchanged
 //! (a ChangeSet is recorded and later handed back as it came).
 
-use ferry_kit::client::{ClientInterceptor, all_pages, channel};
+use ferry_kit::client::{ClientInterceptor, ClientTls, all_pages, channel_with};
 use ferry_proto::common::v1::EnvironmentTier;
 use ferry_proto::integration::v1 as ipb;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
@@ -46,12 +46,18 @@ pub enum Tier {
 }
 
 impl Remote {
-    pub fn connect(registry_url: &str, integration_url: &str, merge_url: &str, token: Option<&str>) -> Result<Self, ferry_kit::Error> {
+    pub fn connect(
+        registry_url: &str,
+        integration_url: &str,
+        merge_url: &str,
+        token: Option<&str>,
+        tls: &ClientTls,
+    ) -> Result<Self, ferry_kit::Error> {
         let interceptor = ClientInterceptor::new(token)?;
         Ok(Self {
-            registry: RegistryServiceClient::with_interceptor(channel(registry_url)?, interceptor.clone()),
-            integration: IntegrationServiceClient::with_interceptor(channel(integration_url)?, interceptor.clone()),
-            merge: MergeServiceClient::with_interceptor(channel(merge_url)?, interceptor),
+            registry: RegistryServiceClient::with_interceptor(channel_with(registry_url, tls)?, interceptor.clone()),
+            integration: IntegrationServiceClient::with_interceptor(channel_with(integration_url, tls)?, interceptor.clone()),
+            merge: MergeServiceClient::with_interceptor(channel_with(merge_url, tls)?, interceptor),
         })
     }
 
