@@ -39,6 +39,10 @@ pub struct CommonArgs {
     /// Seconds in-flight calls get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// Serve Prometheus metrics at `GET /metrics` over plain HTTP on this address (e.g.
+    /// 0.0.0.0:9090); off when unset.
+    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for CommonArgs {
@@ -52,6 +56,7 @@ impl Default for CommonArgs {
             request_timeout_secs: 300,
             concurrency_limit: 256,
             shutdown_grace_secs: 20,
+            metrics_listen: None,
         }
     }
 }

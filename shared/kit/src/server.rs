@@ -26,6 +26,7 @@ pub struct Server {
     services: Vec<&'static str>,
     args: CommonArgs,
     tokens: Option<TokenTable>,
+    metrics: Option<crate::metrics::Endpoint>,
 }
 
 /// Builds a server: add services with [`ServerBuilder::with_service`], then [`Server::serve`].
@@ -90,6 +91,10 @@ impl ServerBuilder {
         };
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let metrics = match args.metrics_listen {
+            Some(addr) => Some(crate::metrics::Endpoint::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
@@ -98,6 +103,7 @@ impl ServerBuilder {
             services: self.services,
             args: args.clone(),
             tokens,
+            metrics,
         })
     }
 }
@@ -114,9 +120,16 @@ impl Server {
         self.local_addr
     }
 
+    /// The bound address of the `/metrics` endpoint, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens, .. } = self;
+        let Server { listener, routes, health, services, args, tokens, metrics, .. } = self;
+        // The metrics endpoint stops when this function returns.
+        let _metrics = metrics.map(|m| crate::metrics::AbortOnDrop(tokio::spawn(m.serve())));
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
@@ -137,6 +150,7 @@ impl Server {
         let server = tonic::transport::Server::builder()
             .timeout(args.request_timeout())
             .trace_fn(crate::telemetry::server_span)
+            .layer(crate::metrics::CallMetricsLayer)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(AuthLayer::new(tokens))
             .add_routes(routes)
