@@ -19,14 +19,12 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::Full;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use prometheus_client;
+pub use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 
 /// Label set of metrics with fixed label names and values known at compile time or built
 /// from a bounded set.

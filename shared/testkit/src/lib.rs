@@ -72,10 +72,9 @@ pub struct Scrape {
 }
 
 impl Scrape {
-    /// The value of the sample `name` whose labels include every `(label, value)` given
-    /// (the first such line), e.g. `sample("ferry_grpc_server_handled_total", &[("code", "OK")])`.
-    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.body.lines().find_map(|line| {
+    /// Every sample `name` whose labels include every `(label, value)` given.
+    fn samples<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = f64> + 'a {
+        self.body.lines().filter_map(move |line| {
             let rest = line.strip_prefix(name)?;
             let (set, value) = match rest.strip_prefix('{') {
                 Some(r) => r.split_once("} ")?,
@@ -86,9 +85,20 @@ impl Scrape {
         })
     }
 
+    /// The value of the first sample `name` whose labels include every `(label, value)`
+    /// given, e.g. `sample("ferry_grpc_server_handled_total", &[("code", "OK")])`.
+    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name, labels).next()
+    }
+
     /// [`Scrape::sample`], 0 when the series is absent (a counter not yet incremented).
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.sample(name, labels).unwrap_or(0.0)
+    }
+
+    /// The sum of every sample `name` whose labels include every `(label, value)` given.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples(name, labels).sum()
     }
 }
 
