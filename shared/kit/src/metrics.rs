@@ -43,7 +43,8 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registr
 
 /// Adds `metric` to the process registry under `name` and returns it (metrics are shared
 /// handles: the returned one and the registered one are the same). Call once per name,
-/// from a `static LazyLock`. Counters get the `_total` suffix in the exposition.
+/// from a `static LazyLock`. Counters get the `_total` suffix in the exposition, and the
+/// help text a final period (so give it none). A labelled family shows once it has a series.
 pub fn register<M: Metric + Clone>(name: &str, help: &str, metric: M) -> M {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).register(name, help, metric.clone());
     metric
@@ -78,10 +79,10 @@ struct CallMetrics {
 }
 
 static CALLS: LazyLock<CallMetrics> = LazyLock::new(|| CallMetrics {
-    handled: register("ferry_grpc_server_handled", "gRPC calls completed, by service, method and status code.", Family::default()),
+    handled: register("ferry_grpc_server_handled", "gRPC calls completed, by service, method and status code", Family::default()),
     seconds: register(
         "ferry_grpc_server_handling_seconds",
-        "Time from a gRPC call's arrival to its last message (streams included).",
+        "Time from a gRPC call's arrival to its last message (streams included)",
         histogram_family(),
     ),
 });
@@ -288,7 +289,11 @@ impl Endpoint {
                         connections.spawn(async move {
                             let io = hyper_util::rt::TokioIo::new(stream);
                             let service = hyper::service::service_fn(|req| std::future::ready(Ok::<_, Infallible>(respond(&req))));
-                            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                            // The timer makes hyper's header read timeout (30 s) apply: a
+                            // silent client does not hold its connection for ever.
+                            let mut http = hyper::server::conn::http1::Builder::new();
+                            http.timer(hyper_util::rt::TokioTimer::new());
+                            if let Err(e) = http.serve_connection(io, service).await {
                                 tracing::debug!(error = %e, "metrics connection ended with an error");
                             }
                         });

@@ -8,11 +8,11 @@ use crate::domain::authorize::DenyReason;
 
 /// AuthorizeSync answers that said no, by the reason given (the first failing check).
 static DENIALS: LazyLock<CounterFamily<1>> =
-    LazyLock::new(|| register("ferry_sync_denials", "AuthorizeSync denials, by the reason given.", Family::default()));
+    LazyLock::new(|| register("ferry_sync_denials", "AuthorizeSync denials, by the reason given", Family::default()));
 
 /// AuthorizeSync answers that said yes.
 static ALLOWED: LazyLock<Counter> =
-    LazyLock::new(|| register("ferry_sync_allowed", "AuthorizeSync answers that allowed the sync.", Counter::default()));
+    LazyLock::new(|| register("ferry_sync_allowed", "AuthorizeSync answers that allowed the sync", Counter::default()));
 
 const REASONS: [DenyReason; 11] = [
     DenyReason::EnvironmentFenced,

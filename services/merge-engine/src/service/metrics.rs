@@ -9,7 +9,7 @@ use crate::domain::JobKind;
 /// Items a job has applied (plan items sent to the registry, effects reverted, config
 /// items delivered), by job kind; `rate()` of it is the engine's items per second.
 static ITEMS_APPLIED: LazyLock<CounterFamily<1>> = LazyLock::new(|| {
-    register("ferry_merge_items_applied", "Items merge jobs have applied, by kind of job (rate() gives items/s).", Family::default())
+    register("ferry_merge_items_applied", "Items merge jobs have applied, by kind of job (rate() gives items/s)", Family::default())
 });
 
 fn label(kind: JobKind) -> &'static str {

@@ -11,7 +11,7 @@ use crate::domain::{PromotionStepKind, StepKind};
 static STEP_SECONDS: LazyLock<HistogramFamily<2>> = LazyLock::new(|| {
     register(
         "ferry_refresh_step_duration_seconds",
-        "Duration of one execution of a refresh or promotion step, by step and outcome.",
+        "Duration of one execution of a refresh or promotion step, by step and outcome",
         histogram_family(),
     )
 });
