@@ -93,6 +93,8 @@ pub struct Suite {
     pub endpoints: Vec<(&'static str, SocketAddr)>,
     /// `https` when the services serve TLS, else `http`.
     scheme: &'static str,
+    /// The `/metrics` endpoint (all four services' metrics), with `--metrics-listen`.
+    pub metrics: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), ferry_kit::Error>>)>,
 }
@@ -175,6 +177,10 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     })
     .await
     .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
+    // Metrics are one registry per process: the registry's endpoint (--metrics-listen)
+    // serves all four services' metrics, so the others bind none.
+    common.metrics_listen = None;
+    let metrics = registry.metrics_addr();
     // The merge engine and integration control call the registry at the address it bound.
     let registry_url = url(scheme, registry.local_addr());
     let sqlite = |file: &str| -> anyhow::Result<String> {
@@ -222,7 +228,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         };
         tasks.push((name, tokio::spawn(server.serve(stop))));
     }
-    Ok(Suite { admin_token, admin_token_file, endpoints, scheme, shutdown, tasks })
+    Ok(Suite { admin_token, admin_token_file, endpoints, scheme, metrics, shutdown, tasks })
 }
 
 /// Reads the admin token, or creates it and the tokens file that grants it on first start.

@@ -74,6 +74,9 @@ pub struct Suite {
     pub integration: Integration,
     pub person: Integration,
     pub registry: Registry,
+    /// The registry's `/metrics` endpoint (every service of this process serves the same
+    /// process-wide registry).
+    pub metrics: SocketAddr,
     dir: PathBuf,
     common: CommonArgs,
     registry_url: String,
@@ -118,14 +121,20 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{SERVICE} admin *\n{PERSON} operator *\n")).expect("tokens file");
-    let common =
-        CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, service_token: Some(SERVICE.into()), ..CommonArgs::default() };
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let common = CommonArgs {
+        tokens_file: Some(tokens),
+        shutdown_grace_secs: 1,
+        service_token: Some(SERVICE.into()),
+        metrics_listen: Some(any),
+        ..CommonArgs::default()
+    };
 
     let registry = group_registry::build(&group_registry::Config { listen: any, database_url: registry_db, common: common.clone() })
         .await
         .expect("build registry");
     let registry_addr = registry.local_addr();
+    let metrics = registry.metrics_addr().expect("metrics endpoint");
     let registry_url = format!("http://{registry_addr}");
     let mut others = vec![serve(registry)];
 
@@ -152,6 +161,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
             let (ch, i) = client_channel(registry_addr, ADMIN);
             RegistryServiceClient::with_interceptor(ch, i)
         },
+        metrics,
         dir,
         common,
         registry_url,
@@ -442,6 +452,11 @@ pub async fn wait_for(s: &Suite, name: &str, secs: u64, done: impl Fn(&pb::Refre
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The process's metrics, scraped over HTTP.
+pub async fn scrape(s: &Suite) -> ferry_testkit::Scrape {
+    ferry_testkit::scrape(s.metrics, "/metrics").await.expect("scrape /metrics")
 }
 
 pub fn steps_done(run: &pb::RefreshRun) -> usize {

@@ -113,6 +113,7 @@ pub async fn promotion_merges_groups_then_project_with_approval(backend: Backend
         .expect_err("step 2 is not waiting");
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
 
+    let before = scrape(&s).await;
     let mut watch = rf.watch_promotion_run(pb::WatchPromotionRunRequest { name: run.name.clone() }).await.expect("watch").into_inner();
     rf.confirm_promotion_step(pb::ConfirmPromotionStepRequest {
         name: run.name.clone(),
@@ -134,6 +135,16 @@ pub async fn promotion_merges_groups_then_project_with_approval(backend: Backend
 
     // The groups first, then the project: the target has the entities and the config item.
     assert_eq!(entity_count(&s, &prod_group).await, 3);
+    // Metrics (deltas: other tests of this process add to them): the group merge applied
+    // its two new entities, the project merge delivered its item, each step was timed.
+    let after = scrape(&s).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    assert!(delta("ferry_merge_items_applied_total", &[("kind_of_job", "apply_merge")]) >= 2.0, "{}", after.body);
+    assert!(delta("ferry_merge_items_applied_total", &[("kind_of_job", "merge_project")]) >= 1.0, "{}", after.body);
+    for step in ["promotion_plan", "promotion_merge_group", "promotion_merge_project"] {
+        let n = delta("ferry_refresh_step_duration_seconds_count", &[("step", step), ("outcome", "succeeded")]);
+        assert!(n >= 1.0, "step {step} observed: {}", after.body);
+    }
     assert_eq!(config_items(&s, "environments/corp/projects/p-prod").await, vec!["checkout"]);
     let e = rf
         .abort_promotion_run(pb::AbortPromotionRunRequest { name: last.name.clone(), ..Default::default() })

@@ -155,6 +155,34 @@ pub async fn assert_refreshed(s: &Suite, fx: &Fixture) {
     assert!(!fence(s, "sandbox").await.fenced);
 }
 
+/// The metrics of one managed run, as deltas (other tests of this process add to them):
+/// every step executed once and succeeded, the denials the poller and `assert_refreshed`
+/// got, the allowed answers, and the Watch stream counted when it ended.
+async fn assert_run_metrics(s: &Suite, before: &ferry_testkit::Scrape, denied: usize) {
+    let after = scrape(s).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    for step in [
+        "check",
+        "deactivate_source_integrations",
+        "pause_jobs",
+        "snapshot_destination",
+        "copy",
+        "disable_source_mappings",
+        "restore_destination_mappings",
+        "reactivate_source_integrations",
+        "resume_jobs",
+    ] {
+        let n = delta("ferry_refresh_step_duration_seconds_count", &[("step", step), ("outcome", "succeeded")]);
+        assert!(n >= 1.0, "step {step} observed: {}", after.body);
+    }
+    assert!(delta("ferry_sync_denials_total", &[]) >= denied as f64 + 1.0, "denials counted: {}", after.body);
+    assert!(delta("ferry_sync_allowed_total", &[]) >= 2.0, "allowed answers counted: {}", after.body);
+    let watch = [("service", "ferry.refresh.v1.RefreshService"), ("method", "WatchRefreshRun"), ("code", "OK")];
+    assert!(delta("ferry_grpc_server_handled_total", &watch) >= 1.0, "the ended stream is counted: {}", after.body);
+    let starts = [("service", "ferry.refresh.v1.RefreshService"), ("method", "StartRefresh")];
+    assert!(delta("ferry_grpc_server_handling_seconds_count", &starts) >= 1.0, "{}", after.body);
+}
+
 async fn run_managed(backend: Backend, provisioned: bool, suspend: bool) {
     let Some(s) = spawn_suite(backend, Knobs { step_delay_ms: 50, ..Knobs::default() }).await else { return };
     let fx = arrange(&s, provisioned).await;
@@ -164,6 +192,7 @@ async fn run_managed(backend: Backend, provisioned: bool, suspend: bool) {
     if let Some(o) = opts.as_mut() {
         o.suspend_credentials_instead = suspend;
     }
+    let before = scrape(&s).await;
     let run = start(&s, "prod", "sandbox", opts).await.expect("start");
     assert_eq!(run.steps.len(), 9);
     // Watch: every transition, ending with the terminal snapshot.
@@ -182,6 +211,7 @@ async fn run_managed(backend: Backend, provisioned: bool, suspend: bool) {
     assert!(answers > 0, "AuthorizeSync was asked during the run");
     assert_eq!(allowed, 0, "the copied production mapping was never allowed to sync");
     assert_refreshed(&s, &fx).await;
+    assert_run_metrics(&s, &before, answers - allowed).await;
 
     // What each step recorded: step 2 deactivated exactly production's integration, step 8
     // re-activated it (or suspended and restored its credentials); step 3 paused the

@@ -49,3 +49,46 @@ async fn a_taken_port_fails_the_start() {
     let err = result.map(|_| ()).expect_err("the refresh port is taken");
     assert!(format!("{err:#}").contains("refresh-coordinator"), "{err:#}");
 }
+
+/// `ferry up --metrics-listen`: one endpoint, bound on port 0 here, serves every service's
+/// metrics; calls that succeed and fail are counted with their service, method and code.
+/// (The registry is per process and other tests of this binary call too: deltas.)
+#[tokio::test]
+async fn metrics_of_all_four_services_on_one_endpoint() {
+    use ferry_kit::client::{ClientInterceptor, channel};
+    use ferry_proto::registry::v1 as rpb;
+    use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+    // Arrange
+    let dir = TempDir::new();
+    let mut opts = options(dir.path());
+    opts.common.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let suite = up::start(opts).await.expect("start");
+    let metrics = suite.metrics.expect("a metrics endpoint");
+    let interceptor = ClientInterceptor::new(Some(&suite.admin_token)).expect("token");
+    let mut registry = RegistryServiceClient::with_interceptor(channel(&suite.endpoint(up::REGISTRY)).expect("channel"), interceptor);
+    let before = ferry_testkit::scrape(metrics, "/metrics").await.expect("scrape");
+
+    // Act: one call that succeeds, one that fails.
+    registry.list_environments(rpb::ListEnvironmentsRequest::default()).await.expect("list environments");
+    let missing = registry
+        .get_environment(rpb::GetEnvironmentRequest { name: "environments/nowhere".into() })
+        .await
+        .expect_err("no such environment");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // Assert
+    let after = ferry_testkit::scrape(metrics, "/metrics").await.expect("scrape");
+    assert_eq!(after.status, 200);
+    let svc = ("service", "ferry.registry.v1.RegistryService");
+    let delta = |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    assert!(delta("ferry_grpc_server_handled_total", &[svc, ("method", "ListEnvironments"), ("code", "OK")]) >= 1.0, "{}", after.body);
+    assert!(delta("ferry_grpc_server_handled_total", &[svc, ("method", "GetEnvironment"), ("code", "NOT_FOUND")]) >= 1.0, "{}", after.body);
+    assert!(delta("ferry_grpc_server_handling_seconds_count", &[svc, ("method", "GetEnvironment")]) >= 1.0, "{}", after.body);
+    // The other services' domain counters are in the same process registry (from 0; the
+    // step histogram shows once a step ran).
+    for family in ["ferry_merge_items_applied", "ferry_sync_denials", "ferry_sync_allowed"] {
+        assert!(after.body.contains(&format!("# TYPE {family} ")), "{family} is served: {}", after.body);
+    }
+    suite.shutdown().await;
+}

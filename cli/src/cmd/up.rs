@@ -14,6 +14,9 @@ pub async fn run(opts: UpOptions, out: &mut (dyn Write + Send)) -> anyhow::Resul
     for (name, _) in &suite.endpoints {
         writeln!(out, "  {name:<40} {}", suite.endpoint(name))?;
     }
+    if let Some(addr) = suite.metrics {
+        writeln!(out, "  {:<40} http://{addr}/metrics", "metrics")?;
+    }
     writeln!(out, "admin token in {}", suite.admin_token_file.display())?;
     // Registry commands default to .ferry/admin.token and port 50051; say how to reach
     // this suite when it lives elsewhere.

@@ -40,6 +40,7 @@ pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::E
 /// Loads the sealing key, connects the database, runs migrations and binds the server
 /// (not serving yet). The registry is reached lazily, on first use.
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
+    service::metrics::init();
     let sealer = load_sealing_key(&config.sealing_key_file)?;
     let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let db = open_database(config).await?;

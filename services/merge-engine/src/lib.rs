@@ -40,6 +40,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     if !(1..=10_000).contains(&config.chunk_size) {
         return Err(ferry_kit::Error::Config("chunk size must be between 1 and 10000".into()));
     }
+    service::metrics::init();
     let db = open_database(config).await?;
     let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let settings = service::Settings {

@@ -39,6 +39,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
 
 /// [`build`], also returning the driver (tests stop it to simulate a crash).
 pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error> {
+    service::metrics::init();
     let db = open_database(config).await?;
     let remote = service::Remote::connect(
         &config.registry_url,

@@ -62,6 +62,10 @@ pub struct CommonArgs {
     /// do TLS), e.g. 0.0.0.0:8081.
     #[arg(long, env = "FERRY_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at `GET /metrics` over plain HTTP on this address (e.g.
+    /// 0.0.0.0:9090); off when unset.
+    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for CommonArgs {
@@ -81,6 +85,7 @@ impl Default for CommonArgs {
             tls_client_ca_file: None,
             tls_ca_file: None,
             health_listen: None,
+            metrics_listen: None,
         }
     }
 }

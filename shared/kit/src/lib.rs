@@ -1,7 +1,8 @@
 //! Ferry's runtime kit, shared by every service: typed config, telemetry with W3C trace
 //! context across gRPC calls, server bootstrap (health, reflection, graceful shutdown),
 //! bearer-token auth, the google.rpc error model, page tokens, `request_id` idempotency
-//! and database connection plus migrations, TLS and mutual TLS from PEM files.
+//! and database connection plus migrations, TLS and mutual TLS from PEM files, Prometheus
+//! metrics.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod idempotency;
+pub mod metrics;
 pub mod paging;
 pub mod request;
 pub mod server;

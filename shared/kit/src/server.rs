@@ -32,6 +32,7 @@ pub struct Server {
     tokens: Option<TokenTable>,
     tls: Option<ServerTlsConfig>,
     health_listener: Option<(TcpListener, SocketAddr)>,
+    metrics: Option<crate::metrics::Endpoint>,
 }
 
 /// Builds a server: add services with [`ServerBuilder::with_service`], then [`Server::serve`].
@@ -105,6 +106,10 @@ impl ServerBuilder {
             }
             None => None,
         };
+        let metrics = match args.metrics_listen {
+            Some(addr) => Some(crate::metrics::Endpoint::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
@@ -115,6 +120,7 @@ impl ServerBuilder {
             tokens,
             tls,
             health_listener,
+            metrics,
         })
     }
 }
@@ -136,13 +142,20 @@ impl Server {
         self.health_listener.as_ref().map(|(_, addr)| *addr)
     }
 
+    /// The bound address of the `/metrics` endpoint, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens, tls, health_listener, .. } = self;
+        let Server { listener, routes, health, services, args, tokens, tls, health_listener, metrics, .. } = self;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
+        // The metrics endpoint stops when this function returns.
+        let _metrics = metrics.map(|m| crate::metrics::AbortOnDrop(tokio::spawn(m.serve())));
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
@@ -164,6 +177,7 @@ impl Server {
         let server = builder
             .timeout(args.request_timeout())
             .trace_fn(crate::telemetry::server_span)
+            .layer(crate::metrics::CallMetricsLayer)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(AuthLayer::new(tokens))
             .add_routes(routes)

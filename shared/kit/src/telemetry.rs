@@ -56,13 +56,21 @@ pub fn init(service: &str, args: &CommonArgs) -> Result<TelemetryGuard, crate::E
                 .with_batch_exporter(exporter)
                 .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build())
                 .build();
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("ferry")).with_filter(filter());
-            (Some(layer), Some(provider))
+            (Some(otel_layer(&provider).with_filter(filter())), Some(provider))
         }
         None => (None, None),
     };
     tracing_subscriber::registry().with(fmt).with(otel).try_init().map_err(|e| crate::Error::Telemetry(e.to_string()))?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The layer that turns tracing spans into OpenTelemetry spans of `provider` (what
+/// [`init`] installs when exporting; tests use it over an in-memory exporter).
+pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("ferry"))
 }
 
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
@@ -92,6 +100,26 @@ impl Extractor for HeaderExtractor<'_> {
 pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
     let cx = tracing::Span::current().context();
     TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(metadata));
+}
+
+/// The current span's trace context as a W3C `traceparent`, to continue the trace later
+/// (a durable run stores it); `None` when no trace is being recorded.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace context `traceparent` (from [`current_traceparent`]);
+/// nothing happens for `None` or a malformed value.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(tp) = traceparent else { return };
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), tp.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    if opentelemetry::trace::TraceContextExt::span(&parent).span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
 }
 
 /// The span of one incoming call, child of the caller's trace when the request carries one.
@@ -132,6 +160,27 @@ mod tests {
                 .expect("request");
             let server = server_span(&request);
             assert_eq!(server.context().span().span_context().trace_id(), client_trace);
+        });
+    }
+
+    /// A stored `traceparent` continues the trace later, in a span made elsewhere.
+    #[test]
+    fn a_stored_traceparent_continues_the_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(otel_layer(&provider));
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(current_traceparent(), None, "no span, nothing to continue");
+            let call = tracing::info_span!("start call");
+            let stored = call.in_scope(current_traceparent).expect("a traceparent");
+            let trace = call.context().span().span_context().trace_id();
+
+            let later = tracing::info_span!("step");
+            continue_trace(&later, Some(&stored));
+            assert_eq!(later.context().span().span_context().trace_id(), trace);
+
+            let fresh = tracing::info_span!("other");
+            continue_trace(&fresh, Some("not a traceparent"));
+            assert_ne!(fresh.context().span().span_context().trace_id(), trace);
         });
     }
 }

@@ -62,3 +62,61 @@ pub async fn database(backend: Backend, dir: &Path, file: &str) -> Option<String
         }
     }
 }
+
+/// A `/metrics` scrape: HTTP status, content type and body.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Scrape {
+    /// Every sample `name` whose labels include every `(label, value)` given.
+    fn samples<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = f64> + 'a {
+        self.body.lines().filter_map(move |line| {
+            let rest = line.strip_prefix(name)?;
+            let (set, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let pairs: Vec<&str> = set.split(',').collect();
+            labels.iter().all(|(k, v)| pairs.contains(&format!("{k}=\"{v}\"").as_str())).then(|| value.trim().parse().ok())?
+        })
+    }
+
+    /// The value of the first sample `name` whose labels include every `(label, value)`
+    /// given, e.g. `sample("ferry_grpc_server_handled_total", &[("code", "OK")])`.
+    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name, labels).next()
+    }
+
+    /// [`Scrape::sample`], 0 when the series is absent (a counter not yet incremented).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.sample(name, labels).unwrap_or(0.0)
+    }
+
+    /// The sum of every sample `name` whose labels include every `(label, value)` given.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples(name, labels).sum()
+    }
+}
+
+/// `GET http://addr{path}` over HTTP/1.1 (for the services' `/metrics` endpoint).
+pub async fn scrape(addr: std::net::SocketAddr, path: &str) -> Result<Scrape, String> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| format!("GET {path}: {e}"))?;
+    let status = response.status().as_u16();
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    driver.abort();
+    Ok(Scrape { status, content_type, body: String::from_utf8_lossy(&body).into_owned() })
+}

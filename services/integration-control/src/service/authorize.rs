@@ -41,6 +41,7 @@ impl Control {
             integration: &integration,
             jobs: &jobs,
         });
+        super::metrics::decided(reasons.first().map(|(r, _)| *r));
         Ok(Decision { reasons })
     }
 }

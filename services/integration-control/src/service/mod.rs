@@ -8,6 +8,7 @@ mod envs;
 mod integrations;
 mod jobs;
 mod mappings;
+pub(crate) mod metrics;
 mod snapshots;
 
 pub use authorize::Decision;

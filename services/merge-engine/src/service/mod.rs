@@ -3,6 +3,7 @@
 //! that also records its reply under the caller's `request_id`. No proto types here.
 
 mod jobs;
+pub(crate) mod metrics;
 mod planner;
 mod plans;
 mod project_jobs;

@@ -143,6 +143,7 @@ impl Engine {
                 row.job.progress.done += items.len() as i64;
                 row.chunk_no = page + 1;
                 let Some(cancel) = self.checkpoint(&self.db, row, None).await? else { return Ok(Some(Ended::LostLease)) };
+                super::metrics::items_applied(row.job.kind, items.len());
                 if cancel {
                     self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
                     return Ok(Some(Ended::Done));

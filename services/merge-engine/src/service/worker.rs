@@ -291,6 +291,7 @@ impl Engine {
         store::jobs::insert_effects(&txn, &row.job.id, &effects).await?;
         let Some(cancel) = self.checkpoint(&txn, row, None).await? else { return Ok(Flow::LostLease) };
         txn.commit().await?;
+        super::metrics::items_applied(row.job.kind, a.items.len());
         Ok(if cancel { Flow::Cancel } else { Flow::Go })
     }
 }
@@ -343,6 +344,7 @@ impl Engine {
             row.chunk_no += 1;
             row.job.progress.done += effects.len() as i64;
             let Some(cancel) = self.checkpoint(&self.db, &row, None).await? else { return Ok(Ended::LostLease) };
+            super::metrics::items_applied(row.job.kind, effects.len());
             if cancel {
                 self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
                 return Ok(Ended::Done);

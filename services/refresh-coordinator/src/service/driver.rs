@@ -10,8 +10,10 @@ use std::time::Duration;
 use ferry_kit::db::now_micros;
 use rand::Rng;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::Coordinator;
+use super::metrics::{self, Outcome, in_run_trace};
 use crate::domain::{ErrorInfo, Run, RunState, StepKind, StepState};
 use crate::error::{Error, Result};
 use crate::store;
@@ -267,6 +269,7 @@ pub(crate) fn error_info(e: &Error) -> ErrorInfo {
 async fn drive(c: &Coordinator, id: &str) -> Result<()> {
     loop {
         let Some(stored) = store::runs::find(&c.db, id).await? else { return Ok(()) };
+        let traceparent = stored.traceparent.as_deref();
         let mut ex = Exec { c: c.clone(), run: stored.run, version: stored.version };
         if !ex.run.state.runnable() {
             return Ok(());
@@ -277,7 +280,8 @@ async fn drive(c: &Coordinator, id: &str) -> Result<()> {
             continue;
         }
         if ex.run.aborting {
-            undo_next(&mut ex).await?;
+            let span = in_run_trace(tracing::info_span!("refresh.undo", run = id), traceparent);
+            undo_next(&mut ex).instrument(span).await?;
             continue;
         }
         if ex.run.state == RunState::Pending {
@@ -293,7 +297,8 @@ async fn drive(c: &Coordinator, id: &str) -> Result<()> {
             ex.finish().await?;
             return Ok(());
         };
-        run_step(&mut ex, kind).await?;
+        let span = in_run_trace(tracing::info_span!("refresh.step", run = id, step = kind.number()), traceparent);
+        run_step(&mut ex, kind).instrument(span).await?;
     }
 }
 
@@ -315,7 +320,16 @@ async fn run_step(ex: &mut Exec, kind: StepKind) -> Result<()> {
         ex.run.current_step = kind.number();
         ex.save().await?;
     }
-    match super::steps::execute(ex, kind).await {
+    let started = std::time::Instant::now();
+    let executed = super::steps::execute(ex, kind).await;
+    let outcome = match &executed {
+        Ok(super::steps::Flow::Done) => Outcome::Succeeded,
+        Ok(super::steps::Flow::Wait(_)) => Outcome::Waiting,
+        Err(Error::Db(_) | Error::Aborted(_)) => Outcome::Interrupted,
+        Err(_) => Outcome::Failed,
+    };
+    metrics::step_executed(metrics::refresh_step(kind), outcome, started.elapsed());
+    match executed {
         Ok(super::steps::Flow::Done) => {
             let step = ex.run.step_mut(kind);
             step.state = StepState::Succeeded;

@@ -5,6 +5,7 @@
 
 mod changes;
 pub mod driver;
+pub(crate) mod metrics;
 mod plan;
 mod promotion;
 mod promotion_driver;

@@ -147,6 +147,7 @@ impl Coordinator {
             start_time: None,
             end_time: None,
         };
+        let traceparent = ferry_kit::telemetry::current_traceparent();
         let id = self
             .write(key.as_ref(), METHOD, move |txn| {
                 Box::pin(async move {
@@ -157,7 +158,7 @@ impl Coordinator {
                             format!("{} is the target of promotionRuns/{holder}", run.target),
                         ));
                     }
-                    store::promotions::insert(txn, &run).await?;
+                    store::promotions::insert(txn, &run, traceparent.as_deref()).await?;
                     Ok(run.id)
                 })
             })

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use ferry_kit::db::now_micros;
 use ferry_proto::merge::v1 as mpb;
+use tracing::Instrument;
 
 use super::Coordinator;
 use super::driver::{backoff, error_info};
+use super::metrics::{self, Outcome, in_run_trace};
 use crate::domain::{ErrorInfo, PromotionRun, PromotionStepKind, RunState, StepState};
 use crate::error::{Error, Result};
 use crate::store;
@@ -132,6 +134,7 @@ fn result_line(job: &mpb::Job) -> String {
 pub(crate) async fn drive(c: &Coordinator, id: &str) -> Result<()> {
     loop {
         let Some(stored) = store::promotions::find(&c.db, id).await? else { return Ok(()) };
+        let traceparent = stored.traceparent.as_deref();
         let mut ex = PExec { c: c.clone(), run: stored.run, version: stored.version };
         if !ex.run.state.runnable() {
             return Ok(());
@@ -143,7 +146,8 @@ pub(crate) async fn drive(c: &Coordinator, id: &str) -> Result<()> {
             continue;
         }
         if ex.run.aborting {
-            undo_next(&mut ex).await?;
+            let span = in_run_trace(tracing::info_span!("promotion.undo", run = id), traceparent);
+            undo_next(&mut ex).instrument(span).await?;
             continue;
         }
         if ex.run.state == RunState::Pending {
@@ -159,7 +163,8 @@ pub(crate) async fn drive(c: &Coordinator, id: &str) -> Result<()> {
             ex.finish().await?;
             return Ok(());
         };
-        run_step(&mut ex, idx).await?;
+        let span = in_run_trace(tracing::info_span!("promotion.step", run = id, step = idx + 1), traceparent);
+        run_step(&mut ex, idx).instrument(span).await?;
     }
 }
 
@@ -180,7 +185,16 @@ async fn run_step(ex: &mut PExec, idx: usize) -> Result<()> {
         ex.run.current_step = step.number;
         ex.save().await?;
     }
-    match execute(ex, idx).await {
+    let started = std::time::Instant::now();
+    let executed = execute(ex, idx).await;
+    let outcome = match &executed {
+        Ok(Flow::Done) => Outcome::Succeeded,
+        Ok(Flow::Wait(_)) => Outcome::Waiting,
+        Err(Error::Db(_) | Error::Aborted(_)) => Outcome::Interrupted,
+        Err(_) => Outcome::Failed,
+    };
+    metrics::step_executed(metrics::promotion_step(ex.run.steps[idx].kind), outcome, started.elapsed());
+    match executed {
         Ok(Flow::Done) => {
             let step = &mut ex.run.steps[idx];
             step.state = StepState::Succeeded;

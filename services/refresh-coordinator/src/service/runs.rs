@@ -60,6 +60,8 @@ impl Coordinator {
             return Err(Error::Aborted(format!("the plan changed since it was reviewed (etag {etag}, now {}); plan again", plan.etag)));
         }
         let run = Run::new(RunName::new_random(), plan, actor, now_micros());
+        // The driver executes the steps later, as children of this call's trace.
+        let traceparent = ferry_kit::telemetry::current_traceparent();
         let name = self
             .write(key.as_ref(), METHOD, move |txn| {
                 Box::pin(async move {
@@ -70,7 +72,7 @@ impl Coordinator {
                             format!("an environment of this refresh is held by refreshRuns/{holder}"),
                         ));
                     }
-                    store::runs::insert(txn, &run).await?;
+                    store::runs::insert(txn, &run, traceparent.as_deref()).await?;
                     Ok(run.name)
                 })
             })

@@ -1,5 +1,6 @@
 //! refresh-coordinator's schema: runs (one row each, the run as a JSON document plus the
-//! columns the driver and lists query), environment locks and the request log.
+//! columns the driver and lists query, and the trace context of the call that started
+//! it), environment locks and the request log.
 
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
@@ -9,7 +10,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_refresh_runs::Migration), Box::new(m20261123_000002_create_promotion_runs::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_refresh_runs::Migration),
+            Box::new(m20261123_000002_create_promotion_runs::Migration),
+            Box::new(m20261123_000003_add_run_traceparent::Migration),
+        ]
     }
 }
 
@@ -118,6 +123,41 @@ mod m20261123_000002_create_promotion_runs {
             let db = manager.get_connection();
             for t in ["promotion_locks", "promotion_runs"] {
                 db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The W3C `traceparent` of the call that started a run: the driver executes the run's
+/// steps as children of it, so a run is one trace (also after a restart).
+mod m20261123_000003_add_run_traceparent {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261123_000003_add_run_traceparent"
+        }
+    }
+
+    const TABLES: [&str; 2] = ["refresh_runs", "promotion_runs"];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in TABLES {
+                db.execute_unprepared(&format!("ALTER TABLE {t} ADD COLUMN traceparent TEXT")).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in TABLES {
+                db.execute_unprepared(&format!("ALTER TABLE {t} DROP COLUMN traceparent")).await?;
             }
             Ok(())
         }

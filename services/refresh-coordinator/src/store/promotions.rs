@@ -10,23 +10,26 @@ pub struct Stored {
     pub run: PromotionRun,
     pub version: i64,
     pub abort_requested: bool,
+    /// The W3C trace context of the call that started the run.
+    pub traceparent: Option<String>,
 }
 
 fn read(row: &QueryResult) -> Result<Stored, DbErr> {
     let body: String = row.try_get_by_index(0)?;
     let run = serde_json::from_str(&body).map_err(|e| DbErr::Custom(format!("stored promotion run: {e}")))?;
-    Ok(Stored { run, version: row.try_get_by_index(1)?, abort_requested: row.try_get_by_index(2)? })
+    Ok(Stored { run, version: row.try_get_by_index(1)?, abort_requested: row.try_get_by_index(2)?, traceparent: row.try_get_by_index(3)? })
 }
 
 fn body(run: &PromotionRun) -> Result<String, DbErr> {
     serde_json::to_string(run).map_err(|e| DbErr::Custom(format!("promotion run: {e}")))
 }
 
-pub async fn insert<C: ConnectionTrait>(db: &C, run: &PromotionRun) -> Result<(), DbErr> {
+/// Inserts a new run; `traceparent` is the trace context of the call that started it.
+pub async fn insert<C: ConnectionTrait>(db: &C, run: &PromotionRun, traceparent: Option<&str>) -> Result<(), DbErr> {
     exec(
         db,
-        "INSERT INTO promotion_runs (id, created_at, source, target, state, version, lease_owner, lease_until, abort_requested, body) \
-         VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, ?)",
+        "INSERT INTO promotion_runs (id, created_at, source, target, state, version, lease_owner, lease_until, abort_requested, body, \
+         traceparent) VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, ?, ?)",
         vec![
             run.id.as_str().into(),
             run.create_time.into(),
@@ -34,6 +37,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, run: &PromotionRun) -> Result<()
             run.target.to_string().into(),
             run.state.number().into(),
             body(run)?.into(),
+            traceparent.map(str::to_owned).into(),
         ],
     )
     .await?;
@@ -41,7 +45,10 @@ pub async fn insert<C: ConnectionTrait>(db: &C, run: &PromotionRun) -> Result<()
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Stored>, DbErr> {
-    one(db, "SELECT body, version, abort_requested FROM promotion_runs WHERE id = ?", vec![id.into()]).await?.map(|r| read(&r)).transpose()
+    one(db, "SELECT body, version, abort_requested, traceparent FROM promotion_runs WHERE id = ?", vec![id.into()])
+        .await?
+        .map(|r| read(&r))
+        .transpose()
 }
 
 pub async fn save<C: ConnectionTrait>(db: &C, run: &PromotionRun, version: i64) -> Result<bool, DbErr> {
@@ -61,7 +68,7 @@ pub async fn list<C: ConnectionTrait>(
     after: Option<&(i64, String)>,
     limit: u64,
 ) -> Result<Vec<Stored>, DbErr> {
-    let mut sql = "SELECT body, version, abort_requested FROM promotion_runs WHERE 1 = 1".to_owned();
+    let mut sql = "SELECT body, version, abort_requested, traceparent FROM promotion_runs WHERE 1 = 1".to_owned();
     let mut values: Vec<Value> = Vec::new();
     if !states.is_empty() {
         sql.push_str(&format!(" AND state IN ({})", ferry_kit::db::placeholders(states.len())));

@@ -13,9 +13,11 @@ pub struct Stored {
     pub abort_requested: bool,
     pub abort_reason: String,
     pub aborted_by: String,
+    /// The W3C trace context of the call that started the run.
+    pub traceparent: Option<String>,
 }
 
-const COLS: &str = "body, version, abort_requested, abort_reason, aborted_by";
+const COLS: &str = "body, version, abort_requested, abort_reason, aborted_by, traceparent";
 
 fn read(row: &QueryResult) -> Result<Stored, DbErr> {
     let body: String = row.try_get_by_index(0)?;
@@ -26,6 +28,7 @@ fn read(row: &QueryResult) -> Result<Stored, DbErr> {
         abort_requested: row.try_get_by_index(2)?,
         abort_reason: row.try_get_by_index(3)?,
         aborted_by: row.try_get_by_index(4)?,
+        traceparent: row.try_get_by_index(5)?,
     })
 }
 
@@ -33,11 +36,12 @@ fn body(run: &Run) -> Result<String, DbErr> {
     serde_json::to_string(run).map_err(|e| DbErr::Custom(format!("run: {e}")))
 }
 
-pub async fn insert<C: ConnectionTrait>(db: &C, run: &Run) -> Result<(), DbErr> {
+/// Inserts a new run; `traceparent` is the trace context of the call that started it.
+pub async fn insert<C: ConnectionTrait>(db: &C, run: &Run, traceparent: Option<&str>) -> Result<(), DbErr> {
     exec(
         db,
         "INSERT INTO refresh_runs (id, created_at, source, destination, state, version, lease_owner, lease_until, \
-         abort_requested, abort_reason, aborted_by, body) VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, '', '', ?)",
+         abort_requested, abort_reason, aborted_by, body, traceparent) VALUES (?, ?, ?, ?, ?, 1, '', 0, FALSE, '', '', ?, ?)",
         vec![
             run.name.id().into(),
             run.create_time.into(),
@@ -45,6 +49,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, run: &Run) -> Result<(), DbErr> 
             run.destination.id().into(),
             run.state.number().into(),
             body(run)?.into(),
+            traceparent.map(str::to_owned).into(),
         ],
     )
     .await?;

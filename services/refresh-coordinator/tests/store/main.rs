@@ -57,7 +57,10 @@ fn new_run(source: &str, destination: &str) -> Run {
 async fn lease_is_exclusive_and_lapses(backend: Backend) {
     let Some((db, dir)) = connect(backend).await else { return };
     let run = new_run("prod", "dev");
-    runs::insert(&db, &run).await.expect("insert");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    runs::insert(&db, &run, Some(traceparent)).await.expect("insert");
+    let stored = runs::find(&db, run.name.id()).await.expect("find").expect("stored");
+    assert_eq!(stored.traceparent.as_deref(), Some(traceparent), "the trace context is kept with the run");
     let now = now_micros();
     let second = 1_000_000;
 
@@ -82,7 +85,7 @@ async fn concurrent_drivers_never_claim_one_run_twice(backend: Backend) {
     for i in 0..24 {
         let run = new_run(&format!("s{i}"), &format!("d{i}"));
         ids.insert(run.name.id().to_owned());
-        runs::insert(&db, &run).await.expect("insert");
+        runs::insert(&db, &run, None).await.expect("insert");
     }
     let now = now_micros();
     let mut tasks = Vec::new();
