@@ -191,7 +191,7 @@ impl Workload {
 /// What the fixed-rate phase measured.
 pub struct FixedRate {
     pub by_op: BTreeMap<Op, OpStats>,
-    /// From the first scheduled send to the last reply.
+    /// From the first scheduled send to the last reply, at least the phase's duration.
     pub elapsed: Duration,
     /// The most a send left after its scheduled time (the generator's own lag).
     pub max_send_lag: Duration,
@@ -241,7 +241,7 @@ pub async fn fixed_rate(w: Arc<Workload>, mix: Mix, rate: u32, duration: Duratio
     while let Some(done) = tasks.join_next().await {
         record(&mut by_op, done?);
     }
-    Ok(FixedRate { by_op, elapsed: start.elapsed(), max_send_lag })
+    Ok(FixedRate { by_op, elapsed: start.elapsed().max(duration), max_send_lag })
 }
 
 fn record(by_op: &mut BTreeMap<Op, OpStats>, (op, elapsed, result): (Op, Duration, Result<(), Failure>)) {

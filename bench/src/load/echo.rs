@@ -1,7 +1,8 @@
 //! The yardstick: a bare tonic server (no layers, no database) answering one unary RPC
-//! with the request's payload, accepting connections the way Ferry's server does (a bound
-//! listener turned into an incoming stream), on loopback in the same process.
+//! with the request's payload, on loopback in the same process. Accepted connections get
+//! TCP_NODELAY, as tonic's own `Server::serve` gives them.
 
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 pub mod pb {
@@ -34,7 +35,7 @@ impl EchoServer {
         let task = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(EchoServiceServer::new(Echo))
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
                     let _ = rx.await;
                 }),
         );
