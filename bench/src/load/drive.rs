@@ -45,8 +45,7 @@ pub struct Mix {
 impl std::str::FromStr for Mix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<u32> =
-            s.split(',').map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p:?}: {e}"))).collect::<Result<_, _>>()?;
+        let parts: Vec<u32> = s.split(',').map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p:?}: {e}"))).collect::<Result<_, _>>()?;
         let [get, list, write] = parts.as_slice() else {
             return Err("expected three percentages: get,list,write (e.g. 70,15,15)".into());
         };
@@ -180,7 +179,8 @@ impl Workload {
             }
             Op::CreateEntity => {
                 // SERVICE: duplicated, a new row and a membership in the group.
-                let body = pb::Entity { kind: 7, key: format!("load-{}-{seq:09}", self.run), payload_json: payload(), ..Default::default() };
+                let body =
+                    pb::Entity { kind: 7, key: format!("load-{}-{seq:09}", self.run), payload_json: payload(), ..Default::default() };
                 c.create_entity(pb::CreateEntityRequest { parent: group.clone(), entity: Some(body), request_id }).await.map_err(code)?;
             }
         }

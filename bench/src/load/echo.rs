@@ -32,13 +32,13 @@ impl EchoServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(EchoServiceServer::new(Echo))
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
+        let task =
+            tokio::spawn(tonic::transport::Server::builder().add_service(EchoServiceServer::new(Echo)).serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async move {
                     let _ = rx.await;
-                }),
-        );
+                },
+            ));
         Ok(Self { url, stop, task })
     }
 
