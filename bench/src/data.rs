@@ -34,11 +34,7 @@ impl Databases {
     }
 
     pub async fn drop_all(&self) {
-        if let Ok(db) = Database::connect(&self.admin).await {
-            for name in Self::NAMES {
-                let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            }
-        }
+        drop_databases(&self.admin, Self::NAMES).await;
     }
 }
 
@@ -53,6 +49,20 @@ pub async fn fresh_databases<const N: usize>(admin: &str, names: [&str; N]) -> a
     db.close().await?;
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("database url has no database part")?;
     Ok(names.map(|n| format!("{base}/{n}")))
+}
+
+/// Drops the databases `names` on the server of `admin` (cleanup: a failure is reported,
+/// not fatal).
+pub async fn drop_databases(admin: &str, names: impl IntoIterator<Item = &str>) {
+    let db = match Database::connect(admin).await {
+        Ok(db) => db,
+        Err(e) => return eprintln!("cleanup: connecting to --database-url: {e}"),
+    };
+    for name in names {
+        if let Err(e) = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
+            eprintln!("cleanup: dropping database {name}: {e}");
+        }
+    }
 }
 
 pub struct Registry {

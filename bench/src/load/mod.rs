@@ -17,6 +17,9 @@ use ferry_kit::client::{ClientInterceptor, channel};
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use serde_json::json;
 
+/// The PostgreSQL database the bench creates (and drops afterwards) with `--database-url`.
+const DATABASE: &str = "ferry_bench_load";
+
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// Calls per second of the fixed-rate phase.
@@ -39,7 +42,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "70,15,15")]
     mix: Mix,
     /// A PostgreSQL URL whose user may create databases (the bench creates
-    /// `ferry_bench_load`); default: a SQLite file in a temporary folder.
+    /// `ferry_bench_load` and drops it afterwards); default: a SQLite file in a temporary folder.
     #[arg(long)]
     database_url: Option<String>,
 }
@@ -70,7 +73,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let _telemetry = ferry_kit::telemetry::init("ferry-bench", &ferry_kit::config::CommonArgs::default())?;
     let load_before = load_average();
     let database_url = match &args.database_url {
-        Some(admin) => Some(crate::data::fresh_databases(admin, ["ferry_bench_load"]).await?[0].clone()),
+        Some(admin) => Some(crate::data::fresh_databases(admin, [DATABASE]).await?[0].clone()),
         None => None,
     };
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
@@ -102,6 +105,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     })
     .await?;
     seeded.registry.stop().await;
+    if let Some(admin) = &args.database_url {
+        crate::data::drop_databases(admin, [DATABASE]).await;
+    }
 
     let report = Report { args: &args, backend, fixed: &fixed, echo: &echo_max, get: &get_max, load: [load_before, load_average()] };
     report.print()
