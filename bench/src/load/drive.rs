@@ -312,3 +312,32 @@ pub fn spread(seq: u64) -> usize {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_is_three_percentages_adding_up_to_100() {
+        assert!("70,15,15".parse::<Mix>().is_ok());
+        assert!("100,0,0".parse::<Mix>().is_ok());
+        assert!("70,15,10".parse::<Mix>().is_err());
+        assert!("70,30".parse::<Mix>().is_err());
+        assert!("70,x,15".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn a_mix_picks_each_kind_near_its_share() {
+        let mix: Mix = "70,15,15".parse().expect("mix");
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut counts = BTreeMap::<Op, u32>::new();
+        for _ in 0..10_000 {
+            *counts.entry(mix.pick(&mut rng)).or_default() += 1;
+        }
+        let share = |op| f64::from(counts.get(&op).copied().unwrap_or(0)) / 100.0;
+        assert!((share(Op::GetEntity) - 70.0).abs() < 2.0, "{counts:?}");
+        assert!((share(Op::ListEntities) - 15.0).abs() < 2.0, "{counts:?}");
+        assert!((share(Op::UpdateEntity) - 7.5).abs() < 1.5, "{counts:?}");
+        assert!((share(Op::CreateEntity) - 7.5).abs() < 1.5, "{counts:?}");
+    }
+}
