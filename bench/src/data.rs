@@ -29,27 +29,38 @@ impl Databases {
     const NAMES: [&'static str; 3] = ["ferry_bench_registry", "ferry_bench_merge", "ferry_bench_raw"];
 
     pub async fn create(admin: &str) -> anyhow::Result<Self> {
-        let db = Database::connect(admin).await.context("connecting to --database-url")?;
-        for name in Self::NAMES {
-            db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
-            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        }
-        db.close().await?;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("database url has no database part")?;
-        let url = |n: &str| format!("{base}/{n}");
-        Ok(Self {
-            admin: admin.to_owned(),
-            services_registry: url(Self::NAMES[0]),
-            merge: url(Self::NAMES[1]),
-            raw_registry: url(Self::NAMES[2]),
-        })
+        let [services_registry, merge, raw_registry] = fresh_databases(admin, Self::NAMES).await?;
+        Ok(Self { admin: admin.to_owned(), services_registry, merge, raw_registry })
     }
 
     pub async fn drop_all(&self) {
-        if let Ok(db) = Database::connect(&self.admin).await {
-            for name in Self::NAMES {
-                let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            }
+        drop_databases(&self.admin, Self::NAMES).await;
+    }
+}
+
+/// Drops and creates each database `names[i]` on the server of `admin` (a PostgreSQL URL
+/// whose user may create databases); returns their URLs.
+pub async fn fresh_databases<const N: usize>(admin: &str, names: [&str; N]) -> anyhow::Result<[String; N]> {
+    let db = Database::connect(admin).await.context("connecting to --database-url")?;
+    for name in names {
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+        db.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    }
+    db.close().await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("database url has no database part")?;
+    Ok(names.map(|n| format!("{base}/{n}")))
+}
+
+/// Drops the databases `names` on the server of `admin` (cleanup: a failure is reported,
+/// not fatal).
+pub async fn drop_databases(admin: &str, names: impl IntoIterator<Item = &str>) {
+    let db = match Database::connect(admin).await {
+        Ok(db) => db,
+        Err(e) => return eprintln!("cleanup: connecting to --database-url: {e}"),
+    };
+    for name in names {
+        if let Err(e) = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
+            eprintln!("cleanup: dropping database {name}: {e}");
         }
     }
 }
@@ -68,19 +79,21 @@ impl Registry {
     }
 }
 
+/// The registry in-process on loopback without authentication.
 pub async fn start_registry(database_url: &str) -> anyhow::Result<Registry> {
-    let config = group_registry::Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: database_url.to_owned(),
-        common: CommonArgs { no_auth: true, shutdown_grace_secs: 1, ..CommonArgs::default() },
-    };
+    start_registry_with(database_url, CommonArgs { no_auth: true, shutdown_grace_secs: 1, ..CommonArgs::default() }, None).await
+}
+
+/// The registry in-process on loopback with `common`; the returned client presents `token`.
+pub async fn start_registry_with(database_url: &str, common: CommonArgs, token: Option<&str>) -> anyhow::Result<Registry> {
+    let config = group_registry::Config { listen: "127.0.0.1:0".parse()?, database_url: database_url.to_owned(), common };
     let server = group_registry::build(&config).await?;
     let url = format!("http://{}", server.local_addr());
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    let client = RegistryServiceClient::with_interceptor(channel(&url)?, ClientInterceptor::new(None)?)
+    let client = RegistryServiceClient::with_interceptor(channel(&url)?, ClientInterceptor::new(token)?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     Ok(Registry { url, client, stop, task })
@@ -89,7 +102,7 @@ pub async fn start_registry(database_url: &str) -> anyhow::Result<Registry> {
 /// Kinds by `i % 10`: four duplicated (copies), six shared (links).
 const KINDS: [i32; 10] = [7, 8, 9, 7, 2, 1, 4, 5, 3, 2];
 
-fn entity(i: usize, side: &str) -> pb::Entity {
+pub fn entity(i: usize, side: &str) -> pb::Entity {
     let kind = KINDS[i % 10];
     // Overlapping keys: most have the same content on both sides (skips), one in seven not.
     let variant = if i.is_multiple_of(7) { side } else { "same" };
@@ -102,7 +115,7 @@ fn entity(i: usize, side: &str) -> pb::Entity {
     }
 }
 
-async fn import(client: &Client, group: &str, range: std::ops::Range<usize>, side: &'static str) -> anyhow::Result<()> {
+pub async fn import(client: &Client, group: &str, range: std::ops::Range<usize>, side: &'static str) -> anyhow::Result<()> {
     let group = group.to_owned();
     let msgs = tokio_stream::iter(
         range

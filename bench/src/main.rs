@@ -2,11 +2,14 @@
 //! group of N entities on PostgreSQL, run plan + apply through the real services over
 //! gRPC (merge-engine as its own process, its peak RSS read from /proc), then do the same
 //! work on an identical fresh copy with raw set-based SQL, and print one JSON line.
+//! `load` drives the registry at a fixed rate with a mix of calls and compares its
+//! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`).
 
 #![forbid(unsafe_code)]
 
 mod data;
 mod engine;
+mod load;
 mod raw;
 
 use std::time::Instant;
@@ -33,6 +36,8 @@ enum Command {
     Merge(Args),
     /// Clone a group of N into a new group.
     Clone(Args),
+    /// Fixed-rate mixed registry load, and GetEntity's maximum rate against a bare tonic echo server.
+    Load(load::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let (workload, args) = match cli.command {
         Command::Merge(a) => (Workload::Merge, a),
         Command::Clone(a) => (Workload::Clone, a),
+        Command::Load(a) => return load::run(a).await,
     };
     if args.entities < 2 {
         bail!("--entities must be at least 2");

@@ -23,7 +23,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
         {
             std::fs::create_dir_all(parent)?;
         }
-        options.max_connections(1).min_connections(1).idle_timeout(None::<Duration>).map_sqlx_sqlite_opts(|o| {
+        // No ping before each acquire: a file connection cannot go stale, and on SQLite each
+        // ping is one more round trip to the connection's thread on every statement.
+        options.max_connections(1).min_connections(1).idle_timeout(None::<Duration>).test_before_acquire(false).map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .foreign_keys(true)
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

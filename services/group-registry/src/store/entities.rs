@@ -9,8 +9,17 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use super::{all, col, corrupt, exec, one};
 use crate::domain::{Entity, EntityKey, EntityName, GroupName, Json, Kind, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json};
 
-pub(crate) const SELECT: &str = "SELECT e.id, v.name, e.kind, e.key, e.sharing, e.payload, e.refs, e.content_hash, \
-     e.created_at, e.updated_at FROM entities e JOIN environments v ON v.id = e.environment_id";
+macro_rules! entity_select {
+    ($($extra:literal)?) => {
+        concat!(
+            "SELECT e.id, v.name, e.kind, e.key, e.sharing, e.payload, e.refs, e.content_hash, e.created_at, e.updated_at",
+            $($extra,)?
+            " FROM entities e JOIN environments v ON v.id = e.environment_id"
+        )
+    };
+}
+
+pub(crate) const SELECT: &str = entity_select!();
 
 /// Reads an entity from the first ten columns of [`SELECT`]; `groups` is filled later.
 pub(crate) fn read(row: &QueryResult) -> Result<Entity, DbErr> {
@@ -61,13 +70,25 @@ pub async fn fill_groups<C: ConnectionTrait>(db: &C, entities: &mut [Entity]) ->
     Ok(())
 }
 
+/// One entity and its groups in one statement (one row per group): GetEntity is the
+/// hottest read, and on SQLite every statement is a round trip to the connection's thread.
 pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option<Entity>, DbErr> {
-    let Some(row) = one(db, &format!("{SELECT} WHERE e.id = ? AND v.name = ?"), vec![name.id.into(), name.env.id().into()]).await? else {
+    const GET: &str = concat!(
+        entity_select!(", gv.name, g.name"),
+        " LEFT JOIN memberships m ON m.entity_id = e.id LEFT JOIN groups g ON g.id = m.group_id \
+         LEFT JOIN environments gv ON gv.id = g.environment_id WHERE e.id = ? AND v.name = ? ORDER BY g.name"
+    );
+    let rows = all(db, GET, vec![name.id.into(), name.env.id().into()]).await?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut e = [read(&row)?];
-    fill_groups(db, &mut e).await?;
-    let [e] = e;
+    let mut e = read(first)?;
+    for r in &rows {
+        // NULL when the entity is in no group.
+        if let (Some(env), Some(group)) = (col::<Option<String>>(r, 10)?, col::<Option<String>>(r, 11)?) {
+            e.groups.push(GroupName::new(&env, &group));
+        }
+    }
     Ok(Some(e))
 }
 

@@ -116,6 +116,8 @@ pub async fn g4_unlink_removes_one_link_never_the_last(b: Backend) {
     let role = create(&app, &test, entity(4, "admin", "{}")).await.expect("role");
     let mut c = app.admin.clone();
     c.link_entity(pb::LinkEntityRequest { name: role.name.clone(), group: prod.clone(), request_id: String::new() }).await.expect("link");
+    let linked = c.get_entity(pb::GetEntityRequest { name: role.name.clone() }).await.expect("get").into_inner();
+    assert_eq!(linked.groups, vec![prod.clone(), test.clone()], "every group holding it, by group name");
 
     let after = c
         .unlink_entity(pb::UnlinkEntityRequest { name: role.name.clone(), group: test.clone(), request_id: String::new() })
