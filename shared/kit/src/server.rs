@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::ServerTlsConfig;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -181,7 +181,7 @@ impl Server {
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(AuthLayer::new(tokens))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            .serve_with_incoming_shutdown(no_delay(listener), signal);
         tokio::pin!(server);
         let result = tokio::select! {
             result = &mut server => result,
@@ -217,7 +217,7 @@ impl HealthOnly {
         let task = tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                .serve_with_incoming_shutdown(no_delay(listener), async {
                     let _ = stopped.await;
                 })
                 .await;
@@ -235,6 +235,13 @@ impl HealthOnly {
             abort.abort();
         }
     }
+}
+
+/// Accepted connections with TCP_NODELAY, as tonic's own `serve` sets it. Without it a
+/// reply written in two pieces waits for the client's delayed ACK: about 40 ms a call
+/// (GetEntity back to back: 44 ms against 0.3 ms).
+fn no_delay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
