@@ -325,17 +325,12 @@ pub async fn unlink_from<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64])
     Ok(())
 }
 
-/// Rows written at once above which PostgreSQL's statistics are refreshed in the same
-/// transaction: a bulk load otherwise leaves the planner choosing plans for empty tables
-/// until autovacuum catches up.
-pub const ANALYZE_AFTER_ROWS: i64 = 10_000;
+pub use ferry_kit::db::ANALYZE_AFTER_ROWS;
 
-/// Refreshes the planner statistics of the tables bulk paths fill (PostgreSQL only).
+/// Refreshes the planner statistics of the tables bulk paths fill, in the same
+/// transaction (PostgreSQL only).
 pub async fn analyze<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        db.execute_unprepared("ANALYZE entities, memberships").await?;
-    }
-    Ok(())
+    ferry_kit::db::analyze(db, "entities, memberships").await
 }
 
 async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64, DbErr> {

@@ -56,6 +56,10 @@ pub async fn build(
     let (built, missing) = futures::future::try_join(join(registry, source, recipient, selection, tx), write).await?;
     let mut counts = built.counts;
     counts.missing_dependencies += missing;
+    if counts.source_entries + counts.missing_dependencies >= ferry_kit::db::ANALYZE_AFTER_ROWS {
+        // Apply pages through these items next.
+        ferry_kit::db::analyze(db, "plan_items").await?;
+    }
     Ok(Built { counts, ..built })
 }
 

@@ -276,6 +276,10 @@ impl Engine {
                 }
             }
         }
+        if row.job.progress.done >= ferry_kit::db::ANALYZE_AFTER_ROWS {
+            // A revert pages through these effects.
+            ferry_kit::db::analyze(&self.db, "job_effects").await?;
+        }
         self.end(&row.job.id, JobState::Succeeded, None).await?;
         Ok(Ended::Done)
     }
