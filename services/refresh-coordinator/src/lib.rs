@@ -73,7 +73,5 @@ pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
 /// Connects the database and runs its pending migrations (under an advisory lock on
 /// PostgreSQL, so replicas and migrate-only runs starting together are safe).
 async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
-    let db = ferry_kit::db::connect(&config.database_url).await?;
-    ferry_kit::db::migrate::<store::migrations::Migrator>(&db, "refresh-coordinator").await?;
-    Ok(db)
+    ferry_kit::db::open::<store::migrations::Migrator>(&config.database_url, "refresh-coordinator").await
 }

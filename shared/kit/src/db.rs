@@ -65,6 +65,14 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Connects to `url` and runs `M`'s pending migrations: how every service opens its
+/// database, to serve or with `--migrate-only`.
+pub async fn open<M: MigratorTrait>(url: &str, service: &str) -> Result<DatabaseConnection, Error> {
+    let db = connect(url).await?;
+    migrate::<M>(&db, service).await?;
+    Ok(db)
+}
+
 /// Runs `M`'s pending migrations. On PostgreSQL they run in one transaction holding an
 /// advisory lock derived from `service`, so replicas starting together do not race.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, service: &str) -> Result<(), Error> {

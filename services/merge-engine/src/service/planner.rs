@@ -39,6 +39,17 @@ impl Batch {
     }
 }
 
+/// What writing a plan's batches needs.
+#[derive(Clone, Copy)]
+struct Planning<'a> {
+    registry: &'a Registry,
+    db: &'a DatabaseConnection,
+    plan: &'a PlanId,
+    source: &'a GroupName,
+    recipient: Option<&'a GroupName>,
+    selection: &'a Selection,
+}
+
 /// Plans `source` into `recipient` (`None`: a clone into a group that does not exist yet),
 /// writing the items under `plan`. Reading the manifests and writing a batch overlap: the
 /// join fills batch n + 1 while batch n's references are looked up and its items written
@@ -52,7 +63,7 @@ pub async fn build(
     selection: &Selection,
 ) -> Result<Built> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
-    let write = write_batches(registry, db, plan, source, recipient, selection, rx);
+    let write = write_batches(Planning { registry, db, plan, source, recipient, selection }, rx);
     let (built, missing) = futures::future::try_join(join(registry, source, recipient, selection, tx), write).await?;
     let mut counts = built.counts;
     counts.missing_dependencies += missing;
@@ -123,18 +134,10 @@ async fn join(
 }
 
 /// Writes the batches as they come; returns how many missing dependencies it found.
-async fn write_batches(
-    registry: &Registry,
-    db: &DatabaseConnection,
-    plan: &PlanId,
-    source: &GroupName,
-    recipient: Option<&GroupName>,
-    selection: &Selection,
-    mut rx: tokio::sync::mpsc::Receiver<Batch>,
-) -> Result<i64> {
+async fn write_batches(p: Planning<'_>, mut rx: tokio::sync::mpsc::Receiver<Batch>) -> Result<i64> {
     let mut missing = 0;
     while let Some(batch) = rx.recv().await {
-        missing += flush(registry, db, plan, source, recipient, selection, batch).await?;
+        missing += flush(p, batch).await?;
     }
     Ok(missing)
 }
@@ -175,15 +178,8 @@ async fn advance<C: EntryCursor>(rec: &mut C, s: &ManifestEntry) -> Result<Optio
 /// references dangle. A reference of a delivered entity dangles unless the recipient
 /// holds its key, or the source holds it inside the selection (then this plan delivers
 /// it too).
-async fn flush(
-    registry: &Registry,
-    db: &DatabaseConnection,
-    plan: &PlanId,
-    source: &GroupName,
-    recipient: Option<&GroupName>,
-    selection: &Selection,
-    batch: Batch,
-) -> Result<i64> {
+async fn flush(p: Planning<'_>, batch: Batch) -> Result<i64> {
+    let Planning { registry, db, plan, source, recipient, selection } = p;
     let mut missing_items = Vec::new();
     if !batch.delivering.is_empty() {
         let mut unique: Vec<(Kind, String)> =
