@@ -96,6 +96,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let echo_max = echo_max(&echo.url, &seeded.operator_token, &args, seeded.entities[0].clone()).await?;
     echo.stop().await?;
 
+    eprintln!("maximum rate: Ferry's layers alone (grpc.health Check on the registry's server), {} in flight", args.concurrency);
+    let layers_max = health_max(&seeded.registry.url, &seeded.operator_token, &args).await?;
+
     eprintln!("maximum rate: Ferry GetEntity, {} in flight", args.concurrency);
     let w = workload.clone();
     let n = workload.entity_count();
@@ -109,7 +112,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         crate::data::drop_databases(admin, [DATABASE]).await;
     }
 
-    let report = Report { args: &args, backend, fixed: &fixed, echo: &echo_max, get: &get_max, load: [load_before, load_average()] };
+    let report = Report {
+        args: &args,
+        backend,
+        fixed: &fixed,
+        echo: &echo_max,
+        layers: &layers_max,
+        get: &get_max,
+        load: [load_before, load_average()],
+    };
     report.print()
 }
 
@@ -135,11 +146,36 @@ async fn echo_max(url: &str, token: &str, args: &LoadArgs, payload: String) -> a
     .await
 }
 
+/// Health checks through the registry's server: every layer a Ferry call passes (auth,
+/// metrics, timeout, concurrency limit, span), no database. Tells the layers' cost apart
+/// from the storage's.
+async fn health_max(url: &str, token: &str, args: &LoadArgs) -> anyhow::Result<MaxRate> {
+    use tonic_health::pb::health_client::HealthClient;
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(HealthClient::with_interceptor(channel(url)?, ClientInterceptor::new(Some(token))?));
+    }
+    let clients = Arc::new(clients);
+    drive::max_rate(args.concurrency, args.duration, move |seq| {
+        let mut c = clients[(seq % clients.len() as u64) as usize].clone();
+        async move {
+            let got =
+                c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map_err(|s| format!("{:?}", s.code()))?;
+            if got.into_inner().status != tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                return Err("WrongReply".to_owned());
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
 struct Report<'a> {
     args: &'a LoadArgs,
     backend: &'static str,
     fixed: &'a FixedRate,
     echo: &'a MaxRate,
+    layers: &'a MaxRate,
     get: &'a MaxRate,
     load: [Option<f64>; 2],
 }
@@ -184,6 +220,11 @@ impl Report<'_> {
         println!("generator lag (max): {:.2} ms", self.fixed.max_send_lag.as_secs_f64() * 1000.0);
         println!("maximum rate, {} in flight over {} connections:", a.concurrency, a.connections);
         println!("  bare tonic echo  {:>10.0} calls/s  errors {}", self.echo.rps, self.echo.failures.values().sum::<u64>());
+        println!(
+            "  Ferry layers     {:>10.0} calls/s  errors {}  (health Check, no database)",
+            self.layers.rps,
+            self.layers.failures.values().sum::<u64>()
+        );
         println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}", self.get.rps, self.get.failures.values().sum::<u64>());
         println!("  ratio GetEntity/echo {ratio:.3}");
         let fmt_load = |l: Option<f64>| l.map_or("?".to_owned(), |l| format!("{l:.2}"));
@@ -218,6 +259,8 @@ impl Report<'_> {
             "generator_lag_max_ms": round(self.fixed.max_send_lag.as_secs_f64() * 1000.0),
             "getentity_max_rps": round(self.get.rps),
             "getentity_max_errors": self.get.failures.values().sum::<u64>(),
+            "layers_max_rps": round(self.layers.rps),
+            "layers_max_errors": self.layers.failures.values().sum::<u64>(),
             "echo_max_rps": round(self.echo.rps),
             "echo_max_errors": self.echo.failures.values().sum::<u64>(),
             "ratio": round(ratio),
