@@ -1,9 +1,10 @@
 //! Database connection from a URL (`sqlite://path` or `postgres://…`), migrations under a
 //! PostgreSQL advisory lock, and small helpers for portable raw SQL.
 //!
-//! SQLite runs with one pooled connection: every write is serialised by SQLite anyway,
-//! and one connection rules out `SQLITE_BUSY` on read-then-write transactions. Streams
-//! read in keyset pages so they never hold that connection between messages.
+//! SQLite writes through one pooled connection: every write is serialised by SQLite
+//! anyway, and one connection rules out `SQLITE_BUSY` on read-then-write transactions.
+//! Plain reads can use [`read_pool`]: read-only connections beside it. Streams read in
+//! keyset pages so they never hold a connection between messages.
 
 use std::time::Duration;
 
@@ -42,6 +43,31 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     } else {
         return Err(Error::Config(format!("unsupported database url (use sqlite:// or postgres://): {}", redact(url))));
     }
+    Ok(Database::connect(options).await?)
+}
+
+/// Read-only SQLite connections beside the one writer: plain reads run beside it and
+/// beside each other (WAL lets readers see the last commit while a write is under way).
+const SQLITE_READERS: u32 = 4;
+
+/// A pool for plain reads (outside transactions) of the database `db` was opened on from
+/// `url`. On SQLite: [`SQLITE_READERS`] read-only connections to the same file, so reads
+/// do not queue behind the single writer connection's thread; an in-memory database has
+/// no file to share and reads through `db`. On PostgreSQL: `db` itself, whose pool
+/// already reads in parallel.
+pub async fn read_pool(url: &str, db: &DatabaseConnection) -> Result<DatabaseConnection, Error> {
+    if db.get_database_backend() != DbBackend::Sqlite || sqlite_path(url).is_none() || url.contains("mode=memory") {
+        return Ok(db.clone());
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(SQLITE_READERS)
+        .min_connections(1)
+        .idle_timeout(None::<Duration>)
+        .test_before_acquire(false)
+        .map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::from_secs(30)));
     Ok(Database::connect(options).await?)
 }
 

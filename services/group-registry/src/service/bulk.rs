@@ -93,12 +93,12 @@ impl Registry {
 
     /// Resolves a group for a stream; returns its id and current revision.
     pub async fn stream_start(&self, group: &GroupName) -> Result<(i64, i64)> {
-        let g = group_key(&self.db, group).await?;
+        let g = group_key(&self.reads, group).await?;
         Ok((g.id, g.revision))
     }
 
     pub async fn export_page(&self, group_id: i64, kinds: &[Kind], after: Option<(i32, String)>, limit: u64) -> Result<Vec<Entity>> {
-        Ok(entities::list_members(&self.db, group_id, kinds, after, limit).await?)
+        Ok(entities::list_members(&self.reads, group_id, kinds, after, limit).await?)
     }
 
     pub async fn manifest_page(
@@ -108,14 +108,14 @@ impl Registry {
         after: Option<&(i32, String)>,
         limit: u64,
     ) -> Result<Vec<ManifestEntry>> {
-        Ok(q::manifest_page(&self.db, group_id, filter, after, limit).await?)
+        Ok(q::manifest_page(&self.reads, group_id, filter, after, limit).await?)
     }
 
     /// For each ref, whether the group holds its (kind, key).
     pub async fn lookup_keys(&self, group: &GroupName, refs: &[EntityRef]) -> Result<Vec<bool>> {
-        let g = group_key(&self.db, group).await?;
+        let g = group_key(&self.reads, group).await?;
         let keys: Vec<(Kind, String)> = refs.iter().map(|r| (r.kind, r.key.as_str().to_owned())).collect();
-        let held = q::members_at(&self.db, g.id, &keys).await?;
+        let held = q::members_at(&self.reads, g.id, &keys).await?;
         Ok(keys.iter().map(|k| held.contains_key(k)).collect())
     }
 

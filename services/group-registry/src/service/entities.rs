@@ -40,7 +40,7 @@ impl Registry {
     }
 
     pub async fn get_entity(&self, name: &EntityName) -> Result<Entity> {
-        entity(&self.db, name).await
+        entity(&self.reads, name).await
     }
 
     pub async fn list_entities(
@@ -50,8 +50,8 @@ impl Registry {
         after: Option<(i32, String)>,
         limit: u64,
     ) -> Result<Page<Entity, (i32, String)>> {
-        let g = group_key(&self.db, group).await?;
-        let items = entities::list_members(&self.db, g.id, kinds, after, limit + 1).await?;
+        let g = group_key(&self.reads, group).await?;
+        let items = entities::list_members(&self.reads, g.id, kinds, after, limit + 1).await?;
         Ok(page(items, limit, |e| (e.kind.number(), e.key.as_str().to_owned())))
     }
 

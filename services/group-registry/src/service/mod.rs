@@ -22,11 +22,14 @@ type BoxFut<'a, T> = idempotency::TxFuture<'a, T, Error>;
 #[derive(Clone)]
 pub struct Registry {
     db: DatabaseConnection,
+    /// Plain reads outside transactions (`ferry_kit::db::read_pool`): on SQLite, read-only
+    /// connections beside the writer; on PostgreSQL, `db` itself.
+    reads: DatabaseConnection,
 }
 
 impl Registry {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, reads: DatabaseConnection) -> Self {
+        Self { db, reads }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -62,11 +65,11 @@ impl Registry {
     }
 
     pub async fn get_environment(&self, name: &EnvName) -> Result<Environment> {
-        Ok(env_row(&self.db, name).await?.env)
+        Ok(env_row(&self.reads, name).await?.env)
     }
 
     pub async fn list_environments(&self, after: Option<String>, limit: u64) -> Result<Page<Environment, String>> {
-        let rows = store::environments::list(&self.db, after.as_deref(), limit + 1).await?;
+        let rows = store::environments::list(&self.reads, after.as_deref(), limit + 1).await?;
         Ok(page(rows.into_iter().map(|r| r.env).collect(), limit, |e| e.name.id().to_owned()))
     }
 
@@ -92,14 +95,14 @@ impl Registry {
     /// A group; its member count only when `count` (the count walks the group).
     pub async fn get_group(&self, name: &GroupName, count: bool) -> Result<Group> {
         if count {
-            return Ok(group_row(&self.db, name).await?.group);
+            return Ok(group_row(&self.reads, name).await?.group);
         }
-        store::groups::find_uncounted(&self.db, name).await?.ok_or_else(|| Error::not_found("group", name)).map(|r| r.group)
+        store::groups::find_uncounted(&self.reads, name).await?.ok_or_else(|| Error::not_found("group", name)).map(|r| r.group)
     }
 
     pub async fn list_groups(&self, env: &EnvName, after: Option<String>, limit: u64) -> Result<Page<Group, String>> {
-        let env = env_row(&self.db, env).await?;
-        let rows = store::groups::list(&self.db, env.id, after.as_deref(), limit + 1).await?;
+        let env = env_row(&self.reads, env).await?;
+        let rows = store::groups::list(&self.reads, env.id, after.as_deref(), limit + 1).await?;
         Ok(page(rows.into_iter().map(|r| r.group).collect(), limit, |g| g.name.group.as_str().to_owned()))
     }
 

@@ -59,12 +59,12 @@ impl Registry {
     }
 
     pub async fn get_project(&self, name: &ProjectName) -> Result<Project> {
-        Ok(project_row(&self.db, name).await?.project)
+        Ok(project_row(&self.reads, name).await?.project)
     }
 
     pub async fn list_projects(&self, env: &EnvName, after: Option<String>, limit: u64) -> Result<Page<Project, String>> {
-        let env = env_row(&self.db, env).await?;
-        let rows = projects::list(&self.db, env.id, after.as_deref(), limit + 1).await?;
+        let env = env_row(&self.reads, env).await?;
+        let rows = projects::list(&self.reads, env.id, after.as_deref(), limit + 1).await?;
         Ok(page(rows.into_iter().map(|r| r.project).collect(), limit, |p| p.name.project.as_str().to_owned()))
     }
 
@@ -124,8 +124,8 @@ impl Registry {
     }
 
     pub async fn list_config_items(&self, project: &ProjectName, after: Option<String>, limit: u64) -> Result<Page<ConfigItem, String>> {
-        let row = project_row(&self.db, project).await?;
-        let items = projects::list_items(&self.db, &row, after.as_deref(), limit + 1).await?;
+        let row = project_row(&self.reads, project).await?;
+        let items = projects::list_items(&self.reads, &row, after.as_deref(), limit + 1).await?;
         Ok(page(items, limit, |i| i.name.item.as_str().to_owned()))
     }
 
@@ -183,9 +183,9 @@ impl Registry {
         after: Option<(String, i32)>,
         limit: u64,
     ) -> Result<(Page<Resolution, (String, i32)>, i64)> {
-        let row = project_row(&self.db, name).await?;
-        let rows = projects::resolve_page(&self.db, &row, missing_only, after.as_ref(), limit + 1).await?;
-        let missing = projects::missing_count(&self.db, row.id).await?;
+        let row = project_row(&self.reads, name).await?;
+        let rows = projects::resolve_page(&self.reads, &row, missing_only, after.as_ref(), limit + 1).await?;
+        let missing = projects::missing_count(&self.reads, row.id).await?;
         let p = page(rows, limit, |(r, pos)| (r.config_item.item.as_str().to_owned(), *pos));
         Ok((Page { items: p.items.into_iter().map(|(r, _)| r).collect(), next: p.next }, missing))
     }

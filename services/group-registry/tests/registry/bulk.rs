@@ -313,3 +313,39 @@ pub async fn environment_copy_replaces_destination_and_refuses_production(b: Bac
     // The source is untouched.
     assert_eq!(keys_of(&app, &live).await.len(), 2);
 }
+
+/// An import holds the writer's transaction for the whole client stream; plain reads go
+/// through the read pool and are answered meanwhile (on SQLite, whose writer is one
+/// connection, they used to queue behind the import until it ended).
+pub async fn reads_are_answered_while_an_import_is_open(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let g = group(&app, "dev", "g").await;
+    let existing = create(&app, &g, entity(SERVICE, "before", "{}")).await.expect("entity");
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportEntitiesRequest>(4);
+    let mut first = import_msgs(&g, "open-import", vec![entity(SERVICE, "imported", "{}")], 1);
+    tx.send(first.remove(0)).await.expect("first import message");
+    let mut client = app.admin.clone();
+    let importing = tokio::spawn(async move { client.import_entities(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!importing.is_finished(), "the import waits for the rest of its stream");
+
+    let read = async {
+        let mut c = app.viewer.clone();
+        let got = c.get_entity(pb::GetEntityRequest { name: existing.name.clone() }).await?.into_inner();
+        let groups = c.list_groups(pb::ListGroupsRequest { parent: "environments/dev".into(), ..Default::default() }).await?.into_inner();
+        Ok::<_, tonic::Status>((got, groups))
+    };
+    let (got, groups) = tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("reads answered while the import is open")
+        .expect("reads");
+    assert_eq!(got.key, "before");
+    assert_eq!(groups.groups.len(), 1);
+
+    drop(tx);
+    let done = importing.await.expect("import task").expect("import").into_inner();
+    assert_eq!(done.created, 1);
+    assert_eq!(keys_of(&app, &g).await, vec![(SERVICE, "before".to_string()), (SERVICE, "imported".to_string())]);
+}

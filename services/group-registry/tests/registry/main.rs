@@ -35,6 +35,7 @@ per_backend!(
     projects::upsert_config_items_counts_and_is_idempotent,
     bulk::import_export_and_manifest_sorted_bytewise,
     bulk::import_is_all_or_nothing_and_retry_safe,
+    bulk::reads_are_answered_while_an_import_is_open,
     bulk::merge_operations_apply_once_and_report_outcomes,
     bulk::concurrent_batches_into_one_recipient_never_duplicate_keys,
     bulk::environment_copy_replaces_destination_and_refuses_production,
