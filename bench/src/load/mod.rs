@@ -16,6 +16,7 @@ use drive::{FixedRate, MaxRate, Mix, Op, OpStats, Workload};
 use ferry_kit::client::{ClientInterceptor, channel};
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use serde_json::json;
+use tonic::transport::Channel;
 
 /// The PostgreSQL database the bench creates (and drops afterwards) with `--database-url`.
 const DATABASE: &str = "ferry_bench_load";
@@ -79,13 +80,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
     eprintln!("seeding {} entities into the registry on {backend} (not timed)", args.entities);
     let seeded = seed::seed(database_url.as_deref(), args.entities).await?;
-    let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        clients.push(RegistryServiceClient::with_interceptor(
-            channel(&seeded.registry.url)?,
-            ClientInterceptor::new(Some(&seeded.operator_token))?,
-        ));
-    }
+    let clients = clients(&seeded.registry.url, &seeded.operator_token, args.connections, RegistryServiceClient::with_interceptor)?;
     let workload = Arc::new(Workload::new(clients, seeded.entities.clone(), seeded.groups.clone())?);
 
     eprintln!("fixed rate: {} calls/s for {:?} over {} connections", args.rate, args.duration, args.connections);
@@ -124,14 +119,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     report.print()
 }
 
+/// `n` clients, each on a connection of its own, all with the registry clients' interceptor,
+/// so every phase does the same work on the client side.
+fn clients<C>(url: &str, token: &str, n: usize, make: impl Fn(Channel, ClientInterceptor) -> C) -> anyhow::Result<Vec<C>> {
+    (0..n).map(|_| Ok(make(channel(url)?, ClientInterceptor::new(Some(token))?))).collect()
+}
+
 async fn echo_max(url: &str, token: &str, args: &LoadArgs, payload: String) -> anyhow::Result<MaxRate> {
-    use echo::pb::echo_service_client::EchoServiceClient;
-    let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        // The same interceptor as the registry's clients: the client side does the same work.
-        clients.push(EchoServiceClient::with_interceptor(channel(url)?, ClientInterceptor::new(Some(token))?));
-    }
-    let clients = Arc::new(clients);
+    let clients = Arc::new(clients(url, token, args.connections, echo::pb::echo_service_client::EchoServiceClient::with_interceptor)?);
     drive::max_rate(args.concurrency, args.duration, move |seq| {
         let mut c = clients[(seq % clients.len() as u64) as usize].clone();
         let payload = payload.clone();
@@ -146,16 +141,11 @@ async fn echo_max(url: &str, token: &str, args: &LoadArgs, payload: String) -> a
     .await
 }
 
-/// Health checks through the registry's server: every layer a Ferry call passes (auth,
-/// metrics, timeout, concurrency limit, span), no database. Tells the layers' cost apart
-/// from the storage's.
+/// Health checks through the registry's server: the layers a Ferry call passes (metrics,
+/// timeout, concurrency limit, span; health skips auth), no database. Tells the layers'
+/// cost apart from the storage's.
 async fn health_max(url: &str, token: &str, args: &LoadArgs) -> anyhow::Result<MaxRate> {
-    use tonic_health::pb::health_client::HealthClient;
-    let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        clients.push(HealthClient::with_interceptor(channel(url)?, ClientInterceptor::new(Some(token))?));
-    }
-    let clients = Arc::new(clients);
+    let clients = Arc::new(clients(url, token, args.connections, tonic_health::pb::health_client::HealthClient::with_interceptor)?);
     drive::max_rate(args.concurrency, args.duration, move |seq| {
         let mut c = clients[(seq % clients.len() as u64) as usize].clone();
         async move {
