@@ -13,6 +13,9 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::Error;
 
+pub mod inplace;
+pub use inplace::{Column, InPlace, InPlaceReads, Row};
+
 /// Opens a pool for `url`. A SQLite file (and its folder) is created if missing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -69,6 +72,16 @@ pub async fn read_pool(url: &str, db: &DatabaseConnection) -> Result<DatabaseCon
         .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::from_secs(30)));
     Ok(Database::connect(options).await?)
+}
+
+/// Reads in place ([`inplace`]) for the database at `url`, when it is a SQLite file that
+/// `connect` has opened: PostgreSQL's pool and an in-memory database read through their
+/// pools.
+pub fn inplace_reads(url: &str) -> Result<Option<InPlaceReads>, Error> {
+    match sqlite_path(url) {
+        Some(path) if !url.contains("mode=memory") => Ok(Some(InPlaceReads::open(&path)?)),
+        _ => Ok(None),
+    }
 }
 
 fn sqlite_path(url: &str) -> Option<String> {

@@ -211,6 +211,9 @@ impl Json {
     pub fn from_stored(s: String) -> Self {
         Self(s)
     }
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// Encodes references for storage: `[[kind, "key"], …]`.

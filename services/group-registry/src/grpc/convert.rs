@@ -89,7 +89,7 @@ pub fn entity(e: d::Entity) -> pb::Entity {
         kind: e.kind.number(),
         key: e.key.as_str().to_owned(),
         sharing: e.sharing.number(),
-        payload_json: e.payload.as_str().to_owned(),
+        payload_json: e.payload.into_string(),
         references: e.references.iter().map(entity_ref).collect(),
         groups: e.groups.iter().map(ToString::to_string).collect(),
         content_hash: e.content_hash,

@@ -1,7 +1,7 @@
 //! Entities: create, read, update, delete (G2/G3), link and unlink (G4). G1 holds through
 //! the membership table's key; a clash becomes ALREADY_EXISTS naming the holder.
 
-use ferry_kit::db::now_micros;
+use ferry_kit::db::{InPlace, now_micros};
 
 use super::{Registry, group_key, page};
 use crate::domain::{Entity, EntityName, EntityRef, GroupName, Json, Kind, NewEntity, Page, RequestKey, rules};
@@ -40,6 +40,14 @@ impl Registry {
     }
 
     pub async fn get_entity(&self, name: &EntityName) -> Result<Entity> {
+        if let Some(reads) = &self.in_place {
+            match entities::get_in_place(reads, name) {
+                Ok(found) => return found.ok_or_else(|| Error::not_found("entity", name)),
+                // Locked at this moment: read through the pool, which waits.
+                Err(InPlace::Busy) => {}
+                Err(InPlace::Failed(e)) => return Err(e.into()),
+            }
+        }
         entity(&self.reads, name).await
     }
 

@@ -8,6 +8,9 @@ mod projects;
 
 pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};
 
+use std::sync::Arc;
+
+use ferry_kit::db::InPlaceReads;
 use ferry_kit::idempotency;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::{Serialize, de::DeserializeOwned};
@@ -25,11 +28,14 @@ pub struct Registry {
     /// Plain reads outside transactions (`ferry_kit::db::read_pool`): on SQLite, read-only
     /// connections beside the writer; on PostgreSQL, `db` itself.
     reads: DatabaseConnection,
+    /// GetEntity read in place on a SQLite file (`ferry_kit::db::inplace`); `None` on
+    /// PostgreSQL and in-memory SQLite.
+    in_place: Option<Arc<InPlaceReads>>,
 }
 
 impl Registry {
-    pub fn new(db: DatabaseConnection, reads: DatabaseConnection) -> Self {
-        Self { db, reads }
+    pub fn new(db: DatabaseConnection, reads: DatabaseConnection, in_place: Option<InPlaceReads>) -> Self {
+        Self { db, reads, in_place: in_place.map(Arc::new) }
     }
 
     pub fn db(&self) -> &DatabaseConnection {

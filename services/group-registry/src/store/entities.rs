@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use ferry_kit::db::placeholders;
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use ferry_kit::db::{InPlace, InPlaceReads, Row, placeholders};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{all, col, corrupt, exec, one};
 use crate::domain::{Entity, EntityKey, EntityName, GroupName, Json, Kind, NewEntity, Sharing, content_hash, refs_from_json, refs_to_json};
@@ -22,22 +22,22 @@ macro_rules! entity_select {
 pub(crate) const SELECT: &str = entity_select!();
 
 /// Reads an entity from the first ten columns of [`SELECT`]; `groups` is filled later.
-pub(crate) fn read(row: &QueryResult) -> Result<Entity, DbErr> {
-    let env: String = col(row, 1)?;
-    let kind: i32 = col(row, 2)?;
-    let sharing: i32 = col(row, 4)?;
-    let refs: String = col(row, 6)?;
+pub(crate) fn read(row: &impl Row) -> Result<Entity, DbErr> {
+    let env: String = row.col(1)?;
+    let kind: i32 = row.col(2)?;
+    let sharing: i32 = row.col(4)?;
+    let refs: String = row.col(6)?;
     Ok(Entity {
-        name: EntityName::new(&env, col(row, 0)?),
+        name: EntityName::new(&env, row.col(0)?),
         kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
-        key: EntityKey::from_stored(col(row, 3)?),
+        key: EntityKey::from_stored(row.col(3)?),
         sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
-        payload: Json::from_stored(col(row, 5)?),
+        payload: Json::from_stored(row.col(5)?),
         references: refs_from_json(&refs),
         groups: Vec::new(),
-        content_hash: col(row, 7)?,
-        created_at: col(row, 8)?,
-        updated_at: col(row, 9)?,
+        content_hash: row.col(7)?,
+        created_at: row.col(8)?,
+        updated_at: row.col(9)?,
     })
 }
 
@@ -71,25 +71,53 @@ pub async fn fill_groups<C: ConnectionTrait>(db: &C, entities: &mut [Entity]) ->
 }
 
 /// One entity and its groups in one statement (one row per group): GetEntity is the
-/// hottest read, and on SQLite every statement is a round trip to the connection's thread.
-pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option<Entity>, DbErr> {
-    const GET: &str = concat!(
-        entity_select!(", gv.name, g.name"),
-        " LEFT JOIN memberships m ON m.entity_id = e.id LEFT JOIN groups g ON g.id = m.group_id \
-         LEFT JOIN environments gv ON gv.id = g.environment_id WHERE e.id = ? AND v.name = ? ORDER BY g.name"
-    );
-    let rows = all(db, GET, vec![name.id.into(), name.env.id().into()]).await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
+/// hottest read. The groups are sorted by name in [`get_done`], not by a sort in the
+/// statement.
+const GET: &str = concat!(
+    entity_select!(", gv.name, g.name"),
+    " LEFT JOIN memberships m ON m.entity_id = e.id LEFT JOIN groups g ON g.id = m.group_id \
+     LEFT JOIN environments gv ON gv.id = g.environment_id WHERE e.id = ? AND v.name = ?"
+);
+
+fn get_values(name: &EntityName) -> Vec<Value> {
+    vec![name.id.into(), name.env.id().into()]
+}
+
+/// Adds one row of [`GET`] to the entity being read: the first row gives the entity, every
+/// row one of its groups.
+fn get_row(entity: &mut Option<Entity>, row: &impl Row) -> Result<(), DbErr> {
+    let e = match entity {
+        Some(e) => e,
+        None => entity.insert(read(row)?),
     };
-    let mut e = read(first)?;
-    for r in &rows {
-        // NULL when the entity is in no group.
-        if let (Some(env), Some(group)) = (col::<Option<String>>(r, 10)?, col::<Option<String>>(r, 11)?) {
-            e.groups.push(GroupName::new(&env, &group));
-        }
+    // NULL when the entity is in no group.
+    if let (Some(env), Some(group)) = (row.col::<Option<String>>(10)?, row.col::<Option<String>>(11)?) {
+        e.groups.push(GroupName::new(&env, &group));
     }
-    Ok(Some(e))
+    Ok(())
+}
+
+/// The entity read by [`GET`], its groups ordered by name.
+fn get_done(mut entity: Option<Entity>) -> Option<Entity> {
+    if let Some(e) = &mut entity {
+        e.groups.sort_by(|a, b| a.group.as_str().cmp(b.group.as_str()));
+    }
+    entity
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, name: &EntityName) -> Result<Option<Entity>, DbErr> {
+    let mut entity = None;
+    for row in &all(db, GET, get_values(name)).await? {
+        get_row(&mut entity, row)?;
+    }
+    Ok(get_done(entity))
+}
+
+/// [`get`] read in place on SQLite (`ferry_kit::db::inplace`).
+pub fn get_in_place(reads: &InPlaceReads, name: &EntityName) -> Result<Option<Entity>, InPlace> {
+    let mut entity = None;
+    reads.all(GET, &get_values(name), |row| get_row(&mut entity, row))?;
+    Ok(get_done(entity))
 }
 
 /// Inserts a new entity row; the caller adds its membership.
