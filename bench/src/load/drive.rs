@@ -157,7 +157,7 @@ impl Workload {
         let entity = &self.entities[pick % self.entities.len()];
         let group = &self.groups[pick % self.groups.len()];
         let payload = || format!(r#"{{"id":{seq},"run":"{}","settings":{{"enabled":true,"retries":3}}}}"#, self.run);
-        let request_id = format!("load-{}-{seq}", self.run);
+        let request_id = || format!("load-{}-{seq}", self.run);
         match op {
             Op::GetEntity => {
                 let got = c.get_entity(pb::GetEntityRequest { name: entity.clone() }).await.map_err(code)?.into_inner();
@@ -175,13 +175,17 @@ impl Workload {
             Op::UpdateEntity => {
                 let body = pb::Entity { name: entity.clone(), payload_json: payload(), ..Default::default() };
                 let mask = prost_types::FieldMask { paths: vec!["payload_json".into()] };
-                c.update_entity(pb::UpdateEntityRequest { entity: Some(body), update_mask: Some(mask), request_id }).await.map_err(code)?;
+                c.update_entity(pb::UpdateEntityRequest { entity: Some(body), update_mask: Some(mask), request_id: request_id() })
+                    .await
+                    .map_err(code)?;
             }
             Op::CreateEntity => {
                 // SERVICE: duplicated, a new row and a membership in the group.
                 let body =
                     pb::Entity { kind: 7, key: format!("load-{}-{seq:09}", self.run), payload_json: payload(), ..Default::default() };
-                c.create_entity(pb::CreateEntityRequest { parent: group.clone(), entity: Some(body), request_id }).await.map_err(code)?;
+                c.create_entity(pb::CreateEntityRequest { parent: group.clone(), entity: Some(body), request_id: request_id() })
+                    .await
+                    .map_err(code)?;
             }
         }
         Ok(())
