@@ -28,8 +28,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let db = open_database(config).await?;
     let reads = ferry_kit::db::read_pool(&config.database_url, &db).await?;
-    let in_place = ferry_kit::db::inplace_reads(&config.database_url)?;
-    let api = grpc::RegistryApi::new(service::Registry::new(db, reads, in_place));
+    let points = ferry_kit::db::point_reads(&config.database_url, &db).await?;
+    let api = grpc::RegistryApi::new(service::Registry::new(db, reads, points));
     let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
     ServerBuilder::new().with_service(svc).bind(config.listen, &config.common).await
 }

@@ -42,11 +42,49 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
         // page (`(kind, key) > ($2, $3) … LIMIT $4`) then becomes a scan and sort of the
         // whole group (105 ms against 20 ms a page at 220k entities). Planning each run
         // costs well under a millisecond.
-        options.max_connections(16).min_connections(1).map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
+        postgres(&mut options, 16, "force_custom_plan");
     } else {
         return Err(Error::Config(format!("unsupported database url (use sqlite:// or postgres://): {}", redact(url))));
     }
     Ok(Database::connect(options).await?)
+}
+
+fn postgres(options: &mut ConnectOptions, connections: u32, plan_cache_mode: &'static str) {
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .map_sqlx_postgres_opts(move |o| o.options([("plan_cache_mode", plan_cache_mode)]));
+}
+
+/// Where a service runs its hottest reads: one row (and its few children) by primary key.
+pub enum PointReads {
+    /// A SQLite file: read in place on the calling thread ([`inplace`]), no hop to a
+    /// connection's thread.
+    InPlace(InPlaceReads),
+    /// PostgreSQL: a pool of its own, whose prepared statements may keep PostgreSQL's
+    /// generic plan (planned once per connection, not on every run as under `connect`'s
+    /// `force_custom_plan`: a primary-key lookup's plan does not depend on the values).
+    /// An in-memory SQLite database: its one pool.
+    Pool(DatabaseConnection),
+}
+
+/// Connections reading PostgreSQL's point reads, beside `connect`'s 16.
+const POSTGRES_POINT_READERS: u32 = 8;
+
+/// [`PointReads`] for the database `db` was opened on from `url`.
+pub async fn point_reads(url: &str, db: &DatabaseConnection) -> Result<PointReads, Error> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options.sqlx_logging(false).acquire_timeout(Duration::from_secs(30));
+            postgres(&mut options, POSTGRES_POINT_READERS, "auto");
+            Ok(PointReads::Pool(Database::connect(options).await?))
+        }
+        _ => match sqlite_path(url) {
+            Some(path) if !url.contains("mode=memory") => Ok(PointReads::InPlace(InPlaceReads::open(&path)?)),
+            _ => Ok(PointReads::Pool(db.clone())),
+        },
+    }
 }
 
 /// Read-only SQLite connections beside the one writer: plain reads run beside it and
@@ -72,16 +110,6 @@ pub async fn read_pool(url: &str, db: &DatabaseConnection) -> Result<DatabaseCon
         .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::from_secs(30)));
     Ok(Database::connect(options).await?)
-}
-
-/// Reads in place ([`inplace`]) for the database at `url`, when it is a SQLite file that
-/// `connect` has opened: PostgreSQL's pool and an in-memory database read through their
-/// pools.
-pub fn inplace_reads(url: &str) -> Result<Option<InPlaceReads>, Error> {
-    match sqlite_path(url) {
-        Some(path) if !url.contains("mode=memory") => Ok(Some(InPlaceReads::open(&path)?)),
-        _ => Ok(None),
-    }
 }
 
 fn sqlite_path(url: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Entities: create, read, update, delete (G2/G3), link and unlink (G4). G1 holds through
 //! the membership table's key; a clash becomes ALREADY_EXISTS naming the holder.
 
-use ferry_kit::db::{InPlace, now_micros};
+use ferry_kit::db::{InPlace, PointReads, now_micros};
 
 use super::{Registry, group_key, page};
 use crate::domain::{Entity, EntityName, EntityRef, GroupName, Json, Kind, NewEntity, Page, RequestKey, rules};
@@ -40,15 +40,15 @@ impl Registry {
     }
 
     pub async fn get_entity(&self, name: &EntityName) -> Result<Entity> {
-        if let Some(reads) = &self.in_place {
-            match entities::get_in_place(reads, name) {
-                Ok(found) => return found.ok_or_else(|| Error::not_found("entity", name)),
+        match &*self.points {
+            PointReads::InPlace(reads) => match entities::get_in_place(reads, name) {
+                Ok(found) => found.ok_or_else(|| Error::not_found("entity", name)),
                 // Locked at this moment: read through the pool, which waits.
-                Err(InPlace::Busy) => {}
-                Err(InPlace::Failed(e)) => return Err(e.into()),
-            }
+                Err(InPlace::Busy) => entity(&self.reads, name).await,
+                Err(InPlace::Failed(e)) => Err(e.into()),
+            },
+            PointReads::Pool(pool) => entity(pool, name).await,
         }
-        entity(&self.reads, name).await
     }
 
     pub async fn list_entities(

@@ -10,7 +10,7 @@ pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};
 
 use std::sync::Arc;
 
-use ferry_kit::db::InPlaceReads;
+use ferry_kit::db::PointReads;
 use ferry_kit::idempotency;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::{Serialize, de::DeserializeOwned};
@@ -28,14 +28,14 @@ pub struct Registry {
     /// Plain reads outside transactions (`ferry_kit::db::read_pool`): on SQLite, read-only
     /// connections beside the writer; on PostgreSQL, `db` itself.
     reads: DatabaseConnection,
-    /// GetEntity read in place on a SQLite file (`ferry_kit::db::inplace`); `None` on
-    /// PostgreSQL and in-memory SQLite.
-    in_place: Option<Arc<InPlaceReads>>,
+    /// GetEntity's reads (`ferry_kit::db::point_reads`): in place on a SQLite file, a pool
+    /// keeping generic plans on PostgreSQL.
+    points: Arc<PointReads>,
 }
 
 impl Registry {
-    pub fn new(db: DatabaseConnection, reads: DatabaseConnection, in_place: Option<InPlaceReads>) -> Self {
-        Self { db, reads, in_place: in_place.map(Arc::new) }
+    pub fn new(db: DatabaseConnection, reads: DatabaseConnection, points: PointReads) -> Self {
+        Self { db, reads, points: Arc::new(points) }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
