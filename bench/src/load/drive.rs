@@ -255,10 +255,33 @@ fn record(by_op: &mut BTreeMap<Op, OpStats>, (op, elapsed, result): (Op, Duratio
 }
 
 /// What a closed-loop phase measured.
+#[derive(Default)]
 pub struct MaxRate {
     pub ok: u64,
     pub failures: BTreeMap<Failure, u64>,
-    pub rps: f64,
+    /// Time the calls were kept in flight (not the warm-up).
+    pub elapsed: Duration,
+}
+
+impl MaxRate {
+    /// Completed calls per second.
+    pub fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Failed calls.
+    pub fn errors(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Adds another round of the same loop.
+    pub fn add(&mut self, round: &MaxRate) {
+        self.ok += round.ok;
+        self.elapsed += round.elapsed;
+        for (f, n) in &round.failures {
+            *self.failures.entry(f.clone()).or_default() += n;
+        }
+    }
 }
 
 /// Keeps `concurrency` calls of `call(seq)` in flight for `duration` (after one warm-up
@@ -296,7 +319,7 @@ where
             (ok, failures)
         });
     }
-    let mut total = MaxRate { ok: 0, failures: BTreeMap::new(), rps: 0.0 };
+    let mut total = MaxRate::default();
     while let Some(r) = slots.join_next().await {
         let (ok, failures) = r?;
         total.ok += ok;
@@ -304,7 +327,7 @@ where
             *total.failures.entry(f).or_default() += n;
         }
     }
-    total.rps = total.ok as f64 / start.elapsed().as_secs_f64();
+    total.elapsed = start.elapsed();
     Ok(total)
 }
 

@@ -1,8 +1,9 @@
 //! `ferry-bench load`: the registry as production runs it (authentication on), seeded with
 //! a realistic data set, driven over loopback (several HTTP/2 connections) by an open-loop
-//! generator at a fixed rate with a mix of reads, lists and writes; then two closed-loop
-//! phases at the same concurrency find the maximum rate of a bare tonic echo server and of
-//! Ferry's GetEntity. Prints a table, then one JSON line.
+//! generator at a fixed rate with a mix of reads, lists and writes; then closed loops at
+//! the same concurrency find the maximum rate of a bare tonic echo server, of Ferry's
+//! layers alone and of Ferry's GetEntity, taken in turn over several rounds. Prints a
+//! table, then one JSON line.
 
 mod drive;
 mod echo;
@@ -26,7 +27,8 @@ pub struct LoadArgs {
     /// Calls per second of the fixed-rate phase.
     #[arg(long, default_value_t = 1000)]
     rate: u32,
-    /// Length of each phase (fixed rate, echo maximum, GetEntity maximum): 30s, 500ms, 2m.
+    /// Length of each phase (fixed rate; echo, layers and GetEntity maximum, each over
+    /// its rounds): 30s, 500ms, 2m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
     /// Entities seeded (over two environments of four groups).
@@ -38,6 +40,10 @@ pub struct LoadArgs {
     /// Calls in flight in the maximum-rate phases.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Rounds the maximum-rate phases are split into, taken in turn (echo, layers,
+    /// GetEntity, echo, …) so a slow spell of the machine weighs on all three alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Percentages of GetEntity, ListEntities (a page of 50) and writes (half UpdateEntity,
     /// half CreateEntity, each with a request_id).
     #[arg(long, default_value = "70,15,15")]
@@ -69,7 +75,10 @@ fn load_average() -> Option<f64> {
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rate > 0 && args.connections > 0 && args.concurrency > 0, "--rate, --connections, --concurrency must be > 0");
+    anyhow::ensure!(
+        args.rate > 0 && args.connections > 0 && args.concurrency > 0 && args.rounds > 0,
+        "--rate, --connections, --concurrency, --rounds must be > 0"
+    );
     anyhow::ensure!(args.entities > 0, "--entities must be > 0");
     let _telemetry = ferry_kit::telemetry::init("ferry-bench", &ferry_kit::config::CommonArgs::default())?;
     let load_before = load_average();
@@ -86,22 +95,28 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     eprintln!("fixed rate: {} calls/s for {:?} over {} connections", args.rate, args.duration, args.connections);
     let fixed = drive::fixed_rate(workload.clone(), args.mix, args.rate, args.duration).await?;
 
-    eprintln!("maximum rate: bare tonic echo, {} in flight", args.concurrency);
+    // Each loop runs `rounds` slices of `duration / rounds`, the three in turn.
+    let slice = args.duration / args.rounds;
     let echo = echo::EchoServer::start().await?;
-    let echo_max = echo_max(&echo.url, &seeded.operator_token, &args, seeded.entities[0].clone()).await?;
+    let (mut echo_max, mut layers_max, mut get_max) = (MaxRate::default(), MaxRate::default(), MaxRate::default());
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds {
+        eprintln!("maximum rate, round {round} of {}: {} in flight, {slice:?} each", args.rounds, args.concurrency);
+        let e = echo_loop(&echo.url, &seeded.operator_token, &args, slice, seeded.entities[0].clone()).await?;
+        let l = health_loop(&seeded.registry.url, &seeded.operator_token, &args, slice).await?;
+        let w = workload.clone();
+        let n = workload.entity_count();
+        let g = drive::max_rate(args.concurrency, slice, move |seq| {
+            let w = w.clone();
+            async move { w.call(Op::GetEntity, seq, drive::spread(seq) % n).await }
+        })
+        .await?;
+        ratios.push(g.rps() / e.rps().max(1e-9));
+        echo_max.add(&e);
+        layers_max.add(&l);
+        get_max.add(&g);
+    }
     echo.stop().await?;
-
-    eprintln!("maximum rate: Ferry's layers alone (grpc.health Check on the registry's server), {} in flight", args.concurrency);
-    let layers_max = health_max(&seeded.registry.url, &seeded.operator_token, &args).await?;
-
-    eprintln!("maximum rate: Ferry GetEntity, {} in flight", args.concurrency);
-    let w = workload.clone();
-    let n = workload.entity_count();
-    let get_max = drive::max_rate(args.concurrency, args.duration, move |seq| {
-        let w = w.clone();
-        async move { w.call(Op::GetEntity, seq, drive::spread(seq) % n).await }
-    })
-    .await?;
     seeded.registry.stop().await;
     if let Some(admin) = &args.database_url {
         crate::data::drop_databases(admin, [DATABASE]).await;
@@ -114,6 +129,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         echo: &echo_max,
         layers: &layers_max,
         get: &get_max,
+        ratios: &ratios,
         load: [load_before, load_average()],
     };
     report.print()
@@ -125,9 +141,9 @@ fn clients<C>(url: &str, token: &str, n: usize, make: impl Fn(Channel, ClientInt
     (0..n).map(|_| Ok(make(channel(url)?, ClientInterceptor::new(Some(token))?))).collect()
 }
 
-async fn echo_max(url: &str, token: &str, args: &LoadArgs, payload: String) -> anyhow::Result<MaxRate> {
+async fn echo_loop(url: &str, token: &str, args: &LoadArgs, duration: Duration, payload: String) -> anyhow::Result<MaxRate> {
     let clients = Arc::new(clients(url, token, args.connections, echo::pb::echo_service_client::EchoServiceClient::with_interceptor)?);
-    drive::max_rate(args.concurrency, args.duration, move |seq| {
+    drive::max_rate(args.concurrency, duration, move |seq| {
         let mut c = clients[(seq % clients.len() as u64) as usize].clone();
         let payload = payload.clone();
         async move {
@@ -144,9 +160,9 @@ async fn echo_max(url: &str, token: &str, args: &LoadArgs, payload: String) -> a
 /// Health checks through the registry's server: the layers a Ferry call passes (metrics,
 /// timeout, concurrency limit, span; health skips auth), no database. Tells the layers'
 /// cost apart from the storage's.
-async fn health_max(url: &str, token: &str, args: &LoadArgs) -> anyhow::Result<MaxRate> {
+async fn health_loop(url: &str, token: &str, args: &LoadArgs, duration: Duration) -> anyhow::Result<MaxRate> {
     let clients = Arc::new(clients(url, token, args.connections, tonic_health::pb::health_client::HealthClient::with_interceptor)?);
-    drive::max_rate(args.concurrency, args.duration, move |seq| {
+    drive::max_rate(args.concurrency, duration, move |seq| {
         let mut c = clients[(seq % clients.len() as u64) as usize].clone();
         async move {
             let got =
@@ -167,6 +183,8 @@ struct Report<'a> {
     echo: &'a MaxRate,
     layers: &'a MaxRate,
     get: &'a MaxRate,
+    /// GetEntity / echo in each round.
+    ratios: &'a [f64],
     load: [Option<f64>; 2],
 }
 
@@ -179,7 +197,7 @@ impl Report<'_> {
         let total = self.fixed.total()?;
         let secs = self.fixed.elapsed.as_secs_f64();
         let achieved = (total.calls() - total.errors()) as f64 / secs;
-        let ratio = self.get.rps / self.echo.rps.max(1e-9);
+        let ratio = self.get.rps() / self.echo.rps().max(1e-9);
         let a = self.args;
         println!(
             "fixed rate {} calls/s for {:.1} s, {} connections, {} entities on {} (latency from scheduled send, ms)",
@@ -208,15 +226,12 @@ impl Report<'_> {
         }
         row("all", &total);
         println!("generator lag (max): {:.2} ms", self.fixed.max_send_lag.as_secs_f64() * 1000.0);
-        println!("maximum rate, {} in flight over {} connections:", a.concurrency, a.connections);
-        println!("  bare tonic echo  {:>10.0} calls/s  errors {}", self.echo.rps, self.echo.failures.values().sum::<u64>());
-        println!(
-            "  Ferry layers     {:>10.0} calls/s  errors {}  (health Check, no database)",
-            self.layers.rps,
-            self.layers.failures.values().sum::<u64>()
-        );
-        println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}", self.get.rps, self.get.failures.values().sum::<u64>());
-        println!("  ratio GetEntity/echo {ratio:.3}");
+        println!("maximum rate, {} in flight over {} connections, {} rounds:", a.concurrency, a.connections, a.rounds);
+        println!("  bare tonic echo  {:>10.0} calls/s  errors {}", self.echo.rps(), self.echo.errors());
+        println!("  Ferry layers     {:>10.0} calls/s  errors {}  (health Check, no database)", self.layers.rps(), self.layers.errors());
+        println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}", self.get.rps(), self.get.errors());
+        let rounds: Vec<String> = self.ratios.iter().map(|r| format!("{r:.3}")).collect();
+        println!("  ratio GetEntity/echo {ratio:.3} (rounds: {})", rounds.join(", "));
         let fmt_load = |l: Option<f64>| l.map_or("?".to_owned(), |l| format!("{l:.2}"));
         println!("load average (1 min) before {} after {}", fmt_load(self.load[0]), fmt_load(self.load[1]));
         let ops: serde_json::Map<String, serde_json::Value> = self
@@ -247,13 +262,14 @@ impl Report<'_> {
             "errors_by_code": total.failures,
             "ops": ops,
             "generator_lag_max_ms": round(self.fixed.max_send_lag.as_secs_f64() * 1000.0),
-            "getentity_max_rps": round(self.get.rps),
-            "getentity_max_errors": self.get.failures.values().sum::<u64>(),
-            "layers_max_rps": round(self.layers.rps),
-            "layers_max_errors": self.layers.failures.values().sum::<u64>(),
-            "echo_max_rps": round(self.echo.rps),
-            "echo_max_errors": self.echo.failures.values().sum::<u64>(),
+            "getentity_max_rps": round(self.get.rps()),
+            "getentity_max_errors": self.get.errors(),
+            "layers_max_rps": round(self.layers.rps()),
+            "layers_max_errors": self.layers.errors(),
+            "echo_max_rps": round(self.echo.rps()),
+            "echo_max_errors": self.echo.errors(),
             "ratio": round(ratio),
+            "ratio_rounds": self.ratios.iter().map(|r| round(*r)).collect::<Vec<_>>(),
             "load_avg_before": self.load[0],
             "load_avg_after": self.load[1],
         });
