@@ -42,7 +42,7 @@ pub struct LoadArgs {
     concurrency: usize,
     /// Rounds the maximum-rate phases are split into, taken in turn (echo, layers,
     /// GetEntity, echo, …) so a slow spell of the machine weighs on all three alike.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Percentages of GetEntity, ListEntities (a page of 50) and writes (half UpdateEntity,
     /// half CreateEntity, each with a request_id).
