@@ -40,12 +40,10 @@ pub struct Registry {
 /// A registry error the engine did not ask for: unreachable is UNAVAILABLE (a job retries
 /// later), anything else is the engine's bug or misconfiguration.
 fn upstream(s: Status) -> Error {
-    match s.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
-            Error::Unavailable(format!("group registry unavailable: {}", s.message()))
-        }
-        _ => Error::Registry(s),
+    if ferry_kit::client::is_transient(&s) || s.code() == Code::ResourceExhausted {
+        return Error::Unavailable(format!("group registry unavailable: {}", s.message()));
     }
+    Error::Registry(s)
 }
 
 impl Registry {

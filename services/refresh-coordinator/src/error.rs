@@ -50,9 +50,7 @@ impl Error {
     /// Worth retrying later: the other service or the database is not reachable now.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Remote { status, .. } => {
-                matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled)
-            }
+            Error::Remote { status, .. } => ferry_kit::client::is_transient(status),
             Error::Db(e) => matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)),
             _ => false,
         }

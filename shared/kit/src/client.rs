@@ -86,6 +86,16 @@ pub fn channel_with(url: &str, tls: &ClientTls) -> Result<Channel, crate::Error>
 /// Most items asked for in one page (the servers' maximum).
 const MAX_PAGE: usize = 1000;
 
+/// Whether a failed call to another service is worth retrying later: the peer was
+/// unreachable, too slow or went away. A call that broke in the transport counts too: a
+/// connection reset mid-call (a peer shutting down) comes back from tonic as INTERNAL
+/// "h2 protocol error" with the transport's error as its source, while a status the peer
+/// sent has no source.
+pub fn is_transient(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled) || std::error::Error::source(status).is_some()
+}
+
 /// Follows `next_page_token` to the end of a list, or until `limit` items.
 /// `fetch(page_size, page_token)` makes one call and returns the page and the next token.
 pub async fn all_pages<T, E, F, Fut>(limit: Option<usize>, mut fetch: F) -> Result<Vec<T>, E>
@@ -117,6 +127,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_breaks_and_unreachable_peers_are_transient_statuses_the_peer_sent_are_not() {
+        assert!(is_transient(&tonic::Status::unavailable("down")));
+        assert!(is_transient(&tonic::Status::deadline_exceeded("slow")));
+        assert!(is_transient(&tonic::Status::cancelled("gone")));
+        let reset = tonic::Status::from_error(Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")));
+        assert!(is_transient(&reset), "{reset:?}");
+        assert!(!is_transient(&tonic::Status::internal("the peer's bug")));
+        assert!(!is_transient(&tonic::Status::not_found("no such thing")));
+    }
 
     #[tokio::test]
     async fn all_pages_follows_tokens_and_stops_at_the_limit() {

@@ -41,9 +41,7 @@ impl Environments {
                 _ => Err(Error::Registry(format!("{env} has no known tier"))),
             },
             Err(s) if s.code() == tonic::Code::NotFound => Err(Error::not_found("environment", env)),
-            Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled) => {
-                Err(Error::RegistryUnavailable(s.message().to_owned()))
-            }
+            Err(s) if ferry_kit::client::is_transient(&s) => Err(Error::RegistryUnavailable(s.message().to_owned())),
             Err(s) => Err(Error::Registry(format!("{:?}: {}", s.code(), s.message()))),
         }
     }

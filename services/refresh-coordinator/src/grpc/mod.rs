@@ -25,7 +25,7 @@ pub fn status_of(e: &Error) -> Status {
             status::invalid_argument(&v)
         }
         Error::Remote { service, status: s } => match s.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            _ if e.is_transient() => {
                 tracing::warn!(service, error = %s, "dependency unavailable");
                 status::unavailable(format!("{service} unavailable, retry later"))
             }
