@@ -345,6 +345,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rounds_add_up_to_calls_over_time() {
+        let round = |ok, secs, failed: u64| MaxRate {
+            ok,
+            failures: if failed > 0 { BTreeMap::from([("Unavailable".to_owned(), failed)]) } else { BTreeMap::new() },
+            elapsed: Duration::from_secs(secs),
+        };
+        let mut total = MaxRate::default();
+        total.add(&round(300, 1, 0));
+        total.add(&round(100, 1, 2));
+        total.add(&round(200, 2, 1));
+        assert_eq!((total.ok, total.errors(), total.elapsed), (600, 3, Duration::from_secs(4)));
+        assert_eq!(total.rps(), 150.0, "calls over time, not the mean of the rounds' rates");
+        assert_eq!(MaxRate::default().rps(), 0.0);
+    }
+
+    #[test]
     fn a_mix_is_three_percentages_adding_up_to_100() {
         assert!("70,15,15".parse::<Mix>().is_ok());
         assert!("100,0,0".parse::<Mix>().is_ok());
