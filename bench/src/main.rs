@@ -71,11 +71,12 @@ async fn main() -> anyhow::Result<()> {
     let dbs = data::Databases::create(&args.database_url).await?;
 
     eprintln!("loading {n} + {n} entities through the registry (not timed)");
+    let loading = data::start_registry(&dbs.services_registry).await?;
+    data::load(&loading, n, workload == Workload::Merge).await?;
+    loading.stop().await;
+    dbs.vacuum().await?;
+    dbs.copy_for_raw().await?;
     let registry = data::start_registry(&dbs.services_registry).await?;
-    data::load(&registry, n, workload == Workload::Merge).await?;
-    let raw_registry = data::start_registry(&dbs.raw_registry).await?;
-    data::load(&raw_registry, n, workload == Workload::Merge).await?;
-    raw_registry.stop().await;
 
     let bin = match args.engine_bin {
         Some(b) => b,
