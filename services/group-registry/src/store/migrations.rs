@@ -11,7 +11,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_registry::Migration)]
+        vec![Box::new(m20261123_000001_create_registry::Migration), Box::new(m20261124_000001_tune_bulk_paths::Migration)]
     }
 }
 
@@ -125,6 +125,59 @@ mod m20261123_000001_create_registry {
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
+        }
+    }
+}
+
+/// Indexes that answer the bulk paths' per-entity probes without reading the entity's row
+/// (payloads make rows wide: about 650 bytes, so a heap page holds a dozen and a key
+/// manifest, which walks a group kind by kind, would read each page once per kind).
+/// `entities_heads` covers what a manifest entry, a merge operation's check and a
+/// recipient lookup read; `entities_with_refs` holds only the entities that reference
+/// others, so a manifest entry without references needs no row either. On PostgreSQL a
+/// probe is then an index-only scan wherever the visibility map says so (autovacuum
+/// keeps it current; a freshly loaded table reads the rows until it has run).
+mod m20261124_000001_tune_bulk_paths {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261124_000001_tune_bulk_paths"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE INDEX entities_heads ON entities (id, environment_id, kind, key, sharing, content_hash)",
+        "CREATE INDEX entities_with_refs ON entities (id) WHERE refs <> '[]'",
+    ];
+
+    const DOWN: &[&str] = &["DROP INDEX entities_with_refs", "DROP INDEX entities_heads"];
+
+    /// PostgreSQL only. Every membership written checks its group's row (a foreign key,
+    /// locked FOR KEY SHARE), and every batch that changes a group writes a new version of
+    /// that row (its revision). The check scans the group's page, versions and all, and
+    /// when merge batches run at once each version carries a multixact to look up. At the
+    /// default fill factor a page is pruned only when nearly full (about 70 versions of a
+    /// group row); at 10 it is pruned as soon as it holds a few, so the check stays short.
+    const UP_POSTGRES: &[&str] = &["ALTER TABLE groups SET (fillfactor = 10)"];
+    const DOWN_POSTGRES: &[&str] = &["ALTER TABLE groups RESET (fillfactor)"];
+
+    fn postgres(manager: &SchemaManager, statements: &'static [&'static str]) -> &'static [&'static str] {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres { statements } else { &[] }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await?;
+            ferry_kit::db::execute_schema(manager.get_connection(), postgres(manager, UP_POSTGRES)).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), postgres(manager, DOWN_POSTGRES)).await?;
             ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
         }
     }
