@@ -55,6 +55,9 @@ impl ClientTls {
     }
 }
 
+/// Bytes a server may send on one call before the caller reads them.
+const STREAM_WINDOW: u32 = 2 << 20;
+
 /// A lazily connecting plaintext channel to `url` (`http://host:port`).
 pub fn channel(url: &str) -> Result<Channel, crate::Error> {
     channel_with(url, &ClientTls::default())
@@ -66,7 +69,11 @@ pub fn channel_with(url: &str, tls: &ClientTls) -> Result<Channel, crate::Error>
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| crate::Error::Config(format!("endpoint {url}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // HTTP/2's default 64 KiB window lets a server stream only that far ahead of what the
+        // caller has read; a key-manifest page alone is about 350 KiB.
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(4 * STREAM_WINDOW));
     if endpoint.uri().scheme_str() == Some("https") {
         let ca = tls.ca.clone().ok_or_else(|| {
             crate::Error::Config(format!(

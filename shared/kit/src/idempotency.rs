@@ -134,8 +134,7 @@ where
     E: TxError,
     F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> TxFuture<'t, T, E> + Send,
 {
-    use sea_orm::TransactionTrait;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     if let Some(k) = key {
         match lookup(&txn, &k.request_id, method, &k.fingerprint).await? {
             Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),

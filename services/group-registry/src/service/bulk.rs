@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ferry_kit::db::now_micros;
 use ferry_kit::idempotency;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 
 use super::{Registry, env_row, group_key};
 use crate::domain::{
@@ -85,7 +85,7 @@ impl Registry {
         {
             return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
         }
-        let txn = self.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.db).await?;
         let g = group_key(&txn, group).await?;
         groups::lock(&txn, g.id).await?;
         Ok(ImportStart::Fresh(ImportTx { txn, env_id: g.env_id, group_id: g.id, group: group.clone(), created: 0, now: now_micros() }))
@@ -120,11 +120,39 @@ impl Registry {
     }
 
     /// Executes merge operations against a recipient group in one transaction.
+    ///
+    /// A batch of copies and links takes the recipient's row lock only at its end, when it
+    /// bumps the revision, so batches into one recipient overlap: a plan's chunks hold
+    /// disjoint keys, and the primary key of memberships keeps any two batches from adding
+    /// one key twice. A batch that loses such a race (a unique violation, or a deadlock
+    /// PostgreSQL breaks) runs again holding the lock from its start, as batches with
+    /// overwrites, removes or unlinks always do; then it sees what the other committed.
     pub async fn apply_merge_operations(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>) -> Result<MergeBatch> {
+        const LOCKED_ATTEMPTS: usize = 4;
+        if ops.iter().all(|op| matches!(op, MergeOp::Copy(_) | MergeOp::Link(_))) {
+            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), false).await {
+                Err(Error::Db(e)) if ferry_kit::db::is_write_race(&e) => {}
+                done => return done,
+            }
+        }
+        let mut attempt = 1;
+        loop {
+            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), true).await {
+                Err(Error::Db(e)) if ferry_kit::db::is_write_race(&e) && attempt < LOCKED_ATTEMPTS => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt at a merge batch; `lock_first` takes the recipient's row lock before
+    /// reading what it holds.
+    async fn merge_batch(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>, lock_first: bool) -> Result<MergeBatch> {
         self.write(key, "ApplyMergeOperations", move |txn| {
             Box::pin(async move {
                 let g = group_key(txn, &recipient).await?;
-                groups::lock(txn, g.id).await?;
+                if lock_first {
+                    groups::lock(txn, g.id).await?;
+                }
                 let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
                 let unlinks: Vec<i64> = ops.iter().filter_map(|op| if let MergeOp::Unlink(id) = op { Some(*id) } else { None }).collect();
                 let infos = q::entity_infos(txn, &ids, &unlinks).await?;

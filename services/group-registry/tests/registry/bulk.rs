@@ -219,28 +219,37 @@ pub async fn concurrent_batches_into_one_recipient_never_duplicate_keys(b: Backe
     env(&app, "dev", false).await;
     let src = group(&app, "dev", "src").await;
     let dst = group(&app, "dev", "dst").await;
-    let entities: Vec<pb::Entity> = (0..200).map(|i| entity(SERVICE, &format!("s{i:03}"), "{}")).collect();
-    import(&app, import_msgs(&src, "", entities, 200)).await.expect("import");
+    // Copies and links: such batches overlap (they lock the recipient only at their end),
+    // and those that lose a race on a key run again, locked, and see the winner's work.
+    let entities: Vec<pb::Entity> = (0..200)
+        .map(|i| entity(SERVICE, &format!("s{i:03}"), "{}"))
+        .chain((0..100).map(|i| entity(LOOKUP, &format!("l{i:03}"), "{}")))
+        .collect();
+    import(&app, import_msgs(&src, "", entities, 300)).await.expect("import");
     let (entries, _) = manifest(&app, &src, 0).await;
-    let ops: Vec<pb::MergeOperation> = entries.iter().map(|e| op(Op::CopyEntityId(e.entity_id))).collect();
+    let ops: Vec<pb::MergeOperation> =
+        entries.iter().map(|e| op(if e.kind == LOOKUP { Op::LinkEntityId(e.entity_id) } else { Op::CopyEntityId(e.entity_id) })).collect();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let mut c = app.admin.clone();
         let mut ops = ops.clone();
-        ops.rotate_left(i * 25);
+        ops.rotate_left(i * 37);
         let dst = dst.clone();
         tasks.push(tokio::spawn(async move {
             c.apply_merge_operations(pb::ApplyMergeOperationsRequest { recipient: dst, operations: ops, request_id: String::new() })
                 .await
-                .map(|r| r.into_inner().applied)
+                .map(|r| r.into_inner())
         }));
     }
     let mut applied = 0;
     for t in tasks {
-        applied += t.await.expect("task").expect("apply");
+        let batch = t.await.expect("task").expect("apply");
+        assert_eq!(batch.applied + batch.already_present, 300, "every operation is applied or found done: {batch:?}");
+        assert_eq!(batch.conflicts, 0);
+        applied += batch.applied;
     }
-    assert_eq!(applied, 200, "each key is created exactly once over all concurrent batches");
-    assert_eq!(keys_of(&app, &dst).await.len(), 200);
+    assert_eq!(applied, 300, "each key is created or linked exactly once over all concurrent batches");
+    assert_eq!(keys_of(&app, &dst).await.len(), 300);
 }
 
 pub async fn environment_copy_replaces_destination_and_refuses_production(b: Backend) {

@@ -133,11 +133,26 @@ async fn join(
     Ok(Built { counts, source_revision: src.revision(), recipient_revision: rec.map(|r| r.revision()).unwrap_or(0) })
 }
 
+/// Batches written at once: each on a connection of its own, so one batch's statement
+/// does not wait for the previous one's.
+const WRITING: usize = 2;
+
 /// Writes the batches as they come; returns how many missing dependencies it found.
 async fn write_batches(p: Planning<'_>, mut rx: tokio::sync::mpsc::Receiver<Batch>) -> Result<i64> {
+    use futures::StreamExt;
     let mut missing = 0;
-    while let Some(batch) = rx.recv().await {
-        missing += flush(p, batch).await?;
+    let mut writing = futures::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            batch = rx.recv(), if writing.len() < WRITING => match batch {
+                Some(batch) => writing.push(flush(p, batch)),
+                None => break,
+            },
+            Some(done) = writing.next() => missing += done?,
+        }
+    }
+    while let Some(done) = writing.next().await {
+        missing += done?;
     }
     Ok(missing)
 }
@@ -209,8 +224,7 @@ async fn flush(p: Planning<'_>, batch: Batch) -> Result<i64> {
             }
         }
     }
-    store::plans::insert_items(db, plan, &batch.items).await?;
-    store::plans::insert_items(db, plan, &missing_items).await?;
+    store::plans::write_items(db, plan, &[&batch.items, &missing_items]).await?;
     Ok(missing_items.len() as i64)
 }
 

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use ferry_kit::db::now_micros;
-use sea_orm::TransactionTrait;
 
 use super::Engine;
 use super::jobs::{cancelled_error, initial_result, new_job};
@@ -77,7 +76,7 @@ impl Engine {
                     job.id = child.clone();
                     job.params.parent_job = Some(row.job.id.clone());
                     job.result = initial_result(&plan, p.proceed_with_missing_dependencies);
-                    let txn = self.db.begin().await?;
+                    let txn = ferry_kit::db::begin(&self.db).await?;
                     if !store::plans::transition(&txn, &plan.id, &[PlanState::Ready], PlanState::Applying, Some(child)).await? {
                         return Err(Error::Aborted(format!("{} is no longer ready; plan the project merge again", plan.id)));
                     }

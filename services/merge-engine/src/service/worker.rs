@@ -4,10 +4,10 @@
 //! the chunk's effects and the checkpoint. A chunk re-run after a crash therefore replays
 //! the registry's stored reply and never applies twice; a job resumes at its checkpoint.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ferry_kit::db::now_micros;
-use sea_orm::TransactionTrait;
 use tokio::task::JoinHandle;
 
 use super::Engine;
@@ -122,7 +122,7 @@ impl Engine {
 
     /// Ends a job this engine holds, and puts its plan back to READY unless it succeeded.
     pub(super) async fn end(&self, id: &JobId, state: JobState, error: Option<crate::domain::JobError>) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.db).await?;
         let row = store::jobs::find(&txn, id).await?.ok_or_else(|| Error::not_found("job", id))?;
         if store::jobs::finish(&txn, id, Some(&self.settings.owner), state, error.as_ref(), now_micros()).await?
             && let Some(plan) = &row.job.plan
@@ -165,7 +165,7 @@ impl Engine {
         row.job.result = initial_result(&plan, proceed);
         row.job.progress.total = plan.counts.creates + plan.counts.links;
         row.job.progress.phase = "planned".into();
-        let txn = self.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.db).await?;
         store::plans::insert(&txn, &plan).await?;
         if self.checkpoint(&txn, row, Some(&plan.id)).await?.is_none() {
             return Ok(None);
@@ -220,57 +220,38 @@ impl Engine {
         if plan.strategy == Strategy::TakeSource {
             outcomes.push(Outcome::Conflict);
         }
-        let chunk = row.chunk_size.clamp(1, MAX_BATCH as i64) as u64;
-        let read = |after: i64| store::plans::items(&self.db, &plan.id, &outcomes, &[], after, chunk);
-        // A pipeline one chunk deep: chunk n + 1 goes to the registry while chunk n's
-        // effects and checkpoint are committed and chunk n + 2's items are read. Chunk
-        // numbers, and so request ids, follow from the plan alone, so after a crash the
-        // chunks past the checkpoint are sent again and the registry replays its replies.
-        let mut items = read(row.cursor_seq).await?;
-        let mut sending = row.chunk_no;
-        let mut applied: Option<Applied> = None;
-        while let Some(last) = items.last() {
-            let last_seq = last.seq;
-            let actions: Vec<Action> =
-                items.iter().filter_map(|i| action(i.outcome, plan.strategy, i.source_entity_id, i.recipient_entity_id)).collect();
-            if actions.len() != items.len() {
-                return Err(Error::Registry(tonic::Status::internal("a plan item has no action")));
-            }
-            let request_id = format!("{}:{sending}", row.job.id.0);
-            let send = self.registry.apply(&plan.recipient, &actions, &request_id);
-            let record_and_read = async {
-                let flow = match applied.take() {
-                    Some(a) => self.record(&mut row, a).await?,
-                    None => Flow::Go,
-                };
-                let next = if flow == Flow::Go { read(last_seq).await? } else { Vec::new() };
-                Ok::<_, Error>((flow, next))
-            };
-            let (results, (flow, next)) = futures::future::try_join(send, record_and_read).await?;
-            let sent = Applied { items: std::mem::take(&mut items), actions, results };
-            match flow {
+        let mut chunks = Chunks {
+            engine: self,
+            plan: &plan,
+            job: row.job.id.0.clone(),
+            outcomes,
+            size: row.chunk_size.clamp(1, MAX_BATCH as i64) as u64,
+            next: Vec::new(),
+            number: row.chunk_no,
+            in_flight: VecDeque::new(),
+        };
+        // A pipeline: IN_FLIGHT chunks are at the registry at once (its batches of copies
+        // and links into one recipient overlap) while the engine records the chunk before
+        // them and reads the next. Chunks are recorded in order. Their numbers, and so
+        // request ids, follow from the plan alone, so after a crash the chunks past the
+        // checkpoint are sent again and the registry replays its replies.
+        chunks.next = chunks.read(row.cursor_seq).await?;
+        chunks.fill().await?;
+        while let Some(out) = chunks.in_flight.pop_front() {
+            let sent = out.finish().await?;
+            chunks.fill().await?;
+            match self.record(&mut row, sent).await? {
                 Flow::Go => {}
-                // The new holder sends this chunk again and gets the registry's reply.
+                // The new holder sends these chunks again and gets the registry's replies.
                 Flow::LostLease => return Ok(Ended::LostLease),
                 Flow::Cancel => {
-                    // Cancelled while a chunk was out: record it (a revert must know what it
-                    // did), then stop.
-                    if self.record(&mut row, sent).await? == Flow::LostLease {
-                        return Ok(Ended::LostLease);
+                    // Cancelled while chunks were out: record them (a revert must know what
+                    // they did), then stop.
+                    while let Some(out) = chunks.in_flight.pop_front() {
+                        if self.record(&mut row, out.finish().await?).await? == Flow::LostLease {
+                            return Ok(Ended::LostLease);
+                        }
                     }
-                    self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
-                    return Ok(Ended::Done);
-                }
-            }
-            applied = Some(sent);
-            items = next;
-            sending += 1;
-        }
-        if let Some(a) = applied.take() {
-            match self.record(&mut row, a).await? {
-                Flow::Go => {}
-                Flow::LostLease => return Ok(Ended::LostLease),
-                Flow::Cancel => {
                     self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
                     return Ok(Ended::Done);
                 }
@@ -291,7 +272,7 @@ impl Engine {
         row.cursor_seq = a.items.last().map_or(row.cursor_seq, |i| i.seq);
         row.chunk_no += 1;
         row.job.progress.done += a.items.len() as i64;
-        let txn = self.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.db).await?;
         store::jobs::insert_effects(&txn, &row.job.id, &effects).await?;
         let Some(cancel) = self.checkpoint(&txn, row, None).await? else { return Ok(Flow::LostLease) };
         txn.commit().await?;
@@ -305,6 +286,65 @@ struct Applied {
     items: Vec<PlanItem>,
     actions: Vec<Action>,
     results: Vec<(OpOutcome, i64)>,
+}
+
+/// Chunks at the registry at once during an apply.
+const IN_FLIGHT: usize = 2;
+
+/// An apply's chunks: the next one read, and those sent and not yet recorded.
+struct Chunks<'a> {
+    engine: &'a Engine,
+    plan: &'a Plan,
+    job: String,
+    outcomes: Vec<Outcome>,
+    size: u64,
+    next: Vec<PlanItem>,
+    /// The number of the next chunk sent.
+    number: i64,
+    in_flight: VecDeque<InFlight>,
+}
+
+impl Chunks<'_> {
+    async fn read(&self, after_seq: i64) -> Result<Vec<PlanItem>> {
+        Ok(store::plans::items(&self.engine.db, &self.plan.id, &self.outcomes, &[], after_seq, self.size).await?)
+    }
+
+    /// Sends chunks until IN_FLIGHT are out or the plan is done, reading each one's successor.
+    async fn fill(&mut self) -> Result<()> {
+        while self.in_flight.len() < IN_FLIGHT
+            && let Some(last_seq) = self.next.last().map(|i| i.seq)
+        {
+            let items = std::mem::take(&mut self.next);
+            let actions: Vec<Action> =
+                items.iter().filter_map(|i| action(i.outcome, self.plan.strategy, i.source_entity_id, i.recipient_entity_id)).collect();
+            if actions.len() != items.len() {
+                return Err(Error::Registry(tonic::Status::internal("a plan item has no action")));
+            }
+            let (registry, recipient, sent) = (self.engine.registry.clone(), self.plan.recipient.clone(), actions.clone());
+            let request_id = format!("{}:{}", self.job, self.number);
+            // Spawned, so the call goes out now rather than when the pipeline next waits.
+            let task = tokio::spawn(async move { registry.apply(&recipient, &sent, &request_id).await });
+            self.in_flight.push_back(InFlight { items, actions, task });
+            self.number += 1;
+            self.next = self.read(last_seq).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A chunk sent to the registry.
+struct InFlight {
+    items: Vec<PlanItem>,
+    actions: Vec<Action>,
+    task: JoinHandle<Result<Vec<(OpOutcome, i64)>>>,
+}
+
+impl InFlight {
+    async fn finish(self) -> Result<Applied> {
+        let results =
+            self.task.await.map_err(|e| Error::Registry(tonic::Status::internal(format!("sending a merge batch failed: {e}"))))??;
+        Ok(Applied { items: self.items, actions: self.actions, results })
+    }
 }
 
 /// What recording a chunk says about going on.

@@ -2,7 +2,7 @@
 //! ([`plans`]), jobs, their checkpoints and effects ([`jobs`]). Functions take
 //! `&impl ConnectionTrait`; the service layer owns every transaction. SQL is written once
 //! with `?` placeholders (numbered for PostgreSQL by the kit); item writes are multi-row
-//! inserts chunked under the bind-parameter limits.
+//! inserts chunked under the bind-parameter limits (plan items: `COPY` on PostgreSQL).
 
 pub mod jobs;
 pub mod migrations;

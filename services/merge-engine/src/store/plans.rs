@@ -1,8 +1,9 @@
-//! Plans and their items. Items are written by the planner chunk by chunk as multi-row
-//! inserts and read back in `seq` order (which is (kind, key) byte order, then outcome).
+//! Plans and their items. Items are written by the planner batch by batch (a `COPY` on
+//! PostgreSQL, multi-row inserts on SQLite) and read back in `seq` order (which is
+//! (kind, key) byte order, then outcome).
 
 use ferry_kit::db::{placeholders, rows_per_chunk};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Value};
 
 use super::{all, col, enum_col, exec, one, tuples};
 use crate::domain::{Counts, GroupName, JobId, Kind, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Sharing, Strategy};
@@ -130,7 +131,7 @@ pub async fn transition<C: ConnectionTrait>(
 const ITEM_COLUMNS: &str = "seq, kind, key, outcome, sharing, source_entity_id, recipient_entity_id, source_hash, recipient_hash, \
      missing_kind, missing_key";
 
-pub async fn insert_items<C: ConnectionTrait>(db: &C, plan: &PlanId, items: &[PlanItem]) -> Result<(), DbErr> {
+async fn insert_items<C: ConnectionTrait>(db: &C, plan: &PlanId, items: &[PlanItem]) -> Result<(), DbErr> {
     for chunk in items.chunks(rows_per_chunk(12)) {
         let mut values = Vec::with_capacity(chunk.len() * 12);
         for i in chunk {
@@ -152,6 +153,37 @@ pub async fn insert_items<C: ConnectionTrait>(db: &C, plan: &PlanId, items: &[Pl
         }
         exec(db, &format!("INSERT INTO plan_items (plan_id, {ITEM_COLUMNS}) VALUES {}", tuples(chunk.len(), 12)), values).await?;
     }
+    Ok(())
+}
+
+/// Writes items as one statement: `COPY` on PostgreSQL, multi-row inserts in one
+/// transaction on SQLite.
+pub async fn write_items(db: &DatabaseConnection, plan: &PlanId, items: &[&[PlanItem]]) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let txn = ferry_kit::db::begin(db).await?;
+        for part in items {
+            insert_items(&txn, plan, part).await?;
+        }
+        return txn.commit().await;
+    }
+    let mut rows = ferry_kit::db::CopyRows::default();
+    for i in items.iter().flat_map(|part| part.iter()) {
+        let (mk, mkey) = i.missing.as_ref().map(|(k, key)| (i64::from(k.number()), key.as_str())).unwrap_or((0, ""));
+        rows.text(&plan.0)
+            .int(i.seq)
+            .int(i64::from(i.kind.number()))
+            .text(&i.key)
+            .int(i64::from(i.outcome.number()))
+            .int(i64::from(i.sharing.number()))
+            .int(i.source_entity_id)
+            .int(i.recipient_entity_id)
+            .text(&i.source_hash)
+            .text(&i.recipient_hash)
+            .int(mk)
+            .text(mkey)
+            .end_row();
+    }
+    ferry_kit::db::copy_in(db, &format!("COPY plan_items (plan_id, {ITEM_COLUMNS}) FROM STDIN"), rows).await?;
     Ok(())
 }
 

@@ -164,8 +164,7 @@ impl Exec {
 
     /// Saves the run in its final state and releases its environments, in one transaction.
     async fn finish(&mut self) -> Result<()> {
-        use sea_orm::TransactionTrait;
-        let txn = self.c.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.c.db).await?;
         if !store::runs::save(&txn, &self.run, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.run.name)));
         }

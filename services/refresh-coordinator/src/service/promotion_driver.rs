@@ -40,8 +40,7 @@ impl PExec {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        use sea_orm::TransactionTrait;
-        let txn = self.c.db.begin().await?;
+        let txn = ferry_kit::db::begin(&self.c.db).await?;
         if !store::promotions::save(&txn, &self.run, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.run.name())));
         }
