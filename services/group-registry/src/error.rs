@@ -20,6 +20,10 @@ pub enum Error {
     Db(#[from] sea_orm::DbErr),
     #[error("stored reply")]
     Codec(#[from] serde_json::Error),
+    /// A merge batch delivered set-based cannot answer exactly as classifying its
+    /// operations in order would; the service runs it again that way (never a reply).
+    #[error("the merge batch must be run one operation after the other")]
+    InOrder,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -29,8 +29,12 @@ impl From<Error> for Status {
                 tracing::warn!(error = %e, "database unavailable");
                 status::unavailable("database unavailable, retry later")
             }
+            Error::Db(e) if ferry_kit::db::is_write_race(&e) => {
+                status::aborted("a concurrent change to the same keys won; retry the request")
+            }
             Error::Db(e) => status::internal(&e),
             Error::Codec(e) => status::internal(&e),
+            Error::InOrder => status::aborted("the merge batch could not be settled; retry the request"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Bulk paths: streamed import, export and key manifests, key lookups, merge operations
 //! (what the merge engine sends) and environment copy (what a refresh runs).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ferry_kit::db::now_micros;
 use ferry_kit::idempotency;
@@ -13,7 +13,8 @@ use crate::domain::{
     Sharing, rules,
 };
 use crate::error::{Error, Result};
-use crate::store::bulk::{self as q, EntityInfo, KeyFilter};
+use crate::store::bulk::{self as q, EntityInfo, KeyFilter, Take};
+use crate::store::groups::GroupKey;
 use crate::store::{entities, groups};
 
 /// How an import begins: a retry of a finished import, or a fresh transaction.
@@ -121,58 +122,47 @@ impl Registry {
 
     /// Executes merge operations against a recipient group in one transaction.
     ///
-    /// A batch of copies and links takes the recipient's row lock only at its end, when it
-    /// bumps the revision, so batches into one recipient overlap: a plan's chunks hold
-    /// disjoint keys, and the primary key of memberships keeps any two batches from adding
-    /// one key twice. A batch that loses such a race (a unique violation, or a deadlock
-    /// PostgreSQL breaks) runs again holding the lock from its start, as batches with
-    /// overwrites, removes or unlinks always do; then it sees what the other committed.
+    /// A batch of only copies and links is delivered set-based ([`deliver`]) and takes the
+    /// recipient's row lock only at its end, when it bumps the revision, so batches into
+    /// one recipient overlap: a plan's chunks hold disjoint keys, and the primary key of
+    /// memberships keeps any two batches from adding one key twice. A batch that loses
+    /// such a race (a unique violation, or a deadlock PostgreSQL breaks), or that holds two
+    /// operations on one key, runs again the reference way ([`classify`], one operation
+    /// after the other) holding the lock from its start, as batches with overwrites,
+    /// removes or unlinks always do.
     pub async fn apply_merge_operations(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>) -> Result<MergeBatch> {
         const LOCKED_ATTEMPTS: usize = 4;
+        let again = |e: &Error| match e {
+            Error::Db(e) => ferry_kit::db::is_write_race(e),
+            e => matches!(e, Error::InOrder),
+        };
         if ops.iter().all(|op| matches!(op, MergeOp::Copy(_) | MergeOp::Link(_))) {
-            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), false).await {
-                Err(Error::Db(e)) if ferry_kit::db::is_write_race(&e) => {}
+            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), Way::Deliver).await {
+                Err(e) if again(&e) => {}
                 done => return done,
             }
         }
         let mut attempt = 1;
         loop {
-            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), true).await {
-                Err(Error::Db(e)) if ferry_kit::db::is_write_race(&e) && attempt < LOCKED_ATTEMPTS => attempt += 1,
+            match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), Way::Locked).await {
+                Err(e) if again(&e) && attempt < LOCKED_ATTEMPTS => attempt += 1,
                 done => return done,
             }
         }
     }
 
-    /// One attempt at a merge batch; `lock_first` takes the recipient's row lock before
-    /// reading what it holds.
-    async fn merge_batch(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>, lock_first: bool) -> Result<MergeBatch> {
+    /// One attempt at a merge batch.
+    async fn merge_batch(&self, key: Option<RequestKey>, recipient: GroupName, ops: Vec<MergeOp>, way: Way) -> Result<MergeBatch> {
         self.write(key, "ApplyMergeOperations", move |txn| {
             Box::pin(async move {
                 let g = group_key(txn, &recipient).await?;
-                if lock_first {
-                    groups::lock(txn, g.id).await?;
-                }
-                let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
-                let unlinks: Vec<i64> = ops.iter().filter_map(|op| if let MergeOp::Unlink(id) = op { Some(*id) } else { None }).collect();
-                let infos = q::entity_infos(txn, &ids, &unlinks).await?;
-                let keys: Vec<(Kind, String)> = infos.values().map(|i| (i.kind, i.key.clone())).collect();
-                let held = q::members_at(txn, g.id, &keys).await?;
-                let plan = classify(&ops, g.env_id, &infos, held)?;
-                let now = now_micros();
-                let copied = q::copy_into(txn, g.id, &plan.copies, now).await?;
-                q::link_into(txn, g.id, &plan.links).await?;
-                q::overwrite(txn, &plan.overwrites, now).await?;
-                let targets: Vec<i64> = plan.overwrites.iter().map(|(_, t)| *t).collect();
-                groups::bump_holding(txn, &targets).await?;
-                q::delete_entities(txn, &plan.removes).await?;
-                q::unlink_from(txn, g.id, &plan.unlinks).await?;
-                let mut results = plan.results;
-                for (r, op) in results.iter_mut().zip(&ops) {
-                    if let (MergeOp::Copy(src), Outcome::Applied) = (op, r.outcome) {
-                        r.entity_id = copied.get(src).copied().unwrap_or_default();
+                let results = match way {
+                    Way::Deliver => deliver(txn, &g, &ops).await?,
+                    Way::Locked => {
+                        groups::lock(txn, g.id).await?;
+                        one_by_one(txn, &g, &ops).await?
                     }
-                }
+                };
                 if results.iter().any(|r| r.outcome == Outcome::Applied) {
                     groups::bump(txn, &[g.id]).await?;
                 }
@@ -194,6 +184,102 @@ impl Registry {
         })
         .await
     }
+}
+
+/// How a merge batch is attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Copies and links set-based, the recipient locked only at the end.
+    Deliver,
+    /// The recipient locked first, every operation classified in order.
+    Locked,
+}
+
+/// The reference way: classifies every operation in order against what the recipient
+/// holds, then writes what the classification decided.
+async fn one_by_one(txn: &DatabaseTransaction, g: &GroupKey, ops: &[MergeOp]) -> Result<Vec<OpResult>> {
+    let plan = classified(txn, g, ops).await?;
+    let now = now_micros();
+    let copied = q::copy_into(txn, g.id, &plan.copies, now, Take::All).await?;
+    q::link_into(txn, g.id, &plan.links, Take::All).await?;
+    q::overwrite(txn, &plan.overwrites, now).await?;
+    let targets: Vec<i64> = plan.overwrites.iter().map(|(_, t)| *t).collect();
+    groups::bump_holding(txn, &targets).await?;
+    q::delete_entities(txn, &plan.removes).await?;
+    q::unlink_from(txn, g.id, &plan.unlinks).await?;
+    let mut results = plan.results;
+    for r in results.iter_mut().filter(|r| r.entity_id < 0) {
+        r.entity_id = copied.get(&-r.entity_id).copied().unwrap_or_default();
+    }
+    Ok(results)
+}
+
+/// Copies and links set-based: one statement each takes exactly the entities the
+/// classification would apply (the recipient's environment, the right sharing, a key the
+/// recipient does not hold), without reading each entity and key first. Only operations
+/// left over are classified, against what the recipient holds now. The results are
+/// [`one_by_one`]'s, or [`Error::InOrder`] where they could differ: when a later operation
+/// of the batch took a key an earlier one would have had, or an operation is invalid.
+async fn deliver(txn: &DatabaseTransaction, g: &GroupKey, ops: &[MergeOp]) -> Result<Vec<OpResult>> {
+    let of = |copy: bool| -> Vec<i64> {
+        ops.iter()
+            .filter_map(|op| match *op {
+                MergeOp::Copy(id) if copy => Some(id),
+                MergeOp::Link(id) if !copy => Some(id),
+                _ => None,
+            })
+            .collect()
+    };
+    let take = Take::Absent { env_id: g.env_id };
+    let copied = q::copy_into(txn, g.id, &of(true), now_micros(), take).await?;
+    let linked: HashSet<i64> = q::link_into(txn, g.id, &of(false), take).await?.into_iter().collect();
+    // Each delivered entity answers the first operation that names it.
+    let mut delivered_by: HashMap<i64, usize> = HashMap::new();
+    let mut results = vec![OpResult { outcome: Outcome::Applied, entity_id: 0 }; ops.len()];
+    let mut rest = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let entity = match *op {
+            MergeOp::Copy(src) => copied.get(&src).copied(),
+            MergeOp::Link(id) => linked.contains(&id).then_some(id),
+            _ => None,
+        };
+        match entity {
+            Some(e) if !delivered_by.contains_key(&e) => {
+                delivered_by.insert(e, i);
+                results[i].entity_id = e;
+            }
+            _ => rest.push(i),
+        }
+    }
+    if rest.is_empty() {
+        return Ok(results);
+    }
+    let left: Vec<MergeOp> = rest.iter().map(|&i| ops[i]).collect();
+    let plan = match classified(txn, g, &left).await {
+        Ok(plan) => plan,
+        // Its violations name operations by their place among the leftovers; in order,
+        // they name them by their place in the batch.
+        Err(Error::InvalidArgument(_)) => return Err(Error::InOrder),
+        Err(e) => return Err(e),
+    };
+    for (i, r) in rest.into_iter().zip(plan.results) {
+        let taken_by_later = delivered_by.get(&r.entity_id).is_some_and(|&j| j > i);
+        if r.outcome == Outcome::Applied || taken_by_later {
+            return Err(Error::InOrder);
+        }
+        results[i] = r;
+    }
+    Ok(results)
+}
+
+/// Classifies `ops` in order against what the recipient holds now ([`classify`]).
+async fn classified(txn: &DatabaseTransaction, g: &GroupKey, ops: &[MergeOp]) -> Result<OpPlan> {
+    let ids: Vec<i64> = ops.iter().flat_map(op_ids).collect();
+    let unlinks: Vec<i64> = ops.iter().filter_map(|op| if let MergeOp::Unlink(id) = op { Some(*id) } else { None }).collect();
+    let infos = q::entity_infos(txn, &ids, &unlinks).await?;
+    let keys: Vec<(Kind, String)> = infos.values().map(|i| (i.kind, i.key.clone())).collect();
+    let held = q::members_at(txn, g.id, &keys).await?;
+    classify(ops, g.env_id, &infos, held)
 }
 
 fn op_ids(op: &MergeOp) -> Vec<i64> {
@@ -218,7 +304,8 @@ struct OpPlan {
 /// → (entity, content hash)), in order, so two operations of one batch on one key see
 /// each other. An operation naming an entity that does not exist (or lives in another
 /// environment) is INVALID_ARGUMENT, except removes and unlinks, whose target being gone
-/// means the work is already done (a retried revert).
+/// means the work is already done (a retried revert). A copy this batch makes is named
+/// `-source` until it is written (in results too).
 fn classify(
     ops: &[MergeOp],
     env_id: i64,
@@ -249,9 +336,10 @@ fn classify(
                     Some((id, hash)) if *hash == s.content_hash => result(Outcome::AlreadyPresent, *id),
                     Some((id, _)) => result(Outcome::Conflict, *id),
                     None => {
-                        held.insert((s.kind, s.key.clone()), (0, s.content_hash.clone()));
+                        // The copy has no id yet: `-src` stands for it until it is written.
+                        held.insert((s.kind, s.key.clone()), (-src, s.content_hash.clone()));
                         plan.copies.push(src);
-                        result(Outcome::Applied, 0)
+                        result(Outcome::Applied, -src)
                     }
                 }
             }

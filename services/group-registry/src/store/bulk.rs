@@ -234,19 +234,59 @@ pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64], count_links_o
     Ok(out)
 }
 
-/// Copies duplicated source entities as new instances of the recipient group.
-/// Returns source id → new id.
-pub async fn copy_into<C: ConnectionTrait>(db: &C, group_id: i64, sources: &[i64], now: i64) -> Result<HashMap<i64, i64>, DbErr> {
+/// Which of the entities named a bulk copy or link takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// All of them: the caller classified them already.
+    All,
+    /// Only those a merge batch would deliver: of the recipient's environment, duplicated
+    /// (a copy) or shared (a link), under a key the recipient does not hold.
+    Absent { env_id: i64 },
+}
+
+impl Take {
+    /// The condition on `entities` (unaliased) and its values, for `sharing`.
+    fn filter(self, group_id: i64, sharing: Sharing, copy: bool) -> (String, Vec<Value>) {
+        match self {
+            Take::All => (String::new(), Vec::new()),
+            Take::Absent { env_id } => {
+                let mut sql = String::from(" AND environment_id = ? AND sharing = ?");
+                let mut values = vec![Value::from(env_id), Value::from(sharing.number())];
+                if copy {
+                    // A link needs no such check: its insert skips a held key (ON CONFLICT).
+                    sql.push_str(
+                        " AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = ? AND m.kind = entities.kind \
+                         AND m.key = entities.key)",
+                    );
+                    values.push(Value::from(group_id));
+                }
+                (sql, values)
+            }
+        }
+    }
+}
+
+/// Copies duplicated source entities as new instances of the recipient group (those
+/// `take` takes). Returns source id → new id.
+pub async fn copy_into<C: ConnectionTrait>(
+    db: &C,
+    group_id: i64,
+    sources: &[i64],
+    now: i64,
+    take: Take,
+) -> Result<HashMap<i64, i64>, DbErr> {
     let mut out = HashMap::with_capacity(sources.len());
     for chunk in sources.chunks(1000) {
+        let (filter, filter_values) = take.filter(group_id, Sharing::Duplicated, true);
         let copy = format!(
             "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
-             SELECT environment_id, kind, key, sharing, payload, refs, content_hash, id, ?, ? FROM entities WHERE id IN ({}) \
+             SELECT environment_id, kind, key, sharing, payload, refs, content_hash, id, ?, ? FROM entities WHERE id IN ({}){filter} \
              RETURNING id, copied_from, kind, key",
             placeholders(chunk.len())
         );
         let mut values: Vec<Value> = vec![now.into(), now.into()];
         values.extend(chunk.iter().map(|i| Value::from(*i)));
+        values.extend(filter_values);
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             // The copies' memberships in the same statement: no round trip of the new rows
             // and no VALUES list of four parameters a row to plan (20k copies: 1.03 s to
@@ -281,23 +321,30 @@ pub async fn copy_into<C: ConnectionTrait>(db: &C, group_id: i64, sources: &[i64
     Ok(out)
 }
 
-/// Links shared entities to a group.
-pub async fn link_into<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64]) -> Result<(), DbErr> {
+/// Links shared entities to a group (those `take` takes; a key the group holds is
+/// skipped). Returns the ids linked.
+pub async fn link_into<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64], take: Take) -> Result<Vec<i64>, DbErr> {
+    let mut linked = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
+        let (filter, filter_values) = take.filter(group_id, Sharing::Shared, false);
         let mut values: Vec<Value> = vec![group_id.into()];
         values.extend(chunk.iter().map(|i| Value::from(*i)));
-        exec(
+        values.extend(filter_values);
+        let rows = all(
             db,
             &format!(
                 "INSERT INTO memberships (group_id, kind, key, entity_id) SELECT ?, kind, key, id FROM entities \
-                 WHERE id IN ({}) ON CONFLICT DO NOTHING",
+                 WHERE id IN ({}){filter} ON CONFLICT DO NOTHING RETURNING entity_id",
                 placeholders(chunk.len())
             ),
             values,
         )
         .await?;
+        for r in &rows {
+            linked.push(col(r, 0)?);
+        }
     }
-    Ok(())
+    Ok(linked)
 }
 
 /// Overwrites each target's payload, references and hash with its source's.

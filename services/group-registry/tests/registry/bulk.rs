@@ -214,6 +214,51 @@ pub async fn merge_operations_apply_once_and_report_outcomes(b: Backend) {
     assert_eq!(violated_fields(&bad), vec!["operations[0]".to_string(), "operations[1]".to_string()]);
 }
 
+/// A batch of copies and links is written set-based; where two of its operations meet on
+/// one key, the answer is still the one of applying them in order.
+pub async fn operations_on_one_key_answer_in_order(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let test = group(&app, "dev", "test").await;
+    let other = group(&app, "dev", "other").await;
+    let a_test = create(&app, &test, entity(SERVICE, "a", r#"{"v":"test"}"#)).await.expect("a");
+    let a_other = create(&app, &other, entity(SERVICE, "a", r#"{"v":"other"}"#)).await.expect("a elsewhere");
+    let b = create(&app, &test, entity(SERVICE, "b", "{}")).await.expect("b");
+    let portal = |sharing, payload: &str| pb::Entity { sharing, ..entity(PORTAL, "p", payload) };
+    let p_shared = create(&app, &other, portal(SHARED, r#"{"s":1}"#)).await.expect("shared portal");
+    let p_dup = create(&app, &test, portal(DUPLICATED, r#"{"d":1}"#)).await.expect("duplicated portal");
+    let outcomes = |r: &pb::ApplyMergeOperationsResponse| r.results.iter().map(|x| x.outcome).collect::<Vec<_>>();
+    let (applied, present, conflict) = (1, 2, 3);
+
+    // Two sources under one key: the first is copied, the second conflicts with it.
+    let prod = group(&app, "dev", "prod").await;
+    let ops = [&a_other, &a_test, &a_test].map(|e| op(Op::CopyEntityId(id_of(&e.name)))).to_vec();
+    let r = apply(&app, &prod, ops).await.expect("two sources of one key");
+    assert_eq!(outcomes(&r), [applied, conflict, conflict]);
+    assert_eq!(r.results[1].entity_id, r.results[0].entity_id, "the conflict names the copy just made");
+
+    // One source twice: copied once, then found there.
+    let ops = vec![op(Op::CopyEntityId(id_of(&b.name))), op(Op::CopyEntityId(id_of(&b.name)))];
+    let r = apply(&app, &prod, ops).await.expect("one source twice");
+    assert_eq!(outcomes(&r), [applied, present]);
+    assert_eq!(keys_of(&app, &prod).await.len(), 2);
+
+    // A link before a copy of the same key: the link wins, as it comes first.
+    let live = group(&app, "dev", "live").await;
+    let ops = vec![op(Op::LinkEntityId(id_of(&p_shared.name))), op(Op::CopyEntityId(id_of(&p_dup.name)))];
+    let r = apply(&app, &live, ops).await.expect("link then copy");
+    assert_eq!(outcomes(&r), [applied, conflict]);
+    assert_eq!(r.results[1].entity_id, id_of(&p_shared.name));
+
+    // An invalid operation after valid ones: named by its place in the batch, nothing written.
+    let empty = group(&app, "dev", "empty").await;
+    let ops = vec![op(Op::CopyEntityId(id_of(&b.name))), op(Op::CopyEntityId(999_999))];
+    let bad = apply(&app, &empty, ops).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), vec!["operations[1]".to_string()]);
+    assert!(keys_of(&app, &empty).await.is_empty());
+}
+
 pub async fn concurrent_batches_into_one_recipient_never_duplicate_keys(b: Backend) {
     let Some(app) = spawn_app(b).await else { return };
     env(&app, "dev", false).await;

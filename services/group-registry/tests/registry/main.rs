@@ -37,6 +37,7 @@ per_backend!(
     bulk::import_is_all_or_nothing_and_retry_safe,
     bulk::reads_are_answered_while_an_import_is_open,
     bulk::merge_operations_apply_once_and_report_outcomes,
+    bulk::operations_on_one_key_answer_in_order,
     bulk::concurrent_batches_into_one_recipient_never_duplicate_keys,
     bulk::environment_copy_replaces_destination_and_refuses_production,
     edge::bad_input_is_refused_with_field_violations_and_writes_nothing,
