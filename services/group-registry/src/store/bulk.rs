@@ -245,11 +245,12 @@ pub enum Take {
 }
 
 impl Take {
-    /// The condition on `entities` (unaliased) and its values, for `sharing`.
-    fn filter(self, backend: sea_orm::DbBackend, group_id: i64, sharing: Sharing, copy: bool) -> (String, Vec<Value>) {
+    /// The condition on `entities` (unaliased) and its values, for a copy or a link.
+    fn filter(self, backend: sea_orm::DbBackend, group_id: i64, copy: bool) -> (String, Vec<Value>) {
         match self {
             Take::All => (String::new(), Vec::new()),
             Take::Absent { env_id } => {
+                let sharing = if copy { Sharing::Duplicated } else { Sharing::Shared };
                 let mut sql = String::from(" AND environment_id = ? AND sharing = ?");
                 let mut values = vec![Value::from(env_id), Value::from(sharing.number())];
                 if copy {
@@ -281,7 +282,7 @@ pub async fn copy_into<C: ConnectionTrait>(
 ) -> Result<HashMap<i64, i64>, DbErr> {
     let mut out = HashMap::with_capacity(sources.len());
     for chunk in sources.chunks(1000) {
-        let (filter, filter_values) = take.filter(db.get_database_backend(), group_id, Sharing::Duplicated, true);
+        let (filter, filter_values) = take.filter(db.get_database_backend(), group_id, true);
         let copy = format!(
             "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
              SELECT environment_id, kind, key, sharing, payload, refs, content_hash, id, ?, ? FROM entities WHERE id IN ({}){filter} \
@@ -330,7 +331,7 @@ pub async fn copy_into<C: ConnectionTrait>(
 pub async fn link_into<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64], take: Take) -> Result<Vec<i64>, DbErr> {
     let mut linked = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
-        let (filter, filter_values) = take.filter(db.get_database_backend(), group_id, Sharing::Shared, false);
+        let (filter, filter_values) = take.filter(db.get_database_backend(), group_id, false);
         let mut values: Vec<Value> = vec![group_id.into()];
         values.extend(chunk.iter().map(|i| Value::from(*i)));
         values.extend(filter_values);
