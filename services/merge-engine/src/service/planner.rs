@@ -1,6 +1,6 @@
 //! Builds a plan's items by merge-joining the source's and the recipient's key manifests
 //! (both in (kind, key) byte order) in constant memory: one manifest chunk per side and
-//! one batch of items at a time, written to the engine database as the join advances.
+//! a few batches of items, written to the engine database as the join advances.
 //! Missing dependencies (G12) are checked per batch with the registry's LookupKeys.
 
 use std::cmp::Ordering;
@@ -51,9 +51,9 @@ struct Planning<'a> {
 }
 
 /// Plans `source` into `recipient` (`None`: a clone into a group that does not exist yet),
-/// writing the items under `plan`. Reading the manifests and writing a batch overlap: the
-/// join fills batch n + 1 while batch n's references are looked up and its items written
-/// (one batch in flight, so memory stays at two batches).
+/// writing the items under `plan`. Reading the manifests and writing batches overlap: the
+/// join fills a batch while [`WRITING`] batches have their references looked up and their
+/// items written and one more waits, so memory stays at four batches.
 pub async fn build(
     registry: &Registry,
     db: &DatabaseConnection,
