@@ -36,6 +36,9 @@ async fn cli_creates_and_lists_entities() {
     let list = app.cli_json(&["entity", "list", "dev", "core"]).await;
     let tables = app.cli_json(&["entity", "list", "dev", "core", "--kind", "table"]).await;
     let table_text = app.cli(&["entity", "list", "dev", "core"]).await.expect("table output");
+    let by_key = app.cli_json(&["entity", "get", "dev", "core", "lookup:countries"]).await;
+    let by_id = app.cli_json(&["entity", "get", "dev", lookup["name"].as_str().expect("name")]).await;
+    let no_key = app.cli(&["entity", "get", "dev", "core", "table:countries"]).await.expect_err("no table under that key");
 
     // Assert
     assert_eq!(lookup["sharing"], "SHARED", "a lookup is shared by default");
@@ -46,6 +49,9 @@ async fn cli_creates_and_lists_entities() {
     assert_eq!(orders["references"][0]["key"], "countries");
     assert_eq!(orders["groups"][0], "environments/dev/groups/core");
     assert_eq!(keys(&tables), ["orders"]);
+    assert_eq!(by_key["name"], lookup["name"], "entity get ENV GROUP KIND:KEY finds it by its key field");
+    assert_eq!(by_id["name"], lookup["name"]);
+    assert_eq!(ferry_cli::status_of(&no_key).map(tonic::Status::code), Some(Code::NotFound));
     let mut lines = table_text.lines();
     assert!(lines.next().is_some_and(|h| h.starts_with("ID") && h.contains("KIND")), "{table_text}");
     assert_eq!(lines.count(), 2, "{table_text}");

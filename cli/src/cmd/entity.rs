@@ -63,12 +63,17 @@ enum EntityCommand {
         #[arg(long = "ref", value_name = "KIND:KEY", value_parser = parse::entity_ref)]
         refs: Vec<EntityRef>,
     },
-    /// Show one entity with its payload.
+    /// Show one entity with its payload, by id (`get prod 12`) or by its key field in a
+    /// group (`get prod test lookup:countries`).
     Get {
         /// Environment id.
         env: String,
-        /// Entity id (a number) or full name.
-        id: String,
+        /// Entity id (a number) or full name; or, followed by KIND:KEY, a group id.
+        id_or_group: String,
+        /// The key field, as KIND:KEY: the entity the group holds under that key (its own
+        /// or a shared one linked to it).
+        #[arg(value_name = "KIND:KEY", value_parser = parse::entity_ref)]
+        key: Option<EntityRef>,
     },
     /// List a group's entities, ordered by (kind, key).
     List {
@@ -172,9 +177,14 @@ pub async fn run(args: EntityArgs, out: &mut (dyn Write + Send)) -> anyhow::Resu
             let e = s.client().create_entity(req).await?.into_inner();
             output::one(out, s.format, &e)?;
         }
-        EntityCommand::Get { env, id } => {
-            let name = names::entity(&env, &id);
+        EntityCommand::Get { env, id_or_group, key: None } => {
+            let name = names::entity(&env, &id_or_group);
             let e = s.client().get_entity(pb::GetEntityRequest { name }).await?;
+            output::one(out, s.format, e.get_ref())?;
+        }
+        EntityCommand::Get { env, id_or_group, key: Some(r) } => {
+            let req = pb::LookupEntityRequest { group: names::group(&env, &id_or_group), kind: r.kind, key: r.key };
+            let e = s.client().lookup_entity(req).await?;
             output::one(out, s.format, e.get_ref())?;
         }
         EntityCommand::List { env, group, kind, limit } => {

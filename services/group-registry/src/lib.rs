@@ -41,6 +41,33 @@ pub async fn migrate(config: &Config) -> Result<(), ferry_kit::Error> {
 
 /// Connects the database and runs its pending migrations (under an advisory lock on
 /// PostgreSQL, so replicas and migrate-only runs starting together are safe).
+/// Reports, once, entities whose stored sharing their kind does not allow (rows from before
+/// the rule was enforced): they keep working, but nothing delivers them. Nothing changes
+/// them behind their owner's back.
 async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, ferry_kit::Error> {
-    ferry_kit::db::open::<store::migrations::Migrator>(&config.database_url, "group-registry").await
+    let db = ferry_kit::db::open::<store::migrations::Migrator>(&config.database_url, "group-registry").await?;
+    match sharing_report(&db).await {
+        Ok(Some(report)) => tracing::warn!(%report, "entities with a sharing their kind does not allow"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "checking stored sharing failed"),
+    }
+    Ok(db)
+}
+
+/// What the start-up check says about stored sharing: `None` when every entity's sharing
+/// is its kind's (or a portal's choice), else how many are not and the first 20 of them.
+pub async fn sharing_report(db: &sea_orm::DatabaseConnection) -> Result<Option<String>, Error> {
+    let (n, first) = store::bulk::disallowed_sharing(db, None, 20).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let shown: Vec<String> = first.iter().map(ToString::to_string).collect();
+    Ok(Some(format!(
+        "{n} entities have a sharing their kind does not allow (services, tables and maps are duplicated; data sources, \
+         lookups, custom actions, roles and themes are shared): {}{}. They stay as they are and can be read, updated and \
+         deleted, but merges, clones, links and environment copies refuse them: delete each and create it again with its \
+         kind's sharing",
+        shown.join(", "),
+        if n > 20 { ", ..." } else { "" }
+    )))
 }

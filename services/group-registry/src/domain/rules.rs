@@ -7,18 +7,59 @@ use ferry_kit::status::Precondition;
 use super::{GroupName, Kind, Sharing, Tier};
 use crate::error::Error;
 
-/// The sharing mode an entity gets: the requested one, or the kind's default. A portal has
-/// no default: it is shared when Test and Prod data live on one portal, duplicated when
-/// they live on different portals, so the caller must say which.
+/// The sharing a kind fixes, as the groups article says: services, tables and maps "must
+/// be applied to one specific group" (duplicated); data sources, lookups, custom actions,
+/// roles and themes "are created once and are assigned to several groups" (shared). Only
+/// a portal depends (`None`): shared when Test and Prod data live on one portal,
+/// duplicated when they live on different portals.
+pub fn fixed_sharing(kind: Kind) -> Option<Sharing> {
+    match kind {
+        Kind::Service | Kind::Table | Kind::Map => Some(Sharing::Duplicated),
+        Kind::DataSource | Kind::Lookup | Kind::CustomAction | Kind::Role | Kind::Theme => Some(Sharing::Shared),
+        Kind::Portal => None,
+    }
+}
+
+/// Whether an entity of `kind` may have `sharing`. Rows written before the registry
+/// enforced [`fixed_sharing`] may not; every path that creates entities refuses them.
+pub fn sharing_allowed(kind: Kind, sharing: Sharing) -> bool {
+    fixed_sharing(kind).is_none_or(|fixed| fixed == sharing)
+}
+
+/// The sharing mode a new entity gets: its kind's ([`fixed_sharing`]), which a request
+/// may repeat but not contradict; a portal must choose.
 pub fn sharing_for(kind: Kind, requested: Option<Sharing>) -> Result<Sharing, String> {
-    match (kind, requested) {
-        (_, Some(s)) => Ok(s),
-        (Kind::Portal, None) => Err("a PORTAL must choose its sharing: SHARED when Test and Prod data live on \
+    match (fixed_sharing(kind), requested) {
+        (Some(fixed), None) => Ok(fixed),
+        (Some(fixed), Some(s)) if s == fixed => Ok(s),
+        (Some(fixed), Some(s)) => Err(format!(
+            "a {} is always {} ({}); it cannot be {}: leave sharing unset or set SHARING_MODE_{}",
+            kind.label(),
+            fixed.label(),
+            fixed.meaning(),
+            s.label(),
+            fixed.label()
+        )),
+        (None, Some(s)) => Ok(s),
+        (None, None) => Err("a PORTAL must choose its sharing: SHARED when Test and Prod data live on \
              the same portal, DUPLICATED when they live on different portals"
             .into()),
-        (Kind::Service | Kind::Table | Kind::Map, None) => Ok(Sharing::Duplicated),
-        (Kind::DataSource | Kind::Lookup | Kind::CustomAction | Kind::Role | Kind::Theme, None) => Ok(Sharing::Shared),
     }
+}
+
+/// Refuses an entity a merge or copy would deliver whose stored sharing its kind does not
+/// allow (a row from before the rule): delivering it would spread the accident.
+pub fn check_deliverable(entity: impl std::fmt::Display, kind: Kind, sharing: Sharing) -> Result<(), String> {
+    if sharing_allowed(kind, sharing) {
+        return Ok(());
+    }
+    Err(format!(
+        "entity {entity} is a {} stored as {}, which its kind does not allow (written before the rule was enforced): \
+         delete it and create it again as {}",
+        kind.label(),
+        sharing.label(),
+        fixed_sharing(kind).map_or("", Sharing::label)
+    ))
 }
 
 /// G2/G3: which groups a delete affects. A duplicated entity leaves its one group. A shared
@@ -70,8 +111,12 @@ pub fn check_unlink(entity: &str, group: &GroupName, sharing: Sharing, linked: &
 }
 
 /// Linking attaches an existing shared instance to another group; a duplicated entity is
-/// copied instead (merge or clone), never linked.
-pub fn check_link(entity: &str, sharing: Sharing) -> Result<(), Error> {
+/// copied instead (merge or clone), never linked, and so is one stored as shared that its
+/// kind does not allow (a service linked to two groups would be deleted from both at once).
+pub fn check_link(entity: &str, kind: Kind, sharing: Sharing) -> Result<(), Error> {
+    if let Err(m) = check_deliverable(entity, kind, sharing) {
+        return Err(Error::precondition(m, vec![Precondition::new("SHARING_NOT_ALLOWED", entity, "its kind fixes its sharing")]));
+    }
     if sharing == Sharing::Duplicated {
         return Err(Error::precondition(
             format!("{entity} is duplicated (one instance per group) and cannot be linked; create or merge a copy"),
@@ -104,15 +149,25 @@ mod tests {
     }
 
     #[test]
-    fn sharing_defaults_follow_the_article() {
+    fn sharing_follows_the_kind() {
         assert_eq!(sharing_for(Kind::Service, None), Ok(Sharing::Duplicated));
         assert_eq!(sharing_for(Kind::Table, None), Ok(Sharing::Duplicated));
         assert_eq!(sharing_for(Kind::Map, None), Ok(Sharing::Duplicated));
         for k in [Kind::Lookup, Kind::CustomAction, Kind::Role, Kind::Theme, Kind::DataSource] {
             assert_eq!(sharing_for(k, None), Ok(Sharing::Shared));
+            assert_eq!(sharing_for(k, Some(Sharing::Shared)), Ok(Sharing::Shared));
+            assert!(sharing_for(k, Some(Sharing::Duplicated)).is_err(), "{k:?} duplicated");
+            assert!(!sharing_allowed(k, Sharing::Duplicated));
+        }
+        for k in [Kind::Service, Kind::Table, Kind::Map] {
+            assert!(sharing_for(k, Some(Sharing::Shared)).unwrap_err().contains("always DUPLICATED"));
+            assert!(check_deliverable(1, k, Sharing::Shared).is_err());
+            assert!(check_deliverable(1, k, Sharing::Duplicated).is_ok());
         }
         assert!(sharing_for(Kind::Portal, None).is_err());
         assert_eq!(sharing_for(Kind::Portal, Some(Sharing::Shared)), Ok(Sharing::Shared));
+        assert_eq!(sharing_for(Kind::Portal, Some(Sharing::Duplicated)), Ok(Sharing::Duplicated));
+        assert!(sharing_allowed(Kind::Portal, Sharing::Shared) && sharing_allowed(Kind::Portal, Sharing::Duplicated));
     }
 
     #[test]

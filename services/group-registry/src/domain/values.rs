@@ -77,6 +77,19 @@ impl Sharing {
             _ => None,
         }
     }
+    pub fn label(self) -> &'static str {
+        match self {
+            Sharing::Duplicated => "DUPLICATED",
+            Sharing::Shared => "SHARED",
+        }
+    }
+    /// What the mode means, in the groups article's words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Sharing::Duplicated => "one instance per group",
+            Sharing::Shared => "created once and linked to several groups",
+        }
+    }
 }
 
 /// PRODUCTION or NON_PRODUCTION.

@@ -164,6 +164,18 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::entity(self.registry.get_entity(&name).await?)))
     }
 
+    async fn lookup_entity(&self, req: Request<pb::LookupEntityRequest>) -> Result<Response<pb::Entity>, Status> {
+        let p = Principal::of(&req);
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        let group = v.check("group", GroupName::parse(&r.group));
+        let kind = v.check("kind", c::kind(r.kind));
+        let key = v.check("key", EntityKey::parse(&r.key));
+        let (group, kind, key) = done(v, || Some((group?, kind?, key?)))?;
+        scope(&p, &group.env)?;
+        Ok(Response::new(c::entity(self.registry.lookup_entity(&group, kind, &key).await?)))
+    }
+
     async fn list_entities(&self, req: Request<pb::ListEntitiesRequest>) -> Result<Response<pb::ListEntitiesResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();

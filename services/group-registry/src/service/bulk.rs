@@ -179,6 +179,18 @@ impl Registry {
                 let src = env_row(txn, &source).await?;
                 let dst = env_row(txn, &destination).await?;
                 rules::check_copy_destination(source.id(), destination.id(), dst.env.tier)?;
+                let (n, first) = q::disallowed_sharing(txn, Some(src.id), 10).await?;
+                if n > 0 {
+                    let shown: Vec<String> = first.iter().map(ToString::to_string).collect();
+                    return Err(Error::invalid(
+                        "source",
+                        format!(
+                            "{source} holds {n} entities whose sharing their kind does not allow (first: {}); copying them would \
+                             spread them: delete them and create them again with their kind's sharing",
+                            shown.join(", ")
+                        ),
+                    ));
+                }
                 Ok(q::copy_environment(txn, src.id, dst.id, now_micros()).await?)
             })
         })
@@ -328,6 +340,10 @@ fn classify(
         let r = match *op {
             MergeOp::Copy(src) => {
                 let Some(s) = info(i, src, &mut bad) else { continue };
+                if let Err(m) = rules::check_deliverable(src, s.kind, s.sharing) {
+                    bad.add(format!("operations[{i}]"), m);
+                    continue;
+                }
                 if s.sharing != Sharing::Duplicated {
                     bad.add(format!("operations[{i}]"), format!("entity {src} is shared: link it instead of copying"));
                     continue;
@@ -345,6 +361,10 @@ fn classify(
             }
             MergeOp::Link(id) => {
                 let Some(s) = info(i, id, &mut bad) else { continue };
+                if let Err(m) = rules::check_deliverable(id, s.kind, s.sharing) {
+                    bad.add(format!("operations[{i}]"), m);
+                    continue;
+                }
                 if s.sharing != Sharing::Shared {
                     bad.add(format!("operations[{i}]"), format!("entity {id} is duplicated: copy it instead of linking"));
                     continue;

@@ -4,7 +4,7 @@
 use ferry_kit::db::{InPlace, PointReads, now_micros};
 
 use super::{Registry, group_key, page};
-use crate::domain::{Entity, EntityName, EntityRef, GroupName, Json, Kind, NewEntity, Page, RequestKey, rules};
+use crate::domain::{Entity, EntityKey, EntityName, EntityRef, GroupName, Json, Kind, NewEntity, Page, RequestKey, rules};
 use crate::error::{Error, Result};
 use crate::store::{entities, groups};
 
@@ -49,6 +49,15 @@ impl Registry {
             },
             PointReads::Pool(pool) => entity(pool, name).await,
         }
+    }
+
+    /// The entity `group` holds under (kind, key): its own or a shared one linked to it.
+    pub async fn lookup_entity(&self, group: &GroupName, kind: Kind, key: &EntityKey) -> Result<Entity> {
+        let g = group_key(&self.reads, group).await?;
+        let Some(id) = entities::member_at(&self.reads, g.id, kind, key).await? else {
+            return Err(Error::NotFound { resource: "entity", name: format!("{group} {}:{}", kind.label().to_lowercase(), key.as_str()) });
+        };
+        entity(&self.reads, &EntityName::new(group.env.id(), id)).await
     }
 
     pub async fn list_entities(
@@ -105,7 +114,7 @@ impl Registry {
         self.write(key, "LinkEntity", move |txn| {
             Box::pin(async move {
                 let e = entity(txn, &name).await?;
-                rules::check_link(&name.to_string(), e.sharing)?;
+                rules::check_link(&name.to_string(), e.kind, e.sharing)?;
                 if group.env != name.env {
                     return Err(Error::invalid("group", format!("{group} is not in {}; links stay within one environment", name.env)));
                 }

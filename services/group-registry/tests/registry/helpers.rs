@@ -20,6 +20,8 @@ pub const VIEWER: &str = "viewer-token-for-tests-0001";
 pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The registry's database, for tests that arrange rows the API would refuse.
+    pub database_url: String,
     pub admin: Client,
     pub viewer: Client,
     pub dev_operator: Client,
@@ -60,6 +62,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     }));
     Some(TestApp {
         addr,
+        database_url,
         admin: client(addr, Some(ADMIN)),
         viewer: client(addr, Some(VIEWER)),
         dev_operator: client(addr, Some(DEV_OPERATOR)),

@@ -29,6 +29,8 @@ per_backend!(
     rules::g3_deleting_shared_needs_confirmation_naming_groups,
     rules::g4_unlink_removes_one_link_never_the_last,
     rules::sharing_follows_kind_and_portal_must_choose,
+    rules::sharing_against_the_kind_is_reported_never_delivered,
+    rules::entities_by_key_within_a_group,
     rules::revisions_move_with_every_change_and_only_then,
     projects::g7_references_resolve_through_project_groups_in_order,
     projects::projects_validate_groups_and_bump_on_change,
