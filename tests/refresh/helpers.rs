@@ -353,7 +353,7 @@ pub async fn job(s: &Suite, env: &str, id: &str, integration: &str) -> String {
             sync_job: Some(ipb::SyncJob {
                 integration: integration.into(),
                 schedule: "*/15 * * * *".into(),
-                external: true,
+                external: Some(true),
                 ..Default::default()
             }),
             request_id: String::new(),

@@ -184,3 +184,16 @@ async fn cli_projects_resolve_through_their_groups() {
     assert_eq!((gone["reference"]["key"].as_str(), gone["entity"].as_str()), (Some("gone"), Some("")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cli_sync_jobs_are_external_unless_said_otherwise() {
+    let app = spawn_suite().await;
+    env_and_group(&app, "dev", &[]).await;
+    let unsaid = app.cli_json(&["job", "create", "dev", "nightly", "--schedule", "0 2 * * *"]).await;
+    let internal = app.cli_json(&["job", "create", "dev", "compact", "--schedule", "0 3 * * *", "--internal"]).await;
+    let both = app.cli(&["job", "create", "dev", "x", "--schedule", "0 3 * * *", "--internal", "--integration-id", "rally"]).await;
+    assert_eq!(unsaid["external"], true, "a job created without saying is external: a refresh pauses it");
+    assert_eq!(internal["external"], false, "--internal opts out");
+    assert!(both.is_err(), "--internal and --integration-id exclude each other");
+    app.stop().await;
+}

@@ -87,11 +87,13 @@ impl TestSuite {
         RegistryServiceClient::with_interceptor(channel, ClientInterceptor::new(token).expect("token"))
     }
 
-    /// Runs a `ferry` command against this suite with the admin token.
+    /// Runs a `ferry` command against this suite (all four services) with the admin token.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let url = self.suite.endpoint(up::REGISTRY);
         let mut argv: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        argv.extend(["--registry".to_owned(), url, "--token".to_owned(), self.suite.admin_token.clone()]);
+        for (flag, service) in [("--registry", up::REGISTRY), ("--merge", up::MERGE), ("--integration", up::INTEGRATION), ("--refresh", up::REFRESH)] {
+            argv.extend([flag.to_owned(), self.suite.endpoint(service)]);
+        }
+        argv.extend(["--token".to_owned(), self.suite.admin_token.clone()]);
         ferry_cli::run(argv).await
     }
 

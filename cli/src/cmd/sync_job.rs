@@ -51,9 +51,14 @@ enum SyncJobCommand {
         /// (`--integration` is the integration-control URL.)
         #[arg(long = "integration-id", value_name = "INTEGRATION")]
         integration: Option<String>,
-        /// It talks to an external system (implied by --integration-id).
-        #[arg(long)]
+        /// It talks to an external system, so a refresh pauses it (the default; implied
+        /// by --integration-id).
+        #[arg(long, conflicts_with = "internal")]
         external: bool,
+        /// It talks to nothing outside: a refresh leaves it running. Without this flag a
+        /// job is taken for external, the safe choice.
+        #[arg(long, conflicts_with = "integration")]
+        internal: bool,
         /// Create it paused.
         #[arg(long)]
         paused: bool,
@@ -109,14 +114,15 @@ pub async fn run(args: SyncJobArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
     let s = Session::connect(&args.client)?;
     let mut c = s.integration()?;
     let job = match args.command {
-        SyncJobCommand::Create { env, id, schedule, integration, external, paused, display_name } => {
+        SyncJobCommand::Create { env, id, schedule, integration, external, internal, paused, display_name } => {
             let state = if paused { pb::SyncJobState::Paused } else { pb::SyncJobState::Running };
             let req = pb::CreateSyncJobRequest {
                 parent: names::env(&env),
                 sync_job_id: id,
                 sync_job: Some(pb::SyncJob {
                     display_name: display_name.unwrap_or_default(),
-                    external: external || integration.is_some(),
+                    // Unset unless a flag says: the service's default (external) decides.
+                    external: if internal { Some(false) } else { external.then_some(true) },
                     integration: integration.map(|i| names::integration(&env, &i)).unwrap_or_default(),
                     schedule,
                     state: state as i32,

@@ -142,7 +142,7 @@ impl Resource for SyncJob {
             sync_job_state_label(self.state),
             if self.integration.is_empty() { "-".to_owned() } else { id_of(&self.integration).to_owned() },
             self.schedule.clone(),
-            yes(self.external),
+            yes(self.external.unwrap_or(true)),
             dash(&self.paused_by),
         ]
     }
@@ -153,7 +153,7 @@ impl Resource for SyncJob {
             ("state", sync_job_state_label(self.state)),
             ("integration", dash(&self.integration)),
             ("schedule", self.schedule.clone()),
-            ("external", yes(self.external)),
+            ("external", yes(self.external.unwrap_or(true))),
             ("paused by", dash(&self.paused_by)),
             ("pause reason", dash(&self.pause_reason)),
             ("paused", when(self.pause_time.as_ref())),
@@ -167,7 +167,7 @@ impl Resource for SyncJob {
             "integration": self.integration,
             "schedule": self.schedule,
             "state": sync_job_state_label(self.state),
-            "external": self.external,
+            "external": self.external.unwrap_or(true),
             "paused_by": self.paused_by,
             "pause_reason": self.pause_reason,
             "pause_time": when_json(self.pause_time.as_ref()),

@@ -93,6 +93,19 @@ pub struct SyncJob {
     pub created_at: i64,
 }
 
+/// Whether a new sync job talks to an external system: yes unless its creator says no,
+/// because a refresh pauses only external jobs, and one taken for internal by mistake
+/// keeps syncing through the refresh. A job that uses an integration always does.
+pub fn job_is_external(requested: Option<bool>, uses_integration: bool) -> Result<bool, String> {
+    match requested {
+        Some(false) if uses_integration => {
+            Err("a job that uses an integration talks to its external system: leave external unset or true".into())
+        }
+        Some(external) => Ok(external),
+        None => Ok(true),
+    }
+}
+
 /// An environment fence (a refresh holds it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fence {

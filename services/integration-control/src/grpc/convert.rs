@@ -81,7 +81,7 @@ pub fn sync_job(j: d::SyncJob) -> pb::SyncJob {
         integration: j.integration.map(|i| d::IntegrationName::new(env.id(), &i).to_string()).unwrap_or_default(),
         schedule: j.schedule,
         state: job_state(j.state),
-        external: j.external,
+        external: Some(j.external),
         paused_by: j.paused_by,
         pause_reason: j.pause_reason,
         pause_time: j.pause_time.map(timestamp),

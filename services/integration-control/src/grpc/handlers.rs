@@ -362,10 +362,11 @@ impl IntegrationService for IntegrationApi {
             }
         };
         let paused = v.check("sync_job.state", c::job_state_filter(body.state)).map(|s| s == Some(d::JobState::Paused));
-        let (key, env, id, display, schedule, integration, paused) =
-            done(v, || Some((key?, env?, id?, display?, schedule?, integration?, paused?)))?;
+        let external = v.check("sync_job.external", d::job_is_external(body.external, !body.integration.is_empty()));
+        let (key, env, id, display, schedule, integration, paused, external) =
+            done(v, || Some((key?, env?, id?, display?, schedule?, integration?, paused?, external?)))?;
         scope(&p, &env)?;
-        let new = NewJob { name: JobName { env, id }, display_name: display, integration, schedule, paused, external: body.external };
+        let new = NewJob { name: JobName { env, id }, display_name: display, integration, schedule, paused, external };
         Ok(Response::new(c::sync_job(self.control.create_job(key, new, c::actor(&p)).await?)))
     }
 

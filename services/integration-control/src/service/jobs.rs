@@ -15,6 +15,7 @@ pub struct NewJob {
     pub integration: Option<IntegrationName>,
     pub schedule: String,
     pub paused: bool,
+    /// Decided at the edge ([`crate::domain::job_is_external`]).
     pub external: bool,
 }
 
@@ -36,7 +37,7 @@ impl Control {
                 let j = SyncJob {
                     name: new.name,
                     display_name: new.display_name,
-                    external: new.external || new.integration.is_some(),
+                    external: new.external,
                     integration: new.integration.map(|i| i.id.as_str().to_owned()),
                     schedule: new.schedule,
                     state: if new.paused { JobState::Paused } else { JobState::Running },

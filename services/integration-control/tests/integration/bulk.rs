@@ -146,6 +146,7 @@ pub async fn pause_then_resume_jobs_restores_exactly(b: Backend) {
     let rally = integration(&app, "dev", "rally", "k", true).await;
     let j1 = job(&app, "dev", "j1", &rally.name, false).await.name;
     let j2 = job(&app, "dev", "j2", &rally.name, false).await.name;
+    // No integration, and created without saying whether it is external: a refresh pauses it.
     let j4 = job(&app, "dev", "j4", "", false).await.name;
     let mut op = app.dev_operator.clone();
     // A person paused j2 before the refresh.
@@ -157,7 +158,7 @@ pub async fn pause_then_resume_jobs_restores_exactly(b: Backend) {
         .create_sync_job(pb::CreateSyncJobRequest {
             parent: "environments/dev".into(),
             sync_job_id: "j3".into(),
-            sync_job: Some(pb::SyncJob { schedule: "0 * * * *".into(), external: false, ..Default::default() }),
+            sync_job: Some(pb::SyncJob { schedule: "0 * * * *".into(), external: Some(false), ..Default::default() }),
             request_id: String::new(),
         })
         .await

@@ -224,7 +224,15 @@ pub async fn sync_jobs_pause_resume_record_who(b: Backend) {
         request_id: String::new(),
     };
     let j = c.create_sync_job(create("nightly", &rally.name, "0 2 * * *")).await.expect("create").into_inner();
-    assert_eq!((j.state, j.external, j.paused_by.as_str()), (RUNNING, true, ""), "tied to an integration means external");
+    assert_eq!((j.state, j.external, j.paused_by.as_str()), (RUNNING, Some(true), ""), "tied to an integration means external");
+    let opted_out = c
+        .create_sync_job(pb::CreateSyncJobRequest {
+            sync_job: Some(pb::SyncJob { external: Some(false), ..create("x", &rally.name, "0 2 * * *").sync_job.unwrap_or_default() }),
+            ..create("x", &rally.name, "0 2 * * *")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&opted_out), vec!["sync_job.external".to_string()], "a job with an integration cannot be internal");
     let cross = c.create_sync_job(create("x", &other.name, "0 2 * * *")).await.unwrap_err();
     assert_eq!(violated_fields(&cross), vec!["sync_job.integration".to_string()]);
     let cron = c.create_sync_job(create("x", "", "every day")).await.unwrap_err();
@@ -232,8 +240,17 @@ pub async fn sync_jobs_pause_resume_record_who(b: Backend) {
     let missing = c.create_sync_job(create("x", "environments/dev/integrations/missing", "* * * * *")).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(c.create_sync_job(create("nightly", "", "* * * * *")).await.unwrap_err().code(), Code::AlreadyExists);
-    let internal = c.create_sync_job(create("cleanup", "", "*/5 * * * *")).await.expect("internal job").into_inner();
-    assert!(!internal.external);
+    let unsaid = c.create_sync_job(create("cleanup", "", "*/5 * * * *")).await.expect("job without an integration").into_inner();
+    assert_eq!(unsaid.external, Some(true), "not saying means external: the safe choice");
+    let internal = c
+        .create_sync_job(pb::CreateSyncJobRequest {
+            sync_job: Some(pb::SyncJob { external: Some(false), schedule: "*/5 * * * *".into(), ..Default::default() }),
+            ..create("compact", "", "*/5 * * * *")
+        })
+        .await
+        .expect("internal job")
+        .into_inner();
+    assert_eq!(internal.external, Some(false), "an explicit opt-out");
     let paused = job(&app, "dev", "held", "", true).await;
     assert_eq!((paused.state, paused.paused_by.as_str()), (PAUSED, "admin token"));
 

@@ -167,6 +167,7 @@ pub async fn mapping(app: &TestApp, parent: &str, id: &str, target: &str, active
     create_mapping(app, parent, id, target, active).await.expect("create mapping")
 }
 
+/// A sync job created without saying whether it is external (so it is).
 pub async fn job(app: &TestApp, env: &str, id: &str, integration: &str, paused: bool) -> pb::SyncJob {
     app.admin
         .clone()
@@ -177,7 +178,7 @@ pub async fn job(app: &TestApp, env: &str, id: &str, integration: &str, paused: 
                 integration: integration.into(),
                 schedule: "*/15 * * * *".into(),
                 state: if paused { 2 } else { 1 },
-                external: true,
+                // Unset: the default is external (what a refresh pauses).
                 ..Default::default()
             }),
             request_id: String::new(),

@@ -113,7 +113,7 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
 
     // 3. and 9. Jobs.
     let running: Vec<String> =
-        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.external && j.state == RUNNING).map(|j| j.name.clone()).collect();
+        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.external != Some(false) && j.state == RUNNING).map(|j| j.name.clone()).collect();
     let left: Vec<String> = src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.state == PAUSED).map(|j| j.name.clone()).collect();
     let s = &mut steps[2];
     s.summary.push(format!("pause {} running external job(s)", running.len()));
