@@ -246,9 +246,13 @@ async fn run_managed(backend: Backend, provisioned: bool, suspend: bool) {
         COPIED_PROD_MAPPING,
         "environments/sandbox/jobs/sbx-job",
         "| State | SUCCEEDED |",
+        "Left alone:",
     ] {
         assert!(report.markdown.contains(needle), "report mentions {needle}:\n{}", report.markdown);
     }
+    // Bulk steps log counts; the names are in the report's tables.
+    assert!(last.steps[2].log.iter().any(|l| l == "pause: changed 2 resources"), "{:?}", last.steps[2].log);
+    assert!(last.steps.iter().flat_map(|st| &st.log).all(|l| !l.contains("jobs/")), "no job named in a log line");
 
     // The locks are released: the next refresh can be planned.
     s.refresh

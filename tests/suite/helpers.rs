@@ -90,7 +90,9 @@ impl TestSuite {
     /// Runs a `ferry` command against this suite (all four services) with the admin token.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut argv: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        for (flag, service) in [("--registry", up::REGISTRY), ("--merge", up::MERGE), ("--integration", up::INTEGRATION), ("--refresh", up::REFRESH)] {
+        for (flag, service) in
+            [("--registry", up::REGISTRY), ("--merge", up::MERGE), ("--integration", up::INTEGRATION), ("--refresh", up::REFRESH)]
+        {
             argv.extend([flag.to_owned(), self.suite.endpoint(service)]);
         }
         argv.extend(["--token".to_owned(), self.suite.admin_token.clone()]);

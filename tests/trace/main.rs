@@ -1,16 +1,25 @@
 //! One trace per run: the StartRefresh call, the driver's steps (also after the
 //! coordinator restarts mid-run) and the calls they make to integration-control and
-//! group-registry share one trace id; a promotion's trace reaches merge-engine too.
+//! group-registry share one trace id; a promotion's trace reaches merge-engine too. And
+//! logs fit for alerting: a clean scenario with ordinary client errors logs no ERROR.
 //!
 //! A binary of its own: it installs a global tracing subscriber whose OpenTelemetry layer
-//! (`ferry_kit::telemetry::otel_layer`, as `telemetry::init` uses it) exports to memory.
+//! (`ferry_kit::telemetry::otel_layer`, as `telemetry::init` uses it) exports to memory,
+//! beside a layer that keeps every ERROR event and counts refused calls.
 
+#[allow(dead_code)]
+#[path = "../refresh/gates.rs"]
+mod gates;
 #[allow(dead_code)] // shared with the refresh suite; this binary uses part of it
 #[path = "../refresh/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "../refresh/scenario.rs"]
+mod scenario;
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use ferry_proto::refresh::v1 as pb;
 use helpers::*;
@@ -26,13 +35,42 @@ struct Tracing {
     exporter: InMemorySpanExporter,
 }
 
+/// Every ERROR event of the process (its fields as text), and how many calls were logged
+/// as refused (the caller's errors, at INFO).
+static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+struct Levels;
+
+impl<S: tracing::Subscriber> Layer<S> for Levels {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        match *event.metadata().level() {
+            tracing::Level::ERROR => ERRORS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(text.0),
+            tracing::Level::INFO if text.0.contains("message=call refused") => {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Installs the process's subscriber once: every span goes to an in-memory exporter.
 fn tracing() -> &'static Tracing {
     static TRACING: OnceLock<Tracing> = OnceLock::new();
     TRACING.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-        let subscriber = tracing_subscriber::registry().with(ferry_kit::telemetry::otel_layer(&provider).with_filter(LevelFilter::INFO));
+        let subscriber = tracing_subscriber::registry()
+            .with(ferry_kit::telemetry::otel_layer(&provider).with_filter(LevelFilter::INFO))
+            .with(Levels.with_filter(LevelFilter::INFO));
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         Tracing { provider, exporter }
     })
@@ -52,11 +90,15 @@ fn method(span: &SpanData) -> String {
     attr(span, "rpc.method").map(|v| v.as_str().into_owned()).unwrap_or_default()
 }
 
-/// The trace of the server span of the call to `path`.
-fn trace_of_call(spans: &[SpanData], path: &str) -> TraceId {
-    let calls: Vec<&SpanData> = spans.iter().filter(|s| s.name == "grpc.server" && method(s) == path).collect();
-    assert_eq!(calls.len(), 1, "one {path} call");
-    calls[0].span_context.trace_id()
+/// The trace of run `id`'s `step` spans (`refresh.step`, `promotion.step`), which must
+/// hold the server span of the call to `path` that started the run (other tests of this
+/// binary start runs too).
+fn trace_of_run(spans: &[SpanData], step: &str, id: &str, path: &str) -> TraceId {
+    let of_run = |sp: &&SpanData| sp.name == step && attr(sp, "run").map(|v| v.as_str().into_owned()).as_deref() == Some(id);
+    let trace = spans.iter().find(of_run).map(|sp| sp.span_context.trace_id()).unwrap_or(TraceId::INVALID);
+    let calls = spans.iter().filter(|s| s.name == "grpc.server" && method(s) == path && s.span_context.trace_id() == trace).count();
+    assert_eq!(calls, 1, "the {path} call that started {id} is in the trace of its steps");
+    trace
 }
 
 /// The services whose server spans are in `trace` (by gRPC service name).
@@ -88,8 +130,8 @@ async fn a_refresh_run_is_one_trace_across_services_and_a_restart() {
 
     // Assert: the call that started the run, every step and the calls the steps made.
     let spans = finished_spans();
-    let trace = trace_of_call(&spans, "/ferry.refresh.v1.RefreshService/StartRefresh");
     let id = run.name.rsplit('/').next().unwrap_or_default().to_owned();
+    let trace = trace_of_run(&spans, "refresh.step", &id, "/ferry.refresh.v1.RefreshService/StartRefresh");
     let steps: BTreeSet<i64> = spans
         .iter()
         .filter(|sp| sp.name == "refresh.step" && attr(sp, "run").map(|v| v.as_str().into_owned()) == Some(id.clone()))
@@ -142,8 +184,22 @@ async fn a_promotion_run_is_one_trace_reaching_merge_engine() {
     }
 
     let spans = finished_spans();
-    let trace = trace_of_call(&spans, "/ferry.refresh.v1.RefreshService/StartPromotion");
+    let id = run.name.rsplit('/').next().unwrap_or_default().to_owned();
+    let trace = trace_of_run(&spans, "promotion.step", &id, "/ferry.refresh.v1.RefreshService/StartPromotion");
     assert!(spans.iter().any(|sp| sp.name == "promotion.step" && sp.span_context.trace_id() == trace), "steps in the trace");
     let services = services_in(&spans, trace);
     assert!(services.contains("ferry.merge.v1.MergeService"), "merge-engine joined the promotion's trace: {services:?}");
+}
+
+/// The refresh article's scenario and the coordinator's refusals (each one an ordinary
+/// client error: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...) log no ERROR line:
+/// those are INFO, with their code. ERROR is for failures on our side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_scenario_with_client_errors_logs_no_error() {
+    tracing();
+    scenario::managed_refresh_article_scenario(Backend::Sqlite).await;
+    gates::refusals(Backend::Sqlite).await;
+    let errors = ERRORS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert!(errors.is_empty(), "ERROR lines in a clean run: {errors:#?}");
+    assert!(REFUSED.load(Ordering::Relaxed) >= 5, "the refusals were logged as refused calls");
 }

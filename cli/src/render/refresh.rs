@@ -758,9 +758,9 @@ mod summary_tests {
 
     #[test]
     fn a_step_summary_names_every_change_not_just_the_last_call() {
-        let log = vec!["pause: changed environments/prod/jobs/nightly".to_string(), "pause: nothing to change".to_string()];
+        let log = vec!["pause: changed 1 resource".to_string(), "pause: nothing to change".to_string()];
         let s = summary(StepState::Succeeded as i32, None, "", None, &log, &[]);
-        assert_eq!(s, "pause: changed environments/prod/jobs/nightly");
+        assert_eq!(s, "pause: changed 1 resource");
         let idle = vec!["pause: nothing to change".to_string()];
         assert_eq!(summary(StepState::Succeeded as i32, None, "", None, &idle, &[]), "pause: nothing to change");
     }

@@ -144,8 +144,74 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    headers.get("grpc-status").map(|v| tonic::Code::from_bytes(v.as_bytes()))
+fn grpc_status(headers: &http::HeaderMap) -> Option<(tonic::Code, String)> {
+    let code = headers.get("grpc-status").map(|v| tonic::Code::from_bytes(v.as_bytes()))?;
+    let message = headers.get("grpc-message").map(|v| percent_decoded(v.as_bytes())).unwrap_or_default();
+    Some((code, message))
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2); decoded for the log.
+fn percent_decoded(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if let [b'%', h, l, ..] = raw[i..]
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Who a failed call's code blames, which decides how loudly it is logged: alerts watch
+/// ERROR, so ERROR is only for failures on our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// A bug, lost data or a dependency down (INTERNAL, UNKNOWN, DATA_LOSS, UNAVAILABLE).
+    Ours,
+    /// Out of time or capacity (DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED): worth a look.
+    Load,
+    /// The request, or the state it met (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
+    /// ABORTED, PERMISSION_DENIED, ...): an ordinary answer.
+    Caller,
+    /// The client went away (CANCELLED).
+    Gone,
+}
+
+pub fn blame(code: tonic::Code) -> Option<Blame> {
+    use tonic::Code::*;
+    Some(match code {
+        Ok => return None,
+        Internal | Unknown | DataLoss | Unavailable => Blame::Ours,
+        DeadlineExceeded | ResourceExhausted => Blame::Load,
+        Cancelled => Blame::Gone,
+        InvalidArgument | NotFound | AlreadyExists | PermissionDenied | FailedPrecondition | Aborted | OutOfRange | Unimplemented
+        | Unauthenticated => Blame::Caller,
+    })
+}
+
+/// The one log line of a failed call: ERROR on our side, WARN for time or capacity, INFO
+/// for the caller's, DEBUG for a client gone. The message is cut at 300 characters: the
+/// reply has it whole.
+fn log_failed(service: &str, method: &str, code: tonic::Code, message: &str) {
+    let Some(blame) = blame(code) else { return };
+    let message = match message.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
+    };
+    let code = code_name(code);
+    match blame {
+        Blame::Ours => tracing::error!(rpc.service = service, rpc.method = method, code, %message, "call failed"),
+        Blame::Load => tracing::warn!(rpc.service = service, rpc.method = method, code, %message, "call failed"),
+        Blame::Caller => tracing::info!(rpc.service = service, rpc.method = method, code, %message, "call refused"),
+        Blame::Gone => tracing::debug!(rpc.service = service, rpc.method = method, code, "call cancelled"),
+    }
 }
 
 /// One call being measured; recorded once, when its status is known. A call dropped
@@ -158,10 +224,11 @@ struct CallRecord {
 }
 
 impl CallRecord {
-    fn finish(&mut self, code: tonic::Code) {
+    fn finish(&mut self, code: tonic::Code, message: &str) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        log_failed(&self.service, &self.method, code, message);
         let (service, method) = (self.service.clone(), self.method.clone());
         CALLS.handled.get_or_create(&[("service", service.clone()), ("method", method.clone()), ("code", code_name(code).into())]).inc();
         CALLS.seconds.get_or_create(&[("service", service), ("method", method)]).observe(self.start.elapsed().as_secs_f64());
@@ -170,7 +237,7 @@ impl CallRecord {
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
-        self.finish(tonic::Code::Cancelled);
+        self.finish(tonic::Code::Cancelled, "");
     }
 }
 
@@ -213,8 +280,8 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            if let Some(code) = grpc_status(response.headers()) {
-                record.finish(code);
+            if let Some((code, message)) = grpc_status(response.headers()) {
+                record.finish(code, &message);
                 return Ok(response);
             }
             Ok(response.map(|inner| tonic::body::Body::new(MeteredBody { inner, record })))
@@ -236,13 +303,13 @@ impl http_body::Body for MeteredBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                    self.record.finish(code);
+                if let Some((code, message)) = frame.trailers_ref().and_then(grpc_status) {
+                    self.record.finish(code, &message);
                 }
             }
-            Poll::Ready(Some(Err(status))) => self.record.finish(status.code()),
+            Poll::Ready(Some(Err(status))) => self.record.finish(status.code(), status.message()),
             // Ended without a status: tonic always sends trailers, so this is a broken reply.
-            Poll::Ready(None) => self.record.finish(tonic::Code::Unknown),
+            Poll::Ready(None) => self.record.finish(tonic::Code::Unknown, "the reply ended without a status"),
             Poll::Pending => {}
         }
         polled
@@ -343,6 +410,27 @@ mod tests {
         assert_eq!(call_labels("/grpc.health.v1.Health/Check"), ("grpc.health.v1.Health".to_owned(), "Check".to_owned()));
         assert_eq!(call_labels("/ferry.registry.v1.RegistryService/NoSuchMethod"), (UNKNOWN.to_owned(), UNKNOWN.to_owned()));
         assert_eq!(call_labels("/random/garbage/path"), (UNKNOWN.to_owned(), UNKNOWN.to_owned()));
+    }
+
+    #[test]
+    fn only_our_failures_are_blamed_on_us() {
+        use tonic::Code;
+        for c in [Code::Internal, Code::Unknown, Code::DataLoss, Code::Unavailable] {
+            assert_eq!(blame(c), Some(Blame::Ours), "{c:?}");
+        }
+        for c in
+            [Code::InvalidArgument, Code::NotFound, Code::FailedPrecondition, Code::Aborted, Code::AlreadyExists, Code::PermissionDenied]
+        {
+            assert_eq!(blame(c), Some(Blame::Caller), "{c:?}");
+        }
+        assert_eq!(blame(Code::Ok), None);
+        assert_eq!(blame(Code::Cancelled), Some(Blame::Gone));
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(percent_decoded(b"entity 7 not found: 100%25 sure %E2%9C%93"), "entity 7 not found: 100% sure \u{2713}");
+        assert_eq!(percent_decoded(b"bad %zz and trailing %4"), "bad %zz and trailing %4");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn scope(p: &Principal, env: &EnvName) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment_id), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment_id))]
     async fn create_environment(&self, req: Request<pb::CreateEnvironmentRequest>) -> Result<Response<pb::Environment>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -80,7 +80,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, group = %req.get_ref().group_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, group = %req.get_ref().group_id))]
     async fn create_group(&self, req: Request<pb::CreateGroupRequest>) -> Result<Response<pb::Group>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -123,7 +123,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(group = %req.get_ref().name, force = req.get_ref().force), err)]
+    #[tracing::instrument(skip_all, fields(group = %req.get_ref().name, force = req.get_ref().force))]
     async fn delete_group(&self, req: Request<pb::DeleteGroupRequest>) -> Result<Response<pb::DeleteGroupResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -136,7 +136,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::DeleteGroupResponse { deleted_entities: deleted, unlinked_entities: unlinked }))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent))]
     async fn create_entity(&self, req: Request<pb::CreateEntityRequest>) -> Result<Response<pb::Entity>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -194,7 +194,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().entity.as_ref().map(|e| e.name.as_str()).unwrap_or("")), err)]
+    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().entity.as_ref().map(|e| e.name.as_str()).unwrap_or("")))]
     async fn update_entity(&self, req: Request<pb::UpdateEntityRequest>) -> Result<Response<pb::Entity>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -223,7 +223,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::entity(self.registry.update_entity(key, name, payload, refs).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, confirm = req.get_ref().confirm_all_groups), err)]
+    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, confirm = req.get_ref().confirm_all_groups))]
     async fn delete_entity(&self, req: Request<pb::DeleteEntityRequest>) -> Result<Response<pb::DeleteEntityResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -236,7 +236,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::DeleteEntityResponse { affected_groups: affected.iter().map(ToString::to_string).collect() }))
     }
 
-    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, group = %req.get_ref().group), err)]
+    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, group = %req.get_ref().group))]
     async fn link_entity(&self, req: Request<pb::LinkEntityRequest>) -> Result<Response<pb::Entity>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -250,7 +250,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::entity(self.registry.link_entity(key, name, group).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, group = %req.get_ref().group), err)]
+    #[tracing::instrument(skip_all, fields(entity = %req.get_ref().name, group = %req.get_ref().group))]
     async fn unlink_entity(&self, req: Request<pb::UnlinkEntityRequest>) -> Result<Response<pb::Entity>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -263,7 +263,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::entity(self.registry.unlink_entity(key, name, group).await?)))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     async fn import_entities(
         &self,
         req: Request<Streaming<pb::ImportEntitiesRequest>>,
@@ -431,7 +431,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::LookupKeysResponse { present: self.registry.lookup_keys(&group, &refs).await? }))
     }
 
-    #[tracing::instrument(skip_all, fields(recipient = %req.get_ref().recipient, operations = req.get_ref().operations.len()), err)]
+    #[tracing::instrument(skip_all, fields(recipient = %req.get_ref().recipient, operations = req.get_ref().operations.len()))]
     async fn apply_merge_operations(
         &self,
         req: Request<pb::ApplyMergeOperationsRequest>,
@@ -458,7 +458,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination))]
     async fn copy_environment(&self, req: Request<pb::CopyEnvironmentRequest>) -> Result<Response<pb::CopyEnvironmentResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -482,7 +482,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, project = %req.get_ref().project_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, project = %req.get_ref().project_id))]
     async fn create_project(&self, req: Request<pb::CreateProjectRequest>) -> Result<Response<pb::Project>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -525,7 +525,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     async fn update_project(&self, req: Request<pb::UpdateProjectRequest>) -> Result<Response<pb::Project>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -551,7 +551,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::project(self.registry.update_project(key, name, display, groups).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(project = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(project = %req.get_ref().name))]
     async fn delete_project(&self, req: Request<pb::DeleteProjectRequest>) -> Result<Response<pb::DeleteProjectResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -564,7 +564,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::DeleteProjectResponse { deleted_config_items: n }))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, item = %req.get_ref().config_item_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, item = %req.get_ref().config_item_id))]
     async fn create_config_item(&self, req: Request<pb::CreateConfigItemRequest>) -> Result<Response<pb::ConfigItem>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -596,7 +596,7 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(item = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(item = %req.get_ref().name))]
     async fn delete_config_item(
         &self,
         req: Request<pb::DeleteConfigItemRequest>,
@@ -612,7 +612,7 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(pb::DeleteConfigItemResponse {}))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, items = req.get_ref().config_items.len()), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, items = req.get_ref().config_items.len()))]
     async fn upsert_config_items(
         &self,
         req: Request<pb::UpsertConfigItemsRequest>,

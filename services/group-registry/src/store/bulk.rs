@@ -8,7 +8,7 @@ use ferry_kit::db::{placeholders, rows_per_chunk};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{all, col, corrupt, entities, exec, one};
-use crate::domain::{rules, CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json};
+use crate::domain::{CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json, rules};
 
 /// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
 fn tuples(rows: usize, cols: usize) -> String {

@@ -170,7 +170,9 @@ pub async fn sharing_follows_kind_and_portal_must_choose(b: Backend) {
     }
 
     // Asking for the other mode is refused, on create and on import; repeating the kind's is fine.
-    for (kind, other) in [(SERVICE, SHARED), (TABLE, SHARED), (MAP, SHARED), (LOOKUP, DUPLICATED), (DATA_SOURCE, DUPLICATED), (4, DUPLICATED)] {
+    for (kind, other) in
+        [(SERVICE, SHARED), (TABLE, SHARED), (MAP, SHARED), (LOOKUP, DUPLICATED), (DATA_SOURCE, DUPLICATED), (4, DUPLICATED)]
+    {
         let refused = create(&app, &g, pb::Entity { sharing: other, ..entity(kind, "y", "{}") }).await.unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "kind {kind}");
         assert_eq!(violated_fields(&refused), vec!["entity.sharing".to_string()], "kind {kind}");

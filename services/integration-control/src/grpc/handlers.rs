@@ -69,7 +69,7 @@ fn undo<N: EnvScoped>(
 impl IntegrationService for IntegrationApi {
     // Integrations.
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, integration = %req.get_ref().integration_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, integration = %req.get_ref().integration_id))]
     async fn create_integration(&self, req: Request<pb::CreateIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -123,7 +123,7 @@ impl IntegrationService for IntegrationApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().integration.as_ref().map(|i| i.name.as_str()).unwrap_or("")), err)]
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().integration.as_ref().map(|i| i.name.as_str()).unwrap_or("")))]
     async fn update_integration(&self, req: Request<pb::UpdateIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -149,7 +149,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::integration(self.control.update_integration(key, name, patch).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name, force = req.get_ref().force), err)]
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name, force = req.get_ref().force))]
     async fn delete_integration(
         &self,
         req: Request<pb::DeleteIntegrationRequest>,
@@ -165,7 +165,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(pb::DeleteIntegrationResponse { deleted_mappings }))
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name))]
     async fn rotate_credentials(&self, req: Request<pb::RotateCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -179,7 +179,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::integration(self.control.rotate_credentials(key, name, api_key).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name))]
     async fn suspend_credentials(&self, req: Request<pb::SuspendCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -191,7 +191,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::integration(self.control.set_credential_state(key, name, CredentialState::Suspended).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(integration = %req.get_ref().name))]
     async fn restore_credentials(&self, req: Request<pb::RestoreCredentialsRequest>) -> Result<Response<pb::Integration>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -205,7 +205,7 @@ impl IntegrationService for IntegrationApi {
 
     // Mappings.
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, mapping = %req.get_ref().mapping_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, mapping = %req.get_ref().mapping_id))]
     async fn create_mapping(&self, req: Request<pb::CreateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -259,7 +259,7 @@ impl IntegrationService for IntegrationApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().mapping.as_ref().map(|m| m.name.as_str()).unwrap_or("")), err)]
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().mapping.as_ref().map(|m| m.name.as_str()).unwrap_or("")))]
     async fn update_mapping(&self, req: Request<pb::UpdateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -296,7 +296,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::mapping(self.control.update_mapping(key, name, patch).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name))]
     async fn delete_mapping(&self, req: Request<pb::DeleteMappingRequest>) -> Result<Response<pb::DeleteMappingResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -309,7 +309,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(pb::DeleteMappingResponse {}))
     }
 
-    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name, rebind = req.get_ref().rebind), err)]
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name, rebind = req.get_ref().rebind))]
     async fn activate_mapping(&self, req: Request<pb::ActivateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -321,7 +321,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::mapping(self.control.activate_mapping(key, name, r.rebind).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().name))]
     async fn deactivate_mapping(&self, req: Request<pb::DeactivateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -335,7 +335,7 @@ impl IntegrationService for IntegrationApi {
 
     // Sync jobs.
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, job = %req.get_ref().sync_job_id), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, job = %req.get_ref().sync_job_id))]
     async fn create_sync_job(&self, req: Request<pb::CreateSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -397,7 +397,7 @@ impl IntegrationService for IntegrationApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name))]
     async fn delete_sync_job(&self, req: Request<pb::DeleteSyncJobRequest>) -> Result<Response<pb::DeleteSyncJobResponse>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -410,7 +410,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(pb::DeleteSyncJobResponse {}))
     }
 
-    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name))]
     async fn pause_sync_job(&self, req: Request<pb::PauseSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -423,7 +423,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::sync_job(self.control.pause_job(key, name, reason, c::actor(&p)).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name))]
     async fn resume_sync_job(&self, req: Request<pb::ResumeSyncJobRequest>) -> Result<Response<pb::SyncJob>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -437,7 +437,7 @@ impl IntegrationService for IntegrationApi {
 
     // Snapshots.
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent), err)]
+    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent))]
     async fn create_snapshot(&self, req: Request<pb::CreateSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -485,7 +485,7 @@ impl IntegrationService for IntegrationApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(snapshot = %req.get_ref().name, environment = %req.get_ref().environment), err)]
+    #[tracing::instrument(skip_all, fields(snapshot = %req.get_ref().name, environment = %req.get_ref().environment))]
     async fn restore_snapshot(&self, req: Request<pb::RestoreSnapshotRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -512,7 +512,7 @@ impl IntegrationService for IntegrationApi {
 
     // The coordinator's bulk steps.
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, suspend = req.get_ref().suspend_credentials_instead), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, suspend = req.get_ref().suspend_credentials_instead))]
     async fn deactivate_integrations(&self, req: Request<pb::DeactivateIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -524,7 +524,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.deactivate_integrations(key, env, r.suspend_credentials_instead).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment))]
     async fn reactivate_integrations(&self, req: Request<pb::ReactivateIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -537,7 +537,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.reactivate_integrations(key, env, what).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, actor = %req.get_ref().actor), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, actor = %req.get_ref().actor))]
     async fn pause_sync_jobs(&self, req: Request<pb::PauseSyncJobsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -552,7 +552,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.pause_jobs(key, env, actor, reason).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment))]
     async fn resume_sync_jobs(&self, req: Request<pb::ResumeSyncJobsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -565,7 +565,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.resume_jobs(key, env, what).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination))]
     async fn copy_integrations(&self, req: Request<pb::CopyIntegrationsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -582,7 +582,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.copy_integrations(key, source, dest).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment))]
     async fn disable_foreign_mappings(&self, req: Request<pb::DisableForeignMappingsRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -594,7 +594,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.disable_foreign_mappings(key, env).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment))]
     async fn activate_provisioned_mappings(
         &self,
         req: Request<pb::ActivateProvisionedMappingsRequest>,
@@ -619,7 +619,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.activate_provisioned_mappings(key, env, names).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder))]
     async fn fence_environment(&self, req: Request<pb::FenceEnvironmentRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -636,7 +636,7 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::change_set(self.control.fence_environment(key, env, holder, reason, r.include_resources).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder, force = req.get_ref().force), err)]
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().environment, holder = %req.get_ref().holder, force = req.get_ref().force))]
     async fn unfence_environment(&self, req: Request<pb::UnfenceEnvironmentRequest>) -> Result<Response<pb::ChangeSet>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();

@@ -120,7 +120,7 @@ fn check_pair(v: &mut Violations, source: &Option<GroupName>, recipient: &Option
 
 #[tonic::async_trait]
 impl MergeService for MergeApi {
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient))]
     async fn create_merge_plan(&self, req: Request<pb::CreateMergePlanRequest>) -> Result<Response<pb::MergePlan>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -153,7 +153,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::plan(self.engine.create_plan(key, "CreateMergePlan", req).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id))]
     async fn plan_clone_group(&self, req: Request<pb::PlanCloneGroupRequest>) -> Result<Response<pb::MergePlan>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -226,7 +226,7 @@ impl MergeService for MergeApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name))]
     async fn cancel_merge_plan(&self, req: Request<pb::CancelMergePlanRequest>) -> Result<Response<pb::MergePlan>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -239,7 +239,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::plan(self.engine.cancel_plan(key, id).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(plan = %req.get_ref().name))]
     async fn apply_merge_plan(&self, req: Request<pb::ApplyMergePlanRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -252,7 +252,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::job(self.engine.apply_plan(key, id, r.proceed_with_missing_dependencies).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id))]
     async fn clone_group(&self, req: Request<pb::CloneGroupRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -266,7 +266,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::job(self.engine.clone_group(key, source, recipient, display).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, project = %req.get_ref().project_id), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, project = %req.get_ref().project_id))]
     async fn clone_project(&self, req: Request<pb::CloneProjectRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -295,7 +295,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::job(self.engine.clone_project(key, source, new, display, groups).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient))]
     async fn plan_project_merge(&self, req: Request<pb::PlanProjectMergeRequest>) -> Result<Response<pb::ProjectMergePlan>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -307,7 +307,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::project_merge_plan(self.engine.plan_project_merge(key, m).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient), err)]
+    #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient))]
     async fn merge_project(&self, req: Request<pb::MergeProjectRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -326,7 +326,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(c::job(self.engine.merge_project(key, m).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(job = %req.get_ref().job), err)]
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().job))]
     async fn revert_merge(&self, req: Request<pb::RevertMergeRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();
@@ -405,7 +405,7 @@ impl MergeService for MergeApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(job = %req.get_ref().name))]
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
         let p = Principal::of(&req);
         let r = req.into_inner();

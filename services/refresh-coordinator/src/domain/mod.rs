@@ -7,4 +7,4 @@ mod run;
 
 pub use names::{EnvName, ProjectName, RunName};
 pub use promotion::{PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind};
-pub use run::{Change, CopyCounts, ErrorInfo, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepKind, StepState};
+pub use run::{Change, CopyCounts, ErrorInfo, LeftAlone, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepKind, StepState};

@@ -189,6 +189,13 @@ pub struct Change {
     pub after: String,
 }
 
+/// A resource a step left as it was, and why (a job a person had paused stays paused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftAlone {
+    pub resource: String,
+    pub reason: String,
+}
+
 /// A failure, as google.rpc.Status flattened: code, message, (type, subject, description).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -212,6 +219,9 @@ pub struct Step {
     pub plan: PlannedStep,
     pub log: Vec<String>,
     pub changes: Vec<Change>,
+    /// What the step's bulk calls left alone (runs stored before this field have none).
+    #[serde(default)]
+    pub left_alone: Vec<LeftAlone>,
     pub undo_changes: Vec<Change>,
     pub error: Option<ErrorInfo>,
     /// The replies of the calls this step made (and its undo), by operation, as encoded
@@ -234,6 +244,7 @@ impl Step {
             plan,
             log: Vec::new(),
             changes: Vec::new(),
+            left_alone: Vec::new(),
             undo_changes: Vec::new(),
             error: None,
             outputs: BTreeMap::new(),

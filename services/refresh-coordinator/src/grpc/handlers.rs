@@ -133,7 +133,7 @@ impl Watch {
 
 #[tonic::async_trait]
 impl RefreshService for RefreshApi {
-    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source, destination = %request.get_ref().destination), err)]
+    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source, destination = %request.get_ref().destination))]
     async fn plan_refresh(&self, request: Request<pb::PlanRefreshRequest>) -> Result<Response<pb::RefreshPlan>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -145,7 +145,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(c::plan_pb(&plan)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source, destination = %request.get_ref().destination), err)]
+    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source, destination = %request.get_ref().destination))]
     async fn start_refresh(&self, request: Request<pb::StartRefreshRequest>) -> Result<Response<pb::RefreshRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -237,7 +237,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step))]
     async fn confirm_refresh_step(&self, request: Request<pb::ConfirmRefreshStepRequest>) -> Result<Response<pb::RefreshRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -254,7 +254,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(c::run_pb(&run)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn retry_refresh_run(&self, request: Request<pb::RetryRefreshRunRequest>) -> Result<Response<pb::RefreshRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -266,7 +266,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(c::run_pb(&self.coordinator.retry(&name, key).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn abort_refresh_run(&self, request: Request<pb::AbortRefreshRunRequest>) -> Result<Response<pb::RefreshRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -279,7 +279,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(c::run_pb(&run)))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project), err)]
+    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project))]
     async fn plan_promotion(&self, request: Request<pb::PlanPromotionRequest>) -> Result<Response<pb::PromotionPlan>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -298,7 +298,7 @@ impl RefreshService for RefreshApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project), err)]
+    #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project))]
     async fn start_promotion(&self, request: Request<pb::StartPromotionRequest>) -> Result<Response<pb::PromotionRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -390,7 +390,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step))]
     async fn confirm_promotion_step(
         &self,
         request: Request<pb::ConfirmPromotionStepRequest>,
@@ -409,7 +409,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(pr::run_pb(&self.coordinator.confirm_promotion(&id, r.step, actor, r.comment.clone(), key).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn retry_promotion_run(&self, request: Request<pb::RetryPromotionRunRequest>) -> Result<Response<pb::PromotionRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();
@@ -421,7 +421,7 @@ impl RefreshService for RefreshApi {
         Ok(Response::new(pr::run_pb(&self.coordinator.retry_promotion(&id, key).await?)))
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name), err)]
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn abort_promotion_run(&self, request: Request<pb::AbortPromotionRunRequest>) -> Result<Response<pb::PromotionRun>, Status> {
         let p = Principal::of(&request);
         let r = request.into_inner();

@@ -2,7 +2,7 @@
 
 use ferry_proto::integration::v1 as ipb;
 
-use crate::domain::Change;
+use crate::domain::{Change, LeftAlone};
 
 fn credential(n: i32) -> &'static str {
     match ipb::CredentialState::try_from(n) {
@@ -44,19 +44,51 @@ pub fn entries(cs: &ipb::ChangeSet) -> Vec<Change> {
     out
 }
 
-/// Human lines: what was changed (the entries themselves are in the step's changes), then
-/// each resource left alone and why.
+/// The resources a change set left as they were, and why.
+pub fn left_alone(cs: &ipb::ChangeSet) -> Vec<LeftAlone> {
+    cs.skipped.iter().map(|s| LeftAlone { resource: s.resource.clone(), reason: s.reason.clone() }).collect()
+}
+
+/// Human lines: how many resources were changed and how many left alone, by reason. The
+/// names are in the step's tables (changes, left alone): a step over hundreds of
+/// resources logs counts, not hundreds of names.
 pub fn lines(what: &str, cs: &ipb::ChangeSet) -> Vec<String> {
     let mut out = Vec::new();
-    if !cs.changes.is_empty() {
-        let names: Vec<&str> = cs.changes.iter().map(|c| c.resource.as_str()).collect();
-        out.push(format!("{what}: changed {}", names.join(", ")));
+    let n = cs.changes.len();
+    if n > 0 {
+        out.push(format!("{what}: changed {n} resource{}", if n == 1 { "" } else { "s" }));
     }
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
     for s in &cs.skipped {
-        out.push(format!("{what}: left {} alone ({})", s.resource, s.reason));
+        match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+            Some((_, count)) => *count += 1,
+            None => reasons.push((&s.reason, 1)),
+        }
+    }
+    for (reason, count) in reasons {
+        out.push(format!("{what}: left {count} alone ({reason})"));
     }
     if cs.changes.is_empty() && cs.skipped.is_empty() {
         out.push(format!("{what}: nothing to change"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_step_logs_counts_not_names() {
+        let change = |r: &str| ipb::Change { resource: r.into(), ..Default::default() };
+        let skip = |r: &str, why: &str| ipb::SkippedResource { resource: r.into(), reason: why.into() };
+        let cs = ipb::ChangeSet {
+            changes: (0..300).map(|i| change(&format!("environments/prod/jobs/j{i}"))).collect(),
+            skipped: vec![skip("environments/prod/jobs/a", "paused by a person"), skip("environments/prod/jobs/b", "paused by a person")],
+            ..Default::default()
+        };
+        assert_eq!(lines("pause", &cs), ["pause: changed 300 resources", "pause: left 2 alone (paused by a person)"]);
+        assert_eq!(left_alone(&cs).len(), 2);
+        assert_eq!(lines("pause", &ipb::ChangeSet::default()), ["pause: nothing to change"]);
+    }
 }

@@ -112,8 +112,13 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
     s.integrations = active_names;
 
     // 3. and 9. Jobs.
-    let running: Vec<String> =
-        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.external != Some(false) && j.state == RUNNING).map(|j| j.name.clone()).collect();
+    let running: Vec<String> = src
+        .jobs
+        .iter()
+        .chain(dst.jobs.iter())
+        .filter(|j| j.external != Some(false) && j.state == RUNNING)
+        .map(|j| j.name.clone())
+        .collect();
     let left: Vec<String> = src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.state == PAUSED).map(|j| j.name.clone()).collect();
     let s = &mut steps[2];
     s.summary.push(format!("pause {} running external job(s)", running.len()));

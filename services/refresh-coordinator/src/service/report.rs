@@ -136,6 +136,12 @@ pub fn markdown(run: &Run) -> String {
                 let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
             }
         }
+        if !step.left_alone.is_empty() {
+            let _ = writeln!(md, "\nLeft alone:\n\n| Resource | Why |\n|---|---|");
+            for l in &step.left_alone {
+                let _ = writeln!(md, "| `{}` | {} |", l.resource, cell(&l.reason));
+            }
+        }
         if !step.undo_changes.is_empty() {
             let _ = writeln!(md, "\nUndone by the abort:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
             for c in &step.undo_changes {

@@ -21,6 +21,7 @@ pub enum Flow {
 fn record(ex: &mut Exec, kind: StepKind, sets: &[(&str, ipb::ChangeSet)]) {
     let step = ex.run.step_mut(kind);
     step.changes = sets.iter().flat_map(|(_, cs)| changes::entries(cs)).collect();
+    step.left_alone = sets.iter().flat_map(|(_, cs)| changes::left_alone(cs)).collect();
     for (what, cs) in sets {
         step.log.extend(changes::lines(what, cs));
     }
