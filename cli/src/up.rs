@@ -32,6 +32,12 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const TOKENS_FILE: &str = "tokens";
 /// The file in the data folder holding integration-control's credential sealing key.
 pub const SEALING_KEY_FILE: &str = "sealing.key";
+/// The file in the data folder holding the coordinator's lease holder id: the suite that
+/// starts on this folder next takes back at once the runs the last one left running.
+pub const HOLDER_ID_FILE: &str = "coordinator.holder";
+/// The file `ferry up` holds locked while it runs, so one data folder has one suite (and
+/// its holder id one live coordinator).
+pub const LOCK_FILE: &str = "lock";
 
 /// Where and how `ferry up` runs the suite.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,6 +65,15 @@ pub struct UpOptions {
     /// refresh-coordinator port (0 picks a free port).
     #[arg(long, default_value_t = 50054)]
     pub refresh_port: u16,
+    /// Seconds the coordinator keeps a run's lease without renewing it. A restarted
+    /// `ferry up` resumes its own runs at once whatever this is (its holder id is kept in
+    /// the data folder); the lease only matters to another coordinator taking over.
+    #[arg(long, env = "FERRY_REFRESH_LEASE_SECS", default_value_t = 30)]
+    pub refresh_lease_secs: u64,
+    /// A pause before every refresh or promotion step, in milliseconds (0: none), to
+    /// watch a run step by step.
+    #[arg(long, env = "FERRY_REFRESH_STEP_DELAY_MS", default_value_t = 0)]
+    pub refresh_step_delay_ms: u64,
     /// Settings shared by every service. `tokens_file` and `service_token` are replaced
     /// by the data folder's tokens file and admin token. With a TLS certificate every
     /// service serves TLS and they call each other on `https://` (the certificate then
@@ -76,6 +91,8 @@ impl Default for UpOptions {
             merge_port: 50052,
             integration_port: 50053,
             refresh_port: 50054,
+            refresh_lease_secs: 30,
+            refresh_step_delay_ms: 0,
             common: CommonArgs::default(),
         }
     }
@@ -97,6 +114,8 @@ pub struct Suite {
     pub metrics: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), ferry_kit::Error>>)>,
+    /// Held (locked) for the suite's life: see [`LOCK_FILE`].
+    _lock: std::fs::File,
 }
 
 impl Suite {
@@ -122,7 +141,7 @@ impl Suite {
     /// Turns every service's health NOT_SERVING, stops accepting, drains in-flight calls
     /// (within the grace period) and waits for all four servers to finish.
     pub async fn shutdown(self) {
-        let Suite { shutdown, tasks, .. } = self;
+        let Suite { shutdown, tasks, _lock, .. } = self;
         // Receivers also resolve when the sender is gone, so a failed send changes nothing.
         let _ = shutdown.send(true);
         for (name, task) in tasks {
@@ -152,6 +171,8 @@ fn dialable(addr: SocketAddr) -> SocketAddr {
 /// Prepares the data folder, builds and binds the four services, and serves them.
 pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     create_private_dir(&opts.data_dir)?;
+    let lock = lock_data_dir(&opts.data_dir)?;
+    let holder_id = ensure_holder_id(&opts.data_dir)?;
     let admin_token_file = opts.data_dir.join(ADMIN_TOKEN_FILE);
     let admin_token = ensure_tokens(&opts.data_dir)?;
     let db_path = opts.data_dir.join("registry.db");
@@ -203,7 +224,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     .await
     .with_context(|| format!("starting integration-control on {}", at(opts.integration_port)))?;
     // The coordinator calls the three services below it at the addresses they bound.
-    let refresh_config = refresh_coordinator::Config::new(
+    let mut refresh_config = refresh_coordinator::Config::new(
         at(opts.refresh_port),
         sqlite("refresh.db")?,
         registry_url,
@@ -211,6 +232,9 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         url(scheme, merge.local_addr()),
         common,
     );
+    refresh_config.holder_id = Some(holder_id);
+    refresh_config.lease_secs = opts.refresh_lease_secs;
+    refresh_config.step_delay_ms = opts.refresh_step_delay_ms;
     let refresh = refresh_coordinator::build(&refresh_config)
         .await
         .with_context(|| format!("starting refresh-coordinator on {}", at(opts.refresh_port)))?;
@@ -228,7 +252,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         };
         tasks.push((name, tokio::spawn(server.serve(stop))));
     }
-    Ok(Suite { admin_token, admin_token_file, endpoints, scheme, metrics, shutdown, tasks })
+    Ok(Suite { admin_token, admin_token_file, endpoints, scheme, metrics, shutdown, tasks, _lock: lock })
 }
 
 /// Reads the admin token, or creates it and the tokens file that grants it on first start.
@@ -266,6 +290,46 @@ fn ensure_tokens(dir: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(token)
+}
+
+/// Locks the data folder for this suite: a second `ferry up` on it is refused.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `ferry up` is running on {} (it holds {}): stop it, or give this one another --data-dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// Reads the coordinator's holder id, or creates it on first start.
+fn ensure_holder_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(HOLDER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!("{} does not hold a holder id (one word); delete it to get a new one", path.display());
+            }
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("ferry-up-{}", hex::encode(rand::random::<[u8; 8]>()));
+            write_private(&path, &format!("{id}\n"))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

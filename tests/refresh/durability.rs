@@ -23,7 +23,10 @@ async fn snapshot_count(s: &Suite) -> usize {
 }
 
 pub async fn coordinator_restarted_between_and_mid_step_completes_once(backend: Backend) {
-    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 300, retry_attempts: 200, retry_base_ms: 50 }).await else { return };
+    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 300, retry_attempts: 200, retry_base_ms: 50, ..Knobs::default() }).await
+    else {
+        return;
+    };
     let fx = arrange(&s, true).await;
     let poller = poll_copied_mapping(&s);
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, true)).await.expect("start");
@@ -44,6 +47,7 @@ pub async fn coordinator_restarted_between_and_mid_step_completes_once(backend: 
         .expect("approve");
     let caught = wait_for(&s, &run.name, 20, |r| r.steps[1].state == STEP_RUNNING).await;
     assert_eq!(caught.steps[1].attempts, 1);
+    assert!(caught.interruptions.is_empty());
     s.crash_coordinator().await;
     s.start_integration().await;
     s.start_coordinator().await;
@@ -65,12 +69,15 @@ pub async fn coordinator_restarted_between_and_mid_step_completes_once(backend: 
     let last = wait_for(&s, &run.name, 30, terminal).await;
     assert_eq!(last.state, SUCCEEDED, "run ended: {:?}", last.error);
     assert!(restarts >= 8, "stopped at least between every pair of steps ({restarts})");
-    // Resuming is not retrying: every step was started once.
-    assert!(
-        last.steps.iter().all(|st| st.state == STEP_SUCCEEDED && st.attempts == 1),
-        "{:?}",
-        last.steps.iter().map(|s| s.attempts).collect::<Vec<_>>()
-    );
+    // Every stop while the run was held is on record (the last may come after its end),
+    // and a step a stop caught in the middle counts the resumed attempt: step 2 at least.
+    assert!(last.interruptions.len() + 1 >= restarts, "{} interruptions, {restarts} restarts", last.interruptions.len());
+    assert!(last.interruptions.iter().any(|i| i.step == 2), "{:?}", last.interruptions);
+    for st in &last.steps {
+        let caught = last.interruptions.iter().filter(|i| i.step == st.number).count() as i32;
+        assert_eq!((st.state, st.attempts), (STEP_SUCCEEDED, 1 + caught), "step {}: {:?}", st.number, last.interruptions);
+    }
+    assert!(last.interruptions.iter().all(|i| i.resume_time.is_some() && i.last_heard_time.is_some() && i.holder != i.resumed_by));
 
     // The same final state as an uninterrupted run, and no effect twice: one snapshot,
     // one deactivation of production's integration, each job paused once by the run.
@@ -84,7 +91,11 @@ pub async fn coordinator_restarted_between_and_mid_step_completes_once(backend: 
 }
 
 pub async fn integration_control_outage_post_refresh_is_retried(backend: Backend) {
-    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 200, retry_base_ms: 100 }).await else { return };
+    let Some(mut s) =
+        spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 200, retry_base_ms: 100, ..Knobs::default() }).await
+    else {
+        return;
+    };
     let fx = arrange(&s, false).await;
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
     wait_for(&s, &run.name, 30, |r| steps_done(r) >= 5).await;
@@ -102,7 +113,10 @@ pub async fn integration_control_outage_post_refresh_is_retried(backend: Backend
 }
 
 pub async fn step_failing_for_good_is_aborted_and_source_restored(backend: Backend) {
-    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 3, retry_base_ms: 50 }).await else { return };
+    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 3, retry_base_ms: 50, ..Knobs::default() }).await
+    else {
+        return;
+    };
     let fx = arrange(&s, false).await;
     let rally_before = get_integration(&s, PROD_RALLY).await;
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
@@ -205,7 +219,10 @@ pub async fn step_failing_for_good_is_aborted_and_source_restored(backend: Backe
 }
 
 pub async fn failed_step_retried_completes(backend: Backend) {
-    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 2, retry_base_ms: 50 }).await else { return };
+    let Some(mut s) = spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 2, retry_base_ms: 50, ..Knobs::default() }).await
+    else {
+        return;
+    };
     let fx = arrange(&s, false).await;
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
     wait_for(&s, &run.name, 30, |r| steps_done(r) >= 6).await;
@@ -268,4 +285,45 @@ pub async fn abort_while_running_undoes_in_reverse(backend: Backend) {
     // The sandbox was never copied over.
     assert!(get_mapping(&s, SANDBOX_MAPPING).await.active);
     assert_eq!(last.aborted_by, "admin token");
+}
+
+/// A coordinator restarted under its holder id (as `ferry up` and the Kubernetes manifests
+/// run it) takes back the runs it left running at once, without waiting out their lease
+/// (two minutes here), and the report says when the run was interrupted and resumed.
+pub async fn restarted_coordinator_takes_its_runs_back_at_once(backend: Backend) {
+    let holder = Some("coordinator-0".to_owned());
+    let knobs = Knobs { step_delay_ms: 200, retry_attempts: 200, retry_base_ms: 50, lease_secs: 120, holder_id: holder };
+    let Some(mut s) = spawn_suite(backend, knobs).await else { return };
+    let fx = arrange(&s, false).await;
+    let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
+    // Caught in the middle of step 2: integration-control is down and the step retries.
+    wait_for(&s, &run.name, 20, |r| r.steps[0].state == STEP_SUCCEEDED).await;
+    s.stop_integration().await;
+    wait_for(&s, &run.name, 20, |r| r.steps[1].state == STEP_RUNNING).await;
+    s.crash_coordinator().await;
+    s.start_integration().await;
+    let restarted = std::time::Instant::now();
+    s.start_coordinator().await;
+
+    let moved = wait_for(&s, &run.name, 20, |r| !r.interruptions.is_empty()).await;
+    let waited = restarted.elapsed();
+    assert!(waited < std::time::Duration::from_secs(20), "taken back without waiting out the 120 s lease ({waited:?})");
+    let last = wait_for(&s, &run.name, 60, terminal).await;
+    assert_eq!(last.state, SUCCEEDED, "{:?}", last.error);
+    assert_refreshed(&s, &fx).await;
+    assert_eq!(moved.interruptions.len(), 1, "{:?}", moved.interruptions);
+    let i = &last.interruptions[0];
+    assert_eq!((i.holder.as_str(), i.resumed_by.as_str(), i.step), ("coordinator-0", "coordinator-0", 2));
+    assert_eq!(last.steps[1].attempts, 2, "the interrupted attempt and the resumed one");
+    assert!(last.steps[1].log.iter().any(|l| l.starts_with("resumed after an interruption")), "{:?}", last.steps[1].log);
+    let report = s
+        .refresh
+        .clone()
+        .get_refresh_report(pb::GetRefreshReportRequest { name: format!("{}/report", run.name) })
+        .await
+        .expect("report")
+        .into_inner()
+        .markdown;
+    assert!(report.contains("| Interrupted | during step 2: `coordinator-0` stopped (last heard from 20"), "{report}");
+    assert!(report.contains("- Attempts: 2"), "{report}");
 }

@@ -60,11 +60,16 @@ pub struct Knobs {
     pub step_delay_ms: u64,
     pub retry_attempts: u32,
     pub retry_base_ms: u64,
+    /// Seconds of a run's lease (1: a crashed coordinator's runs are free at once).
+    pub lease_secs: u64,
+    /// The coordinator's holder id, the same on every restart; `None`: a new random one
+    /// each time (a restart is another coordinator taking over).
+    pub holder_id: Option<String>,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
-        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100 }
+        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100, lease_secs: 1, holder_id: None }
     }
 }
 
@@ -227,7 +232,8 @@ impl Suite {
             self.merge_url.clone(),
             self.common.clone(),
         );
-        config.lease_secs = 1;
+        config.lease_secs = self.knobs.lease_secs;
+        config.holder_id = self.knobs.holder_id.clone();
         config.step_delay_ms = self.knobs.step_delay_ms;
         config.retry_attempts = self.knobs.retry_attempts;
         config.retry_base_ms = self.knobs.retry_base_ms;

@@ -42,6 +42,8 @@ pub fn options(dir: &Path) -> UpOptions {
         merge_port: 0,
         integration_port: 0,
         refresh_port: 0,
+        refresh_lease_secs: 30,
+        refresh_step_delay_ms: 0,
         common: CommonArgs { shutdown_grace_secs: 2, ..CommonArgs::default() },
     }
 }

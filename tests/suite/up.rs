@@ -1,4 +1,5 @@
-//! `ferry up`'s data folder: one admin token, written once, private, reused.
+//! `ferry up`'s data folder: one admin token and one coordinator holder id, written once,
+//! private, reused; one suite on a folder at a time.
 
 use ferry_cli::up;
 
@@ -32,6 +33,27 @@ async fn restart_reuses_the_admin_token_and_keeps_it_private() {
         }
     }
     second.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_suite_per_data_folder_with_one_holder_id() {
+    // Arrange
+    let dir = TempDir::new();
+    let first = up::start(options(dir.path())).await.expect("first start");
+    let holder = std::fs::read_to_string(dir.path().join("data").join(up::HOLDER_ID_FILE)).expect("holder id file");
+
+    // Act
+    let second = up::start(options(dir.path())).await.map(|_| ()).expect_err("a second suite on the same folder");
+    first.shutdown().await;
+    let third = up::start(options(dir.path())).await.expect("the folder is free again");
+
+    // Assert
+    let message = format!("{second:#}");
+    assert!(message.contains("another `ferry up` is running on"), "{message}");
+    assert!(holder.trim().starts_with("ferry-up-"), "{holder}");
+    let again = std::fs::read_to_string(dir.path().join("data").join(up::HOLDER_ID_FILE)).expect("holder id file");
+    assert_eq!(again, holder, "the holder id is kept: a restarted suite takes back its own runs");
+    third.shutdown().await;
 }
 
 #[tokio::test]

@@ -23,9 +23,16 @@ pub struct Config {
     #[arg(long, env = "FERRY_MERGE_URL", default_value = "http://127.0.0.1:50052")]
     pub merge_url: String,
     /// Seconds a claimed run stays with this coordinator without a lease renewal (another
-    /// replica, or this one after a restart, resumes it once the lease lapses).
+    /// replica resumes it once the lease lapses; renewed every third of it).
     #[arg(long, env = "FERRY_REFRESH_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// This coordinator's name as a lease holder. Give each live coordinator sharing a
+    /// database its own, stable across restarts (e.g. the pod name): a coordinator that
+    /// starts takes back at once the runs its holder id still leases, left by the process
+    /// before it, instead of waiting for their leases to lapse. Default: a random id per
+    /// process (runs left by a crash then wait out their lease).
+    #[arg(long, env = "FERRY_REFRESH_HOLDER_ID")]
+    pub holder_id: Option<String>,
     /// Attempts of a call failing with UNAVAILABLE or DEADLINE_EXCEEDED before its step
     /// fails (the run then waits in FAILED for retry or abort).
     #[arg(long, env = "FERRY_REFRESH_RETRY_ATTEMPTS", default_value_t = 8)]
@@ -57,6 +64,7 @@ impl Config {
             integration_url: integration_url.into(),
             merge_url: merge_url.into(),
             lease_secs: 30,
+            holder_id: None,
             retry_attempts: 8,
             retry_base_ms: 500,
             step_delay_ms: 0,

@@ -48,8 +48,20 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         config.common.service_token.as_deref(),
         &config.common.client_tls()?,
     )?;
+    let owner = match config.holder_id.as_deref().map(str::trim) {
+        Some("") => return Err(ferry_kit::Error::Config("--holder-id (FERRY_REFRESH_HOLDER_ID) is empty".into())),
+        Some(id) => id.to_owned(),
+        None => format!("coordinator-{}", uuid::Uuid::new_v4().simple()),
+    };
+    // Runs this holder id still leases were left by the process before this one.
+    for runs in [store::leases::Runs::Refresh, store::leases::Runs::Promotion] {
+        let taken_back = store::leases::expire_held_by(&db, runs, &owner).await?;
+        if taken_back > 0 {
+            tracing::info!(holder = %owner, runs = taken_back, "taking back runs this holder left running");
+        }
+    }
     let settings = service::Settings {
-        owner: format!("coordinator-{}", uuid::Uuid::new_v4().simple()),
+        owner,
         lease: Duration::from_secs(config.lease_secs.max(1)),
         retry_attempts: config.retry_attempts.max(1),
         retry_base: Duration::from_millis(config.retry_base_ms.max(1)),

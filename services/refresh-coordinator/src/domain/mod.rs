@@ -7,4 +7,6 @@ mod run;
 
 pub use names::{EnvName, ProjectName, RunName};
 pub use promotion::{PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind};
-pub use run::{Change, CopyCounts, ErrorInfo, LeftAlone, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepKind, StepState};
+pub use run::{
+    Change, CopyCounts, ErrorInfo, Interruption, LeftAlone, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepKind, StepState,
+};

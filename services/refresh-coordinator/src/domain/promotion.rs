@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::names::ProjectName;
-use super::run::{ErrorInfo, RunState, StepState};
+use super::run::{ErrorInfo, Interruption, RunState, StepState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PromotionStepKind {
@@ -98,9 +98,21 @@ pub struct PromotionRun {
     pub create_time: i64,
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
+    #[serde(default)]
+    pub interruptions: Vec<Interruption>,
 }
 
 impl PromotionRun {
+    /// As [`super::Run::resumed`].
+    pub fn resumed(&mut self, mut interruption: Interruption) {
+        if let Some(step) = self.steps.iter_mut().find(|s| s.state == StepState::Running) {
+            step.attempts += 1;
+            interruption.step = step.number;
+            step.log.push(interruption.log_line());
+        }
+        self.interruptions.push(interruption);
+    }
+
     pub fn name(&self) -> String {
         format!("promotionRuns/{}", self.id)
     }

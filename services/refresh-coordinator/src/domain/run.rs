@@ -196,6 +196,27 @@ pub struct LeftAlone {
     pub reason: String,
 }
 
+/// A coordinator stopped while it held the run (a crash, `kill -9`), and another (or the
+/// same one, restarted) took the run over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The coordinator that held the run, and when it last renewed its lease (0: unknown).
+    pub holder: String,
+    pub last_heard: i64,
+    /// When, and by which coordinator, the run was taken over.
+    pub resumed_at: i64,
+    pub resumed_by: String,
+    /// The step that was running (its attempt counts again), 0 when between steps.
+    pub step: i32,
+}
+
+impl Interruption {
+    /// The line a resumed step's log gets.
+    pub fn log_line(&self) -> String {
+        format!("resumed after an interruption: {} stopped while running this step; taken over by {}", self.holder, self.resumed_by)
+    }
+}
+
 /// A failure, as google.rpc.Status flattened: code, message, (type, subject, description).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -272,6 +293,10 @@ pub struct Run {
     pub create_time: i64,
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
+    /// Every time a coordinator stopped while holding the run (runs stored before this
+    /// field have none).
+    #[serde(default)]
+    pub interruptions: Vec<Interruption>,
 }
 
 impl Run {
@@ -294,7 +319,19 @@ impl Run {
             create_time: now,
             start_time: None,
             end_time: None,
+            interruptions: Vec::new(),
         }
+    }
+
+    /// Puts on record that the run was taken over from a coordinator that stopped: the
+    /// step it was running gets another attempt.
+    pub fn resumed(&mut self, mut interruption: Interruption) {
+        if let Some(step) = self.steps.iter_mut().find(|s| s.state == StepState::Running) {
+            step.attempts += 1;
+            interruption.step = step.kind.number();
+            step.log.push(interruption.log_line());
+        }
+        self.interruptions.push(interruption);
     }
 
     pub fn step(&self, kind: StepKind) -> &Step {

@@ -5,7 +5,9 @@ use ferry_kit::status::Violations;
 use ferry_proto::common::v1 as cpb;
 use ferry_proto::refresh::v1 as pb;
 
-use crate::domain::{Change, CopyCounts, EnvName, ErrorInfo, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepState};
+use crate::domain::{
+    Change, CopyCounts, EnvName, ErrorInfo, Interruption, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepState,
+};
 
 pub use ferry_kit::request::request_key;
 
@@ -150,5 +152,16 @@ pub fn run_pb(r: &Run) -> pb::RefreshRun {
         create_time: Some(timestamp(r.create_time)),
         start_time: r.start_time.map(timestamp),
         end_time: r.end_time.map(timestamp),
+        interruptions: r.interruptions.iter().map(interruption_pb).collect(),
+    }
+}
+
+pub fn interruption_pb(i: &Interruption) -> pb::RunInterruption {
+    pb::RunInterruption {
+        holder: i.holder.clone(),
+        last_heard_time: (i.last_heard > 0).then(|| timestamp(i.last_heard)),
+        resume_time: Some(timestamp(i.resumed_at)),
+        resumed_by: i.resumed_by.clone(),
+        step: i.step,
     }
 }

@@ -126,5 +126,6 @@ pub fn run_pb(r: &PromotionRun) -> pb::PromotionRun {
         create_time: Some(timestamp(r.create_time)),
         start_time: r.start_time.map(timestamp),
         end_time: r.end_time.map(timestamp),
+        interruptions: r.interruptions.iter().map(super::convert::interruption_pb).collect(),
     }
 }

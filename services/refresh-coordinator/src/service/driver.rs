@@ -14,9 +14,10 @@ use tracing::Instrument;
 
 use super::Coordinator;
 use super::metrics::{self, Outcome, in_run_trace};
-use crate::domain::{ErrorInfo, Run, RunState, StepKind, StepState};
+use crate::domain::{ErrorInfo, Interruption, Run, RunState, StepKind, StepState};
 use crate::error::{Error, Result};
 use crate::store;
+use crate::store::leases::{self, Claim, Runs};
 
 /// The running driver; dropping it (or [`Driver::stop`]) stops it and every run it was
 /// executing, at whatever point they were (as a crash would).
@@ -56,24 +57,25 @@ async fn main_loop(c: Coordinator) {
             let skip: Vec<String> = active.iter().cloned().collect();
             let now = now_micros();
             let until = now + c.settings.lease.as_micros() as i64;
-            let claimed = match store::runs::claim(&c.db, &c.settings.owner, now, until, &skip).await {
+            let owner = &c.settings.owner;
+            let claimed = match leases::claim(&c.db, Runs::Refresh, owner, now, until, &skip).await {
                 Ok(None) => {
-                    store::promotions::claim(&c.db, &c.settings.owner, now, until, &skip).await.map(|p| p.map(|id| (Kind::Promotion, id)))
+                    leases::claim(&c.db, Runs::Promotion, owner, now, until, &skip).await.map(|p| p.map(|claim| (Runs::Promotion, claim)))
                 }
-                other => other.map(|r| r.map(|id| (Kind::Refresh, id))),
+                other => other.map(|r| r.map(|claim| (Runs::Refresh, claim))),
             };
             match claimed {
-                Ok(Some((kind, id))) => {
-                    active.insert(id.clone());
+                Ok(Some((runs, claim))) => {
+                    active.insert(claim.id.clone());
                     let c2 = c.clone();
                     tasks.spawn(async move {
-                        process(&c2, kind, &id).await;
-                        id
+                        process(&c2, runs, &claim).await;
+                        claim.id
                     });
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "claiming refresh runs failed");
+                    tracing::warn!(error = %e, "claiming runs failed");
                     break;
                 }
             }
@@ -95,53 +97,55 @@ async fn main_loop(c: Coordinator) {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Refresh,
-    Promotion,
+/// What a claim took over, as the run's record of it.
+fn interruption(c: &Coordinator, claim: &Claim) -> Option<Interruption> {
+    claim.interrupted.as_ref().map(|i| Interruption {
+        holder: i.holder.clone(),
+        last_heard: i.last_heard,
+        resumed_at: now_micros(),
+        resumed_by: c.settings.owner.clone(),
+        step: 0,
+    })
 }
 
 /// Drives one claimed run until it waits, fails or ends, renewing the lease meanwhile.
-async fn process(c: &Coordinator, kind: Kind, id: &str) {
+async fn process(c: &Coordinator, runs: Runs, claim: &Claim) {
+    let id = claim.id.as_str();
     let renew = async {
         loop {
             tokio::time::sleep(c.settings.lease / 3).await;
-            let until = now_micros() + c.settings.lease.as_micros() as i64;
-            let renewed = match kind {
-                Kind::Refresh => store::runs::renew(&c.db, id, &c.settings.owner, until).await,
-                Kind::Promotion => store::promotions::renew(&c.db, id, &c.settings.owner, until).await,
-            };
-            match renewed {
+            let now = now_micros();
+            match leases::renew(&c.db, runs, id, &c.settings.owner, now, now + c.settings.lease.as_micros() as i64).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => tracing::warn!(run = id, error = %e, "lease renewal failed"),
             }
         }
     };
+    let resumed = interruption(c, claim);
+    if let Some(i) = &resumed {
+        tracing::warn!(run = id, holder = %i.holder, "taking over a run whose coordinator stopped");
+    }
     let work = async {
-        match kind {
-            Kind::Refresh => drive(c, id).await,
-            Kind::Promotion => super::promotion_driver::drive(c, id).await,
+        match runs {
+            Runs::Refresh => drive(c, id, resumed).await,
+            Runs::Promotion => super::promotion_driver::drive(c, id, resumed).await,
         }
     };
     tokio::select! {
         r = work => {
             if let Err(e) = r {
-                tracing::warn!(run = id, error = %e, "driving refresh run stopped");
+                tracing::warn!(run = id, error = %e, "driving the run stopped");
             }
         }
         _ = renew => {
-            tracing::warn!(run = id, "lost the lease of a refresh run");
+            tracing::warn!(run = id, "lost the lease of a run");
             return;
         }
     }
     c.wake.notify_one();
-    let released = match kind {
-        Kind::Refresh => store::runs::release(&c.db, id, &c.settings.owner).await,
-        Kind::Promotion => store::promotions::release(&c.db, id, &c.settings.owner).await,
-    };
-    if let Err(e) = released {
-        tracing::warn!(run = id, error = %e, "releasing refresh run failed");
+    if let Err(e) = leases::release(&c.db, runs, id, &c.settings.owner).await {
+        tracing::warn!(run = id, error = %e, "releasing the run failed");
     }
 }
 
@@ -264,14 +268,20 @@ pub(crate) fn error_info(e: &Error) -> ErrorInfo {
     ErrorInfo { code: code as i32, message: status.message().to_owned(), violations }
 }
 
-/// Executes transitions of run `id` until it is no longer runnable.
-async fn drive(c: &Coordinator, id: &str) -> Result<()> {
+/// Executes transitions of run `id` until it is no longer runnable; `resumed` first puts
+/// on record the interruption the claim took the run over from.
+async fn drive(c: &Coordinator, id: &str, mut resumed: Option<Interruption>) -> Result<()> {
     loop {
         let Some(stored) = store::runs::find(&c.db, id).await? else { return Ok(()) };
         let traceparent = stored.traceparent.as_deref();
         let mut ex = Exec { c: c.clone(), run: stored.run, version: stored.version };
         if !ex.run.state.runnable() {
             return Ok(());
+        }
+        if let Some(i) = resumed.take() {
+            ex.run.resumed(i);
+            ex.save().await?;
+            continue;
         }
         if stored.abort_requested && !ex.run.aborting {
             begin_abort(&mut ex.run, stored.abort_reason, stored.aborted_by);

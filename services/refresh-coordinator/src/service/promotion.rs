@@ -146,6 +146,7 @@ impl Coordinator {
             create_time: now_micros(),
             start_time: None,
             end_time: None,
+            interruptions: Vec::new(),
         };
         let traceparent = ferry_kit::telemetry::current_traceparent();
         let id = self

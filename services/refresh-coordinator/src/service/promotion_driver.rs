@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::Coordinator;
 use super::driver::{backoff, error_info};
 use super::metrics::{self, Outcome, in_run_trace};
-use crate::domain::{ErrorInfo, PromotionRun, PromotionStepKind, RunState, StepState};
+use crate::domain::{ErrorInfo, Interruption, PromotionRun, PromotionStepKind, RunState, StepState};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -130,13 +130,18 @@ fn result_line(job: &mpb::Job) -> String {
     )
 }
 
-pub(crate) async fn drive(c: &Coordinator, id: &str) -> Result<()> {
+pub(crate) async fn drive(c: &Coordinator, id: &str, mut resumed: Option<Interruption>) -> Result<()> {
     loop {
         let Some(stored) = store::promotions::find(&c.db, id).await? else { return Ok(()) };
         let traceparent = stored.traceparent.as_deref();
         let mut ex = PExec { c: c.clone(), run: stored.run, version: stored.version };
         if !ex.run.state.runnable() {
             return Ok(());
+        }
+        if let Some(i) = resumed.take() {
+            ex.run.resumed(i);
+            ex.save().await?;
+            continue;
         }
         if stored.abort_requested && !ex.run.aborting {
             ex.run.aborting = true;

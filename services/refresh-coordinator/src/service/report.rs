@@ -87,6 +87,17 @@ pub fn markdown(run: &Run) -> String {
     if let Some(e) = &run.error {
         let _ = writeln!(md, "| Error | code {}: {} |", e.code, cell(&e.message));
     }
+    for i in &run.interruptions {
+        let at = if i.step == 0 { "between steps".to_owned() } else { format!("during step {}", i.step) };
+        let _ = writeln!(
+            md,
+            "| Interrupted | {at}: `{}` stopped (last heard from {}); resumed {} by `{}` |",
+            cell(&i.holder),
+            time((i.last_heard > 0).then_some(i.last_heard)),
+            time(Some(i.resumed_at)),
+            cell(&i.resumed_by)
+        );
+    }
     md.push('\n');
     let sections = [(1, "Pre-refresh"), (5, "Refresh"), (6, "Post-refresh")];
     for step in &run.steps {

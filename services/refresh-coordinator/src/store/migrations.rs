@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_refresh_runs::Migration),
             Box::new(m20261123_000002_create_promotion_runs::Migration),
             Box::new(m20261123_000003_add_run_traceparent::Migration),
+            Box::new(m20261203_000001_add_run_heartbeat::Migration),
         ]
     }
 }
@@ -158,6 +159,41 @@ mod m20261123_000003_add_run_traceparent {
             let db = manager.get_connection();
             for t in TABLES {
                 db.execute_unprepared(&format!("ALTER TABLE {t} DROP COLUMN traceparent")).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// When a run's lease holder last claimed or renewed it: a run taken over from a
+/// coordinator that stopped says when that one was last heard from.
+mod m20261203_000001_add_run_heartbeat {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_add_run_heartbeat"
+        }
+    }
+
+    const TABLES: [&str; 2] = ["refresh_runs", "promotion_runs"];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in TABLES {
+                db.execute_unprepared(&format!("ALTER TABLE {t} ADD COLUMN heartbeat_at BIGINT NOT NULL DEFAULT 0")).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in TABLES {
+                db.execute_unprepared(&format!("ALTER TABLE {t} DROP COLUMN heartbeat_at")).await?;
             }
             Ok(())
         }

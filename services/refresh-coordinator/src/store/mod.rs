@@ -1,5 +1,6 @@
 //! SQL over `&impl ConnectionTrait`; the service layer owns the transactions.
 
+pub mod leases;
 pub mod migrations;
 pub mod promotions;
 pub mod runs;

@@ -1,6 +1,6 @@
 //! Promotion runs, their leases and the target-project locks (the shapes of `runs`).
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::{all, exec, one};
 use crate::domain::{PromotionRun, RunState};
@@ -88,52 +88,6 @@ pub async fn list<C: ConnectionTrait>(
     sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
     values.push((limit as i64).into());
     all(db, &sql, values).await?.iter().map(read).collect()
-}
-
-/// As `runs::claim`, for promotion runs.
-pub async fn claim<C: ConnectionTrait>(db: &C, owner: &str, now: i64, until: i64, skip: &[String]) -> Result<Option<String>, DbErr> {
-    let runnable = [RunState::Pending, RunState::Running, RunState::Aborting].map(|s| s.number());
-    let mut not_in = String::new();
-    let mut values: Vec<Value> = runnable.iter().map(|n| Value::from(*n)).collect();
-    values.push(now.into());
-    if !skip.is_empty() {
-        not_in = format!(" AND id NOT IN ({})", ferry_kit::db::placeholders(skip.len()));
-        values.extend(skip.iter().map(|s| Value::from(s.as_str())));
-    }
-    let pick = format!("SELECT id FROM promotion_runs WHERE state IN (?, ?, ?) AND lease_until < ?{not_in} ORDER BY created_at LIMIT 1");
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let sql = format!(
-                "UPDATE promotion_runs SET lease_owner = ?, lease_until = ? WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"
-            );
-            let mut v: Vec<Value> = vec![owner.into(), until.into()];
-            v.extend(values);
-            one(db, &sql, v).await?.map(|r| r.try_get_by_index::<String>(0)).transpose()
-        }
-        _ => {
-            let Some(row) = one(db, &pick, values).await? else { return Ok(None) };
-            let id: String = row.try_get_by_index(0)?;
-            let n = exec(
-                db,
-                "UPDATE promotion_runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_until < ?",
-                vec![owner.into(), until.into(), id.as_str().into(), now.into()],
-            )
-            .await?;
-            Ok((n == 1).then_some(id))
-        }
-    }
-}
-
-pub async fn renew<C: ConnectionTrait>(db: &C, id: &str, owner: &str, until: i64) -> Result<bool, DbErr> {
-    let n =
-        exec(db, "UPDATE promotion_runs SET lease_until = ? WHERE id = ? AND lease_owner = ?", vec![until.into(), id.into(), owner.into()])
-            .await?;
-    Ok(n == 1)
-}
-
-pub async fn release<C: ConnectionTrait>(db: &C, id: &str, owner: &str) -> Result<(), DbErr> {
-    exec(db, "UPDATE promotion_runs SET lease_until = 0 WHERE id = ? AND lease_owner = ?", vec![id.into(), owner.into()]).await?;
-    Ok(())
 }
 
 pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), DbErr> {

@@ -1,6 +1,6 @@
 //! Runs, their leases and the environment locks.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::{all, exec, one};
 use crate::domain::{EnvName, Run, RunState};
@@ -100,56 +100,6 @@ pub async fn list<C: ConnectionTrait>(
     sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
     values.push((limit as i64).into());
     all(db, &sql, values).await?.iter().map(read).collect()
-}
-
-/// Claims one runnable run whose lease has expired for `owner` until `until`.
-/// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never claim the same run; SQLite:
-/// a conditional UPDATE (SQLite serialises writers).
-pub async fn claim<C: ConnectionTrait>(db: &C, owner: &str, now: i64, until: i64, skip: &[String]) -> Result<Option<String>, DbErr> {
-    let runnable = [RunState::Pending, RunState::Running, RunState::Aborting].map(|s| s.number());
-    let mut not_in = String::new();
-    let mut values: Vec<Value> = runnable.iter().map(|n| Value::from(*n)).collect();
-    values.push(now.into());
-    if !skip.is_empty() {
-        not_in = format!(" AND id NOT IN ({})", ferry_kit::db::placeholders(skip.len()));
-        values.extend(skip.iter().map(|s| Value::from(s.as_str())));
-    }
-    let pick = format!("SELECT id FROM refresh_runs WHERE state IN (?, ?, ?) AND lease_until < ?{not_in} ORDER BY created_at LIMIT 1");
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let sql =
-                format!("UPDATE refresh_runs SET lease_owner = ?, lease_until = ? WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id");
-            let mut v: Vec<Value> = vec![owner.into(), until.into()];
-            v.extend(values);
-            let row = one(db, &sql, v).await?;
-            row.map(|r| r.try_get_by_index::<String>(0)).transpose()
-        }
-        _ => {
-            let Some(row) = one(db, &pick, values).await? else { return Ok(None) };
-            let id: String = row.try_get_by_index(0)?;
-            let n = exec(
-                db,
-                "UPDATE refresh_runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_until < ?",
-                vec![owner.into(), until.into(), id.as_str().into(), now.into()],
-            )
-            .await?;
-            Ok((n == 1).then_some(id))
-        }
-    }
-}
-
-/// Extends `owner`'s lease; false when the lease is no longer `owner`'s.
-pub async fn renew<C: ConnectionTrait>(db: &C, id: &str, owner: &str, until: i64) -> Result<bool, DbErr> {
-    let n =
-        exec(db, "UPDATE refresh_runs SET lease_until = ? WHERE id = ? AND lease_owner = ?", vec![until.into(), id.into(), owner.into()])
-            .await?;
-    Ok(n == 1)
-}
-
-/// Gives the run back (another driver, or this one, may claim it at once).
-pub async fn release<C: ConnectionTrait>(db: &C, id: &str, owner: &str) -> Result<(), DbErr> {
-    exec(db, "UPDATE refresh_runs SET lease_until = 0 WHERE id = ? AND lease_owner = ?", vec![id.into(), owner.into()]).await?;
-    Ok(())
 }
 
 pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str, reason: &str, by: &str) -> Result<(), DbErr> {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use ferry_kit::db::now_micros;
 use refresh_coordinator::domain::{EnvName, Options, Plan, PlannedStep, Run, RunName, StepKind};
+use refresh_coordinator::store::leases::{self, Claim, Interrupted, Runs::Refresh};
 use refresh_coordinator::store::{migrations::Migrator, runs};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
@@ -64,18 +65,31 @@ async fn lease_is_exclusive_and_lapses(backend: Backend) {
     let now = now_micros();
     let second = 1_000_000;
 
-    let a = runs::claim(&db, "a", now, now + second, &[]).await.expect("claim");
-    assert_eq!(a.as_deref(), Some(run.name.id()));
-    assert_eq!(runs::claim(&db, "b", now, now + second, &[]).await.expect("claim"), None, "held by a");
-    assert!(runs::renew(&db, run.name.id(), "a", now + 2 * second).await.expect("renew"));
-    assert!(!runs::renew(&db, run.name.id(), "b", now + 2 * second).await.expect("renew"), "b holds nothing");
+    let id = |c: Option<Claim>| c.map(|c| c.id);
+    let first = leases::claim(&db, Refresh, "a", now, now + second, &[]).await.expect("claim");
+    assert_eq!(first, Some(Claim { id: run.name.id().to_owned(), interrupted: None }), "a new run was never held");
+    assert_eq!(leases::claim(&db, Refresh, "b", now, now + second, &[]).await.expect("claim"), None, "held by a");
+    assert!(leases::renew(&db, Refresh, run.name.id(), "a", now + 5, now + 2 * second).await.expect("renew"));
+    assert!(!leases::renew(&db, Refresh, run.name.id(), "b", now, now + 2 * second).await.expect("renew"), "b holds nothing");
 
-    // a stops renewing: once its lease lapses, b takes the run over and a cannot renew.
+    // a stops renewing: once its lease lapses, b takes the run over (an interruption, with
+    // when a was last heard from) and a cannot renew.
     let later = now + 3 * second;
-    assert_eq!(runs::claim(&db, "b", later, later + second, &[]).await.expect("claim").as_deref(), Some(run.name.id()));
-    assert!(!runs::renew(&db, run.name.id(), "a", later + second).await.expect("renew"), "a lost the lease");
-    runs::release(&db, run.name.id(), "b").await.expect("release");
-    assert_eq!(runs::claim(&db, "c", later, later + second, &[]).await.expect("claim").as_deref(), Some(run.name.id()));
+    let taken = leases::claim(&db, Refresh, "b", later, later + second, &[]).await.expect("claim");
+    assert_eq!(taken.and_then(|c| c.interrupted), Some(Interrupted { holder: "a".into(), last_heard: now + 5 }));
+    assert!(!leases::renew(&db, Refresh, run.name.id(), "a", later, later + second).await.expect("renew"), "a lost the lease");
+    // Given back: the next claim is no interruption.
+    leases::release(&db, Refresh, run.name.id(), "b").await.expect("release");
+    let next = leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim");
+    assert_eq!(next.as_ref().map(|c| c.interrupted.is_none()), Some(true), "{next:?}");
+
+    // c restarts under its holder id: its lease ends at once and the run is claimable now.
+    assert_eq!(leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim"), None, "still leased");
+    assert_eq!(leases::expire_held_by(&db, Refresh, "c").await.expect("expire"), 1);
+    assert_eq!(leases::expire_held_by(&db, Refresh, "nobody").await.expect("expire"), 0);
+    let back = leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim");
+    assert_eq!(back.as_ref().and_then(|c| c.interrupted.as_ref()).map(|i| i.holder.as_str()), Some("c"), "{back:?}");
+    assert_eq!(id(back), Some(run.name.id().to_owned()));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -94,8 +108,8 @@ async fn concurrent_drivers_never_claim_one_run_twice(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                match runs::claim(&db, &format!("owner-{owner}"), now, now + 60_000_000, &[]).await {
-                    Ok(Some(id)) => mine.push(id),
+                match leases::claim(&db, Refresh, &format!("owner-{owner}"), now, now + 60_000_000, &[]).await {
+                    Ok(Some(claim)) => mine.push(claim.id),
                     Ok(None) => return mine,
                     Err(e) => panic!("claim: {e}"),
                 }
