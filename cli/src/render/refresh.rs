@@ -8,7 +8,7 @@ use ferry_proto::common::v1::Progress;
 use ferry_proto::merge::v1::ProjectMergePlan;
 use ferry_proto::refresh::v1::{
     CopyCounts, ErrorStatus, PlannedStep, PromotionRun, PromotionStep, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun,
-    RefreshStep, RefreshStepKind, RunState, StepState,
+    RefreshStep, RefreshStepKind, RunInterruption, RunState, StepState,
 };
 use serde_json::{Value, json};
 
@@ -457,6 +457,9 @@ impl Resource for RefreshRun {
         if !self.abort_reason.is_empty() || !self.aborted_by.is_empty() {
             f.push(("aborted", format!("{} (by {})", self.abort_reason, opt(&self.aborted_by))));
         }
+        for i in &self.interruptions {
+            f.push(("interrupted", interruption_line(i)));
+        }
         f.push(("steps", self.steps.iter().map(refresh_step_line).collect::<Vec<_>>().join("\n")));
         f
     }
@@ -481,6 +484,7 @@ impl Resource for RefreshRun {
             "create_time": when_json(self.create_time.as_ref()),
             "start_time": when_json(self.start_time.as_ref()),
             "end_time": when_json(self.end_time.as_ref()),
+            "interruptions": interruptions_json(&self.interruptions),
             "steps": self.steps.iter().map(|s| json!({
                 "number": s.number,
                 "state": step_state_label(s.state),
@@ -499,6 +503,32 @@ impl Resource for RefreshRun {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// A takeover of a run from a coordinator that stopped, in one line.
+fn interruption_line(i: &RunInterruption) -> String {
+    let at = if i.step == 0 { "between steps".to_owned() } else { format!("during step {}", i.step) };
+    format!(
+        "{at}: {} stopped (last heard {}); resumed {} by {}",
+        i.holder,
+        when(i.last_heard_time.as_ref()),
+        when(i.resume_time.as_ref()),
+        i.resumed_by
+    )
+}
+
+fn interruptions_json(all: &[RunInterruption]) -> Value {
+    all.iter()
+        .map(|i| {
+            json!({
+                "holder": i.holder,
+                "last_heard_time": when_json(i.last_heard_time.as_ref()),
+                "resume_time": when_json(i.resume_time.as_ref()),
+                "resumed_by": i.resumed_by,
+                "step": i.step,
+            })
+        })
+        .collect()
 }
 
 impl Resource for PromotionRun {
@@ -533,6 +563,9 @@ impl Resource for PromotionRun {
         if !self.abort_reason.is_empty() || !self.aborted_by.is_empty() {
             f.push(("aborted", format!("{} (by {})", self.abort_reason, opt(&self.aborted_by))));
         }
+        for i in &self.interruptions {
+            f.push(("interrupted", interruption_line(i)));
+        }
         f.push(("steps", self.steps.iter().map(promotion_step_line).collect::<Vec<_>>().join("\n")));
         f
     }
@@ -552,6 +585,7 @@ impl Resource for PromotionRun {
             "create_time": when_json(self.create_time.as_ref()),
             "start_time": when_json(self.start_time.as_ref()),
             "end_time": when_json(self.end_time.as_ref()),
+            "interruptions": interruptions_json(&self.interruptions),
             "steps": self.steps.iter().map(|s| json!({
                 "number": s.number,
                 "kind": label(s.kind, PromotionStepKind::as_str_name, "PROMOTION_STEP_KIND_"),
