@@ -289,27 +289,32 @@ impl RegistryService for RegistryApi {
         // A replayed import is read to the end (to fingerprint it) but writes nothing.
         let (mut tx, replay) = match start {
             ImportStart::Fresh(tx) => (Some(tx), None),
-            ImportStart::Replayed { method, fingerprint, reply } => (None, Some((method, fingerprint, reply))),
+            ImportStart::Replayed { fingerprint, reply } => (None, Some((fingerprint, reply))),
         };
         let parent = group.to_string();
         let mut next = Some(first);
-        let mut index = 0usize;
+        // Violations name the message of the stream and the entity in it:
+        // `messages[1].entities[2].payload_json`.
+        let mut m = 0usize;
         while let Some(msg) = next.take() {
             hash.update(prost::Message::encode_to_vec(&msg));
             let mut v = Violations::new();
             if !msg.parent.is_empty() && msg.parent != parent {
-                v.add("parent", "must not change within one import");
+                v.add(format!("messages[{m}].parent"), "must not change within one import");
+            }
+            if m > 0 && !msg.request_id.is_empty() && msg.request_id != request_id {
+                v.add(format!("messages[{m}].request_id"), "must not change within one import");
             }
             if msg.entities.len() > MAX_BATCH {
-                v.add("entities", format!("at most {MAX_BATCH} entities per message"));
+                v.add(format!("messages[{m}].entities"), format!("at most {MAX_BATCH} entities per message"));
             }
             let batch: Vec<_> = msg
                 .entities
                 .iter()
                 .enumerate()
-                .filter_map(|(i, e)| c::new_entity(&mut v, &format!("entities[{}]", index + i), e))
+                .filter_map(|(i, e)| c::new_entity(&mut v, &format!("messages[{m}].entities[{i}]"), e))
                 .collect();
-            index += msg.entities.len();
+            m += 1;
             done(v, || Some(()))?;
             if let Some(tx) = tx.as_mut() {
                 tx.add(&batch).await?;
@@ -320,7 +325,7 @@ impl RegistryService for RegistryApi {
         let key = RequestKey::parse(&request_id, fingerprint.clone()).ok().flatten();
         let (created, revision) = match (tx, replay) {
             (Some(tx), _) => tx.finish(key).await?,
-            (None, Some((method, fp, reply))) if method == IMPORT && fp == fingerprint => reply,
+            (None, Some((fp, reply))) if fp == fingerprint => reply,
             (None, _) => return Err(crate::error::Error::RequestIdReused.into()),
         };
         Ok(Response::new(pb::ImportEntitiesResponse { created, revision }))

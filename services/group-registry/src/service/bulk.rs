@@ -19,12 +19,9 @@ use crate::store::{entities, groups};
 
 /// How an import begins: a retry of a finished import, or a fresh transaction.
 pub enum ImportStart {
-    /// The request id was used before; compare fingerprints once the stream is read.
-    Replayed {
-        method: String,
-        fingerprint: String,
-        reply: (i64, i64),
-    },
+    /// The request id was used before by an import; compare fingerprints once the stream
+    /// is read.
+    Replayed { fingerprint: String, reply: (i64, i64) },
     Fresh(ImportTx),
 }
 
@@ -84,7 +81,11 @@ impl Registry {
         if let Some(id) = request_id
             && let Some(s) = idempotency::find(&self.db, id).await?
         {
-            return Ok(ImportStart::Replayed { method: s.method, fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
+            // Another method's reply is not an import's: the id was used for another request.
+            if s.method != IMPORT_METHOD {
+                return Err(Error::RequestIdReused);
+            }
+            return Ok(ImportStart::Replayed { fingerprint: s.fingerprint, reply: serde_json::from_slice(&s.response)? });
         }
         let txn = ferry_kit::db::begin(&self.db).await?;
         let g = group_key(&txn, group).await?;

@@ -117,7 +117,7 @@ pub async fn import_is_all_or_nothing_and_retry_safe(b: Backend) {
     bad.push(entity(SERVICE, "s-bad", "{not json"));
     let err = import(&app, import_msgs(&g, "", bad, 3)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&err), vec!["entities[5].payload_json".to_string()]);
+    assert_eq!(violated_fields(&err), vec!["messages[1].entities[2].payload_json".to_string()], "the message and the entity in it");
     assert_eq!(keys_of(&app, &g).await.len(), 1);
 
     // Duplicates inside one import are caught too.
@@ -132,6 +132,23 @@ pub async fn import_is_all_or_nothing_and_retry_safe(b: Backend) {
     assert_eq!(keys_of(&app, &g).await.len(), 31);
     let other = import(&app, import_msgs(&g, "import-1", ok[..3].to_vec(), 7)).await.unwrap_err();
     assert_eq!(other.code(), Code::InvalidArgument, "same request_id, different import");
+
+    // A request_id another method used first is refused as reused, before anything is read
+    // as an import's reply (it answered INTERNAL once).
+    app.admin
+        .clone()
+        .create_entity(pb::CreateEntityRequest { parent: g.clone(), entity: Some(entity(SERVICE, "c1", "{}")), request_id: "used-1".into() })
+        .await
+        .expect("create with a request_id");
+    let reused = import(&app, import_msgs(&g, "used-1", ok[..2].to_vec(), 7)).await.unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
+    assert_eq!(violated_fields(&reused), vec!["request_id".to_string()]);
+    // And a later message may repeat the stream's request_id, not change it.
+    let fresh: Vec<pb::Entity> = (0..4).map(|i| entity(SERVICE, &format!("n{i}"), "{}")).collect();
+    let mut msgs = import_msgs(&g, "import-2", fresh, 2);
+    msgs[1].request_id = "import-3".into();
+    let changed = import(&app, msgs).await.unwrap_err();
+    assert_eq!(violated_fields(&changed), vec!["messages[1].request_id".to_string()]);
 }
 
 fn op(o: Op) -> pb::MergeOperation {

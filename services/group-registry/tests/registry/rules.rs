@@ -191,7 +191,7 @@ pub async fn sharing_follows_kind_and_portal_must_choose(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(import.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&import), vec!["entities[1].sharing".to_string()]);
+    assert_eq!(violated_fields(&import), vec!["messages[0].entities[1].sharing".to_string()]);
     assert_eq!(keys_of(&app, &g).await, before, "a refused import writes nothing");
 }
 
