@@ -15,13 +15,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 /// Seconds of fuzzing per backend.
 const SECS: u64 = 15;
 
-/// Service errors (the cause chain of an INTERNAL is logged as "internal error") on the
-/// test's output, without the handlers' line per refused call (thousands of them, each
-/// with the whole refusal); `RUST_LOG` replaces the filter.
-const LOG_FILTER: &str = "warn,group_registry::grpc::handlers=off,merge_engine::grpc::handlers=off,integration_control::grpc::handlers=off,refresh_coordinator::grpc::handlers=off";
-
+/// Service warnings and errors on the test's output (see [`ferry_fuzz::LOG_FILTER`]);
+/// `RUST_LOG` replaces the filter.
 fn logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_FILTER));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(ferry_fuzz::LOG_FILTER));
     // Both backends' tests share the process: the second install is refused, which is fine.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }

@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn tracing_filter() -> String {
-    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,group_registry::grpc::handlers=off,merge_engine::grpc::handlers=off,integration_control::grpc::handlers=off,refresh_coordinator::grpc::handlers=off".into())
+    std::env::var("RUST_LOG").unwrap_or_else(|_| ferry_fuzz::LOG_FILTER.into())
 }
 
 fn tracing_subscriber_init(filter: &str) -> anyhow::Result<()> {
