@@ -121,8 +121,18 @@ async fn work(shared: Arc<Shared>, caller: Caller, mut rng: StdRng) -> Report {
             _ => Who::Nobody,
         };
         let read = StreamRead { max_messages: rng.random_range(1..=20), max_time: Duration::from_millis(rng.random_range(50..1500)) };
-        // Now and then the same request twice: a retry must get the first reply back.
-        let times = if !method.client_streaming && rng.random_bool(0.05) { 2 } else { 1 };
+        // Now and then the same request twice, one after the other (a retry must get the
+        // first reply back) or both at once (two clients racing on one request id).
+        let again = !method.client_streaming && rng.random_bool(0.06);
+        if again && rng.random_bool(0.4) && shared.take() {
+            let t0 = Instant::now();
+            let (a, b) = tokio::join!(caller.call(method, encoded.clone(), who, read), caller.call(method, encoded.clone(), who, read));
+            let took = t0.elapsed();
+            record(&mut tally, &shared.pool, method, &messages, &a, took);
+            record(&mut tally, &shared.pool, method, &messages, &b, took);
+            continue;
+        }
+        let times = if again { 2 } else { 1 };
         for n in 0..times {
             // The repeat is a call of its own, from the same budget.
             if n > 0 && !shared.take() {
