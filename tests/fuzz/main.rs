@@ -46,13 +46,21 @@ async fn every_rpc_survives_random_requests(backend: Backend) {
     let _ = std::fs::remove_dir_all(&dir);
 
     // Assert
-    println!("{backend:?}:\n{report}");
     let not_serving: Vec<String> =
         health.iter().filter(|(_, s)| !matches!(s, Ok(ServingStatus::Serving))).map(|(what, s)| format!("{what}: {s:?}")).collect();
+    let serving = if not_serving.is_empty() { "all four SERVING".to_owned() } else { format!("NOT SERVING: {not_serving:?}") };
+    // The whole report is in the failure message; this line is for --nocapture runs.
+    println!(
+        "{backend:?}: {} calls, {:.0} calls/s, {} bad; health after: {serving}",
+        report.calls,
+        report.calls_per_second(),
+        report.bad_count
+    );
     assert!(report.calls > 0, "{backend:?}: no call was made\n{report}");
     assert!(
         report.clean(),
-        "{backend:?}: {} bad calls ({} distinct), {} malformed replies, {} harness errors (replay: FERRY_FUZZ_SEED={}):\n{report}",
+        "{backend:?}: {} bad calls ({} distinct), {} malformed replies, {} harness errors (replay: FERRY_FUZZ_SEED={}); \
+         health after: {serving}\n{report}",
         report.bad_count,
         report.distinct.len(),
         report.malformed_replies.len(),
