@@ -3,12 +3,14 @@
 //! gRPC (merge-engine as its own process, its peak RSS read from /proc), then do the same
 //! work on an identical fresh copy with raw set-based SQL, and print one JSON line.
 //! `load` drives the registry at a fixed rate with a mix of calls and compares its
-//! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`).
+//! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`). `fuzz` is
+//! the long run of the descriptor-driven fuzzer (see `fuzz.rs`).
 
 #![forbid(unsafe_code)]
 
 mod data;
 mod engine;
+mod fuzz;
 mod load;
 mod raw;
 
@@ -38,6 +40,8 @@ enum Command {
     Clone(Args),
     /// Fixed-rate mixed registry load, and GetEntity's maximum rate against a bare tonic echo server.
     Load(load::LoadArgs),
+    /// Random well-formed requests to every RPC of the four services; fails on a bad code.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Merge(a) => (Workload::Merge, a),
         Command::Clone(a) => (Workload::Clone, a),
         Command::Load(a) => return load::run(a).await,
+        Command::Fuzz(a) => return fuzz::run(a).await,
     };
     if args.entities < 2 {
         bail!("--entities must be at least 2");

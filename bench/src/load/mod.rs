@@ -54,7 +54,7 @@ pub struct LoadArgs {
     database_url: Option<String>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = number.trim().parse().map_err(|e| format!("{s:?}: {e}"))?;
     let secs = match unit {
