@@ -155,7 +155,7 @@ pub async fn seed(
     let req = ipb::CreateSyncJobRequest {
         parent: "environments/prod".into(),
         sync_job_id: "rally-sync".into(),
-        sync_job: Some(ipb::SyncJob { integration: rally, schedule: "*/15 * * * *".into(), external: true, ..Default::default() }),
+        sync_job: Some(ipb::SyncJob { integration: rally, schedule: "*/15 * * * *".into(), external: Some(true), ..Default::default() }),
         request_id: k.request_id(),
     };
     k.call("sync job", &format!("{i}SyncJob"), integration.create_sync_job(req)).await?;

@@ -21,7 +21,10 @@ use crate::store::{entities, groups};
 pub enum ImportStart {
     /// The request id was used before by an import; compare fingerprints once the stream
     /// is read.
-    Replayed { fingerprint: String, reply: (i64, i64) },
+    Replayed {
+        fingerprint: String,
+        reply: (i64, i64),
+    },
     Fresh(ImportTx),
 }
 

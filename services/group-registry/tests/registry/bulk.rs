@@ -137,7 +137,11 @@ pub async fn import_is_all_or_nothing_and_retry_safe(b: Backend) {
     // as an import's reply (it answered INTERNAL once).
     app.admin
         .clone()
-        .create_entity(pb::CreateEntityRequest { parent: g.clone(), entity: Some(entity(SERVICE, "c1", "{}")), request_id: "used-1".into() })
+        .create_entity(pb::CreateEntityRequest {
+            parent: g.clone(),
+            entity: Some(entity(SERVICE, "c1", "{}")),
+            request_id: "used-1".into(),
+        })
         .await
         .expect("create with a request_id");
     let reused = import(&app, import_msgs(&g, "used-1", ok[..2].to_vec(), 7)).await.unwrap_err();
