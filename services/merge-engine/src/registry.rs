@@ -148,6 +148,11 @@ impl Registry {
         let reply = match self.client.clone().apply_merge_operations(req).await {
             Ok(r) => r.into_inner(),
             Err(s) if s.code() == Code::NotFound => return Err(Error::not_found("group", recipient)),
+            // The registry lost a write race on this batch (after its own retries): nothing
+            // was written, so the chunk is sent again later, like an unreachable registry.
+            Err(s) if s.code() == Code::Aborted => {
+                return Err(Error::Unavailable(format!("the registry asked to send the batch again: {}", s.message())));
+            }
             // An operation naming an entity that is gone: a group changed under the job.
             Err(s) if s.code() == Code::InvalidArgument && !s.message().contains("request_id") => {
                 return Err(Error::Aborted(format!("a group changed while the job ran; plan again ({})", s.message())));
