@@ -24,33 +24,13 @@ fn shorten(message: &str) -> String {
 /// The label under which client-side deadlines are counted (not bad: the service was slow).
 pub const CLIENT_TIMEOUT: &str = "DEADLINE_EXCEEDED (client)";
 
-/// The codes no request, however odd, may get: the service failed, not the caller.
+/// The codes no request, however odd, may get: the service failed, not the caller
+/// (UNKNOWN, INTERNAL, UNAVAILABLE, DATA_LOSS: what the services log at ERROR).
 pub fn is_bad(code: Code) -> bool {
-    matches!(code, Code::Unknown | Code::Internal | Code::Unavailable | Code::DataLoss)
+    ferry_kit::metrics::blame(code) == Some(ferry_kit::metrics::Blame::Ours)
 }
 
-/// `INVALID_ARGUMENT`, as gRPC spells it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use ferry_kit::status::code_name;
 
 /// One call that got a bad code.
 #[derive(Debug, Clone)]

@@ -120,29 +120,7 @@ fn call_labels(path: &str) -> (String, String) {
     METHODS.get(path).cloned().unwrap_or_else(|| (UNKNOWN.to_owned(), UNKNOWN.to_owned()))
 }
 
-/// The canonical name of a gRPC status code (`OK`, `INVALID_ARGUMENT`, ...).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use crate::status::code_name;
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<(tonic::Code, String)> {
     let code = headers.get("grpc-status").map(|v| tonic::Code::from_bytes(v.as_bytes()))?;

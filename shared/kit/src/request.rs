@@ -1,7 +1,8 @@
 //! Parsing request fields at each service's gRPC edge: every problem is collected as a
 //! field violation, then [`done`] answers INVALID_ARGUMENT listing all of them, or hands
 //! back the parsed values. The fields every Ferry request shares (`request_id`, paging,
-//! update masks) parse here.
+//! update masks) parse here, and the entity key rule, which every service that takes a
+//! key applies alike (the registry stores keys; the merge engine selects by them).
 
 use tonic::Status;
 
@@ -42,6 +43,27 @@ pub fn mask_paths(mask: &Option<prost_types::FieldMask>) -> Vec<String> {
     mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default()
 }
 
+/// Longest entity key, in characters.
+pub const MAX_KEY_CHARS: usize = 200;
+
+/// The key field of an entity: 1–200 characters, no control characters, no whitespace at
+/// either end (Unicode whitespace too: U+2028 is whitespace, like a space).
+pub fn check_entity_key(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("key is required".into());
+    }
+    if s.chars().count() > MAX_KEY_CHARS {
+        return Err(format!("key is longer than {MAX_KEY_CHARS} characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("key must not contain control characters".into());
+    }
+    if s.trim() != s {
+        return Err("key must not start or end with whitespace".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +77,15 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("page_size") && err.message().contains("page_token"), "{}", err.message());
         assert_eq!(done(Violations::new(), || Some(1)).ok(), Some(1));
+    }
+
+    #[test]
+    fn entity_keys() {
+        for ok in ["countries", "Äpfel", "a b", &"k".repeat(200)] {
+            assert_eq!(check_entity_key(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["", " a", "a ", "\u{2028}\u{2029}", "a\u{2028}", "a\tb", "\0", &"k".repeat(201)] {
+            assert!(check_entity_key(bad).is_err(), "{bad:?}");
+        }
     }
 }

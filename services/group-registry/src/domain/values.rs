@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 /// Largest payload or config value accepted, in bytes.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 /// Longest entity key.
-pub const MAX_KEY_CHARS: usize = 200;
+pub use ferry_kit::request::MAX_KEY_CHARS;
 /// Most references one entity or config item may declare.
 pub const MAX_REFERENCES: usize = 100;
 /// Longest display name.
@@ -159,18 +159,7 @@ pub struct EntityKey(String);
 
 impl EntityKey {
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() {
-            return Err("key is required".into());
-        }
-        if s.chars().count() > MAX_KEY_CHARS {
-            return Err(format!("key is longer than {MAX_KEY_CHARS} characters"));
-        }
-        if s.chars().any(char::is_control) {
-            return Err("key must not contain control characters".into());
-        }
-        if s.trim() != s {
-            return Err("key must not start or end with whitespace".into());
-        }
+        ferry_kit::request::check_entity_key(s)?;
         Ok(Self(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {

@@ -65,19 +65,8 @@ impl JobState {
     }
 }
 
-/// An entity key as the registry checks it: 1–200 characters, no control characters.
-pub fn check_key(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("key is required".into());
-    }
-    if s.chars().count() > 200 {
-        return Err("key is longer than 200 characters".into());
-    }
-    if s.chars().any(char::is_control) {
-        return Err("key must not contain control characters".into());
-    }
-    Ok(())
-}
+/// An entity key as the registry checks it (one rule, in the kit).
+pub use ferry_kit::request::check_entity_key as check_key;
 
 /// A display name: at most 200 characters, no control characters.
 pub fn display_name(s: &str) -> Result<String, String> {

@@ -28,6 +28,11 @@ pub async fn bad_input_is_refused_precisely_and_writes_nothing(b: Backend) {
         .await
         .expect_err("malformed");
     assert_eq!(violated_fields(&err), ["source", "strategy", "kinds[0]"]);
+    // Keys are checked by the registry's rule, here at the edge (the fuzzer found the
+    // engine letting "\u{2028}" through, and the registry's refusal came back INTERNAL).
+    let keys = vec!["ok".into(), "\u{2028}\u{2029}".into(), " padded".into()];
+    let err = m.clone().create_merge_plan(mpb::CreateMergePlanRequest { keys, ..plan_req(&s, &r) }).await.expect_err("bad keys");
+    assert_eq!((err.code(), violated_fields(&err)), (Code::InvalidArgument, vec!["keys[1]".to_string(), "keys[2]".to_string()]));
     let err = m.clone().get_merge_plan(mpb::GetMergePlanRequest { name: "mergePlans/0123abcd".into() }).await.expect_err("unknown plan");
     assert_eq!(err.code(), Code::NotFound);
     let err = apply(&app, "plans/1", false).await.expect_err("malformed plan name");
