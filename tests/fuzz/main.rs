@@ -70,16 +70,4 @@ async fn every_rpc_survives_random_requests(backend: Backend) {
     assert!(not_serving.is_empty(), "{backend:?}: not SERVING after fuzzing: {not_serving:#?}");
 }
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_rpc_survives_random_requests() {
-        crate::every_rpc_survives_random_requests(crate::Backend::Sqlite).await
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_rpc_survives_random_requests() {
-        crate::every_rpc_survives_random_requests(crate::Backend::Postgres).await
-    }
-}
+ferry_testkit::per_backend!(every_rpc_survives_random_requests);

@@ -7,19 +7,8 @@ mod helpers;
 mod promotion;
 mod scenario;
 
-use helpers::Backend;
 
-/// Instantiates each listed test once per backend.
-macro_rules! per_backend {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Postgres).await } )*
-        }
-    };
-}
+use ferry_testkit::per_backend;
 
 per_backend!(
     scenario::managed_refresh_article_scenario,

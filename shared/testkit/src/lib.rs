@@ -17,6 +17,30 @@ pub enum Backend {
     Postgres,
 }
 
+/// Instantiates each listed behaviour test once per backend, as `sqlite::name` and
+/// `postgres::name`: each is an `async fn name(backend: Backend)`, named as
+/// `module::name` (a module beside the call) or just `name` (a function beside it).
+/// The calling crate needs `tokio` (tests run on a two-thread runtime).
+#[macro_export]
+macro_rules! per_backend {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$module::$name($crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$module::$name($crate::Backend::Postgres).await } )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
 /// The PostgreSQL server tests run against (`FERRY_TEST_PG_URL`, set by scripts/test).
 /// Without it the PostgreSQL half is skipped loudly, except under CI=true where it must run.
 pub fn postgres_url() -> Option<String> {

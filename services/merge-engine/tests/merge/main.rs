@@ -11,17 +11,7 @@ mod rules;
 
 use helpers::Backend;
 
-/// Instantiates each listed test once per backend.
-macro_rules! per_backend {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$module::$name(crate::Backend::Postgres).await } )*
-        }
-    };
-}
+use ferry_testkit::per_backend;
 
 per_backend!(
     rules::g6_merge_creates_links_skips_and_keeps_recipient_on_conflict,
