@@ -47,7 +47,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// A job's recorded failure as the status the synchronous call would have returned:
 /// violations become PreconditionFailure details, or BadRequest ones for INVALID_ARGUMENT.
-pub fn job_status(e: &ferry_proto::merge::v1::ErrorStatus) -> tonic::Status {
+pub fn job_status(e: &ferry_proto::common::v1::ErrorStatus) -> tonic::Status {
     let code = Code::from_i32(e.code);
     let message = if e.message.is_empty() { code.description().to_owned() } else { e.message.clone() };
     if e.violations.is_empty() {
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn job_errors_become_statuses_and_exit_codes_carry_through() {
-        use ferry_proto::merge::v1::{ErrorStatus, Violation};
+        use ferry_proto::common::v1::{ErrorStatus, Violation};
         let err = ErrorStatus {
             code: Code::Aborted as i32,
             message: "stale".into(),

@@ -176,7 +176,7 @@ pub fn outcome(job: &Job) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use ferry_proto::merge::v1::ErrorStatus;
+    use ferry_proto::common::v1::ErrorStatus;
 
     use super::*;
 

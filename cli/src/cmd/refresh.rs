@@ -285,25 +285,19 @@ where
 
 /// Ok unless the run ended FAILED (its error, as a gRPC status) or ABORTED; an error too
 /// when it has not ended.
-pub(crate) fn outcome(name: &str, state: i32, error: Option<&pb::ErrorStatus>, abort_reason: &str, what: &str) -> anyhow::Result<()> {
+pub(crate) fn outcome(
+    name: &str,
+    state: i32,
+    error: Option<&ferry_proto::common::v1::ErrorStatus>,
+    abort_reason: &str,
+    what: &str,
+) -> anyhow::Result<()> {
     let label = run_state_label(state);
     match pb::RunState::try_from(state) {
         Ok(pb::RunState::Succeeded) => Ok(()),
         Ok(pb::RunState::Failed) => {
             let status = match error {
-                Some(e) => job_status(&ferry_proto::merge::v1::ErrorStatus {
-                    code: e.code,
-                    message: e.message.clone(),
-                    violations: e
-                        .violations
-                        .iter()
-                        .map(|v| ferry_proto::merge::v1::Violation {
-                            violation_type: v.violation_type.clone(),
-                            subject: v.subject.clone(),
-                            description: v.description.clone(),
-                        })
-                        .collect(),
-                }),
+                Some(e) => job_status(e),
                 None => tonic::Status::new(tonic::Code::Aborted, "run FAILED without an error recorded"),
             };
             Err(anyhow::Error::new(status))

@@ -1,11 +1,11 @@
 //! Merge-engine resources: jobs, plans (printed like `terraform plan`) and plan items.
 
+use ferry_proto::common::v1::ErrorStatus;
 use std::fmt::Write as _;
 
 use ferry_proto::common::v1::Progress;
 use ferry_proto::merge::v1::{
-    ErrorStatus, Job, JobKind, JobState, MergeOutcome, MergePlan, MergePlanCounts, MergePlanItem, MergePlanState, MergePlanType,
-    MergeStrategy,
+    Job, JobKind, JobState, MergeOutcome, MergePlan, MergePlanCounts, MergePlanItem, MergePlanState, MergePlanType, MergeStrategy,
 };
 use serde_json::{Value, json};
 

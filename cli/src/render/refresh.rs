@@ -2,13 +2,14 @@
 //! step with a state mark), refresh plans step by step, promotion plans, and the drawer
 //! that renders a run's checklist live while it is watched.
 
+use ferry_proto::common::v1::ErrorStatus;
 use std::fmt::Write as _;
 
 use ferry_proto::common::v1::Progress;
 use ferry_proto::merge::v1::ProjectMergePlan;
 use ferry_proto::refresh::v1::{
-    CopyCounts, ErrorStatus, PlannedStep, PromotionRun, PromotionStep, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun,
-    RefreshStep, RefreshStepKind, RunInterruption, RunState, StepState,
+    CopyCounts, PlannedStep, PromotionRun, PromotionStep, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun, RefreshStep,
+    RefreshStepKind, RunInterruption, RunState, StepState,
 };
 use serde_json::{Value, json};
 

@@ -109,13 +109,17 @@ pub fn job(j: Job) -> pb::Job {
             config_items_unchanged: j.result.config_items_unchanged,
             unresolved_references: j.result.unresolved_references,
         }),
-        error: j.error.map(|e| pb::ErrorStatus {
+        error: j.error.map(|e| ferry_proto::common::v1::ErrorStatus {
             code: e.code,
             message: e.message,
             violations: e
                 .violations
                 .into_iter()
-                .map(|v| pb::Violation { violation_type: v.violation_type, subject: v.subject, description: v.description })
+                .map(|v| ferry_proto::common::v1::Violation {
+                    violation_type: v.violation_type,
+                    subject: v.subject,
+                    description: v.description,
+                })
                 .collect(),
         }),
         create_time: ts(j.created_at),

@@ -92,14 +92,14 @@ fn change_pb(c: &Change) -> pb::ChangeEntry {
     pb::ChangeEntry { resource: c.resource.clone(), field: c.field.clone(), before: c.before.clone(), after: c.after.clone() }
 }
 
-fn error_pb(e: &ErrorInfo) -> pb::ErrorStatus {
-    pb::ErrorStatus {
+fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
+    cpb::ErrorStatus {
         code: e.code,
         message: e.message.clone(),
         violations: e
             .violations
             .iter()
-            .map(|(t, s, d)| pb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
+            .map(|(t, s, d)| cpb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
             .collect(),
     }
 }

@@ -56,14 +56,14 @@ fn decode<M: prost::Message + Default>(h: Option<&String>) -> Option<M> {
     h.and_then(|h| hex::decode(h).ok()).and_then(|b| M::decode(b.as_slice()).ok())
 }
 
-fn error_pb(e: &ErrorInfo) -> pb::ErrorStatus {
-    pb::ErrorStatus {
+fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
+    cpb::ErrorStatus {
         code: e.code,
         message: e.message.clone(),
         violations: e
             .violations
             .iter()
-            .map(|(t, s, d)| pb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
+            .map(|(t, s, d)| cpb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
             .collect(),
     }
 }
