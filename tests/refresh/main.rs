@@ -7,7 +7,6 @@ mod helpers;
 mod promotion;
 mod scenario;
 
-
 use ferry_testkit::per_backend;
 
 per_backend!(
@@ -29,4 +28,5 @@ per_backend!(
     promotion::promotion_with_stale_given_plans_is_refused,
     promotion::promotion_resumes_after_coordinator_crash,
     promotion::promotion_abort_refused_for_changed_entities_then_forced,
+    promotion::concurrent_starts_of_every_kind_exclude_each_other,
 );

@@ -333,3 +333,47 @@ pub async fn plan_promotion_shows_the_merge_plans(backend: Backend) {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     assert_eq!(precondition_subjects(&e), vec![run.name]);
 }
+
+/// Sixteen starts at once on one environment, refreshes of it and promotions into one of
+/// its projects: exactly one runs, and every other start is FAILED_PRECONDITION naming it
+/// (the locks are taken in the start transaction; the checks before it only inform).
+pub async fn concurrent_starts_of_every_kind_exclude_each_other(backend: Backend) {
+    let Some(s) = spawn_suite(backend, Knobs { step_delay_ms: 1500, ..Knobs::default() }).await else { return };
+    arrange(&s).await;
+    env(&s, "prod", true).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let mut rf = s.refresh.clone();
+        calls.spawn(async move {
+            if i % 2 == 0 {
+                let req = pb::StartRefreshRequest {
+                    source: "environments/prod".into(),
+                    destination: "environments/corp".into(),
+                    options: Some(pb::RefreshOptions { require_approval: true, ..Default::default() }),
+                    ..Default::default()
+                };
+                rf.start_refresh(req).await.map(|r| r.into_inner().name)
+            } else {
+                let req = pb::StartPromotionRequest {
+                    source_project: "environments/corp/projects/p-test".into(),
+                    target_project: "environments/corp/projects/p-prod".into(),
+                    options: Some(pb::PromotionOptions { require_approval: true, ..Default::default() }),
+                    ..Default::default()
+                };
+                rf.start_promotion(req).await.map(|r| r.into_inner().name)
+            }
+        });
+    }
+    let (mut started, mut refused) = (Vec::new(), Vec::new());
+    while let Some(done) = calls.join_next().await {
+        match done.expect("call") {
+            Ok(name) => started.push(name),
+            Err(status) => refused.push(status),
+        }
+    }
+    assert_eq!(started.len(), 1, "exactly one run: {started:?} ({} refused)", refused.len());
+    for e in &refused {
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        assert_eq!(precondition_subjects(e), started, "the refusal names the run that holds the environment");
+    }
+}

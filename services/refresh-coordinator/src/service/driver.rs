@@ -172,7 +172,7 @@ impl Exec {
         if !store::runs::save(&txn, &self.run, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.run.name)));
         }
-        store::runs::unlock(&txn, self.run.name.id()).await?;
+        store::locks::release(&txn, &self.run.name.to_string()).await?;
         txn.commit().await?;
         self.version += 1;
         self.c.publish(&self.run);

@@ -24,7 +24,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use remote::Remote;
 pub use runs::ListFilter;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::locks::{self, Held, Lock};
 
 /// How the driver behaves.
 #[derive(Debug, Clone)]
@@ -108,5 +109,25 @@ impl Coordinator {
             idempotency::Replay::Mismatch => Err(crate::Error::RequestIdReused),
             idempotency::Replay::Fresh => Ok(None),
         }
+    }
+}
+
+/// FAILED_PRECONDITION naming the run that holds what `lock` needs.
+pub(crate) fn locked(held: Held) -> Error {
+    let kind = if held.resource.contains("/projects/") { "PROJECT_LOCKED" } else { "ENVIRONMENT_LOCKED" };
+    let description = format!("{} is held by {}; wait for it to end, or retry or abort it", held.resource, held.run);
+    Error::precondition(kind, held.run, description)
+}
+
+impl Coordinator {
+    /// FAILED_PRECONDITION when a run holds what any of `wanted` needs (what a plan checks;
+    /// the start transaction takes the locks for real).
+    pub(crate) async fn check_free(&self, wanted: &[Lock]) -> Result<()> {
+        for lock in wanted {
+            if let Some(held) = locks::blocking(&self.db, lock).await? {
+                return Err(locked(held));
+            }
+        }
+        Ok(())
     }
 }

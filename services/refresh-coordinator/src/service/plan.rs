@@ -7,7 +7,7 @@ use super::Coordinator;
 use super::remote::Tier;
 use crate::domain::{CopyCounts, EnvName, Mode, Options, Plan, PlannedStep, StepKind};
 use crate::error::{Error, Result};
-use crate::store;
+use crate::store::locks::Lock;
 
 const RUNNING: i32 = ipb::SyncJobState::Running as i32;
 const PAUSED: i32 = ipb::SyncJobState::Paused as i32;
@@ -49,31 +49,9 @@ impl Coordinator {
         Ok(())
     }
 
-    /// FAILED_PRECONDITION naming the run that holds either environment.
-    pub(crate) async fn check_unlocked(&self, source: &EnvName, destination: &EnvName) -> Result<()> {
-        for env in [source, destination] {
-            if let Some(run) = store::runs::holder(&self.db, env).await? {
-                return Err(Error::precondition(
-                    "ENVIRONMENT_LOCKED",
-                    format!("refreshRuns/{run}"),
-                    format!("{env} is held by refreshRuns/{run}; wait for it to end, or retry or abort it"),
-                ));
-            }
-            // A refresh replaces what a running promotion is merging into.
-            if let Some(run) = store::promotions::holder_in_environment(&self.db, env.id()).await? {
-                return Err(Error::precondition(
-                    "ENVIRONMENT_LOCKED",
-                    format!("promotionRuns/{run}"),
-                    format!("a project of {env} is the target of promotionRuns/{run}; wait for it to end, or retry or abort it"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     pub async fn plan(&self, source: &EnvName, destination: &EnvName, options: Options) -> Result<Plan> {
         self.check_environments(source, destination).await?;
-        self.check_unlocked(source, destination).await?;
+        self.check_free(&[Lock::Environment(source.clone()), Lock::Environment(destination.clone())]).await?;
         let src = self.inventory(source).await?;
         let dst = self.inventory(destination).await?;
         let steps = plan_steps(source, destination, &options, &src, &dst);

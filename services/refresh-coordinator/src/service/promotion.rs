@@ -10,6 +10,7 @@ use super::Coordinator;
 use crate::domain::{ProjectName, PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind, RunState, StepState};
 use crate::error::{Error, Result};
 use crate::store;
+use crate::store::locks::{self, Lock};
 
 fn pairs_pb(options: &PromotionOptions) -> Vec<mpb::GroupPair> {
     options.group_pairs.iter().map(|(s, r)| mpb::GroupPair { source: s.clone(), recipient: r.clone() }).collect()
@@ -25,25 +26,6 @@ fn view(stored: store::promotions::Stored) -> PromotionRun {
 }
 
 impl Coordinator {
-    /// FAILED_PRECONDITION when a refresh holds the environment or a promotion the target.
-    async fn check_promotion_unlocked(&self, target: &ProjectName) -> Result<()> {
-        if let Some(run) = store::runs::holder(&self.db, &target.env).await? {
-            return Err(Error::precondition(
-                "ENVIRONMENT_LOCKED",
-                format!("refreshRuns/{run}"),
-                format!("{} is being refreshed by refreshRuns/{run}; promote after it ends", target.env),
-            ));
-        }
-        if let Some(run) = store::promotions::holder(&self.db, &target.to_string()).await? {
-            return Err(Error::precondition(
-                "PROJECT_LOCKED",
-                format!("promotionRuns/{run}"),
-                format!("{target} is the target of promotionRuns/{run}; wait for it to end, or retry or abort it"),
-            ));
-        }
-        Ok(())
-    }
-
     pub async fn plan_promotion(
         &self,
         source: &ProjectName,
@@ -51,7 +33,7 @@ impl Coordinator {
         options: &PromotionOptions,
         request_id: String,
     ) -> Result<mpb::ProjectMergePlan> {
-        self.check_promotion_unlocked(target).await?;
+        self.check_free(&[Lock::Project(target.clone())]).await?;
         self.remote
             .plan_project_merge(mpb::PlanProjectMergeRequest {
                 source: source.to_string(),
@@ -77,7 +59,7 @@ impl Coordinator {
         if let Some(id) = self.replayed::<String>(key.as_ref(), METHOD).await? {
             return self.get_promotion(&id).await;
         }
-        self.check_promotion_unlocked(&target).await?;
+        self.check_free(&[Lock::Project(target.clone())]).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let given = !merge_plans.is_empty();
         let preview = self
@@ -152,13 +134,7 @@ impl Coordinator {
         let id = self
             .write(key.as_ref(), METHOD, move |txn| {
                 Box::pin(async move {
-                    if let Err(holder) = store::promotions::lock(txn, &run.target.to_string(), &run.id).await? {
-                        return Err(Error::precondition(
-                            "PROJECT_LOCKED",
-                            format!("promotionRuns/{holder}"),
-                            format!("{} is the target of promotionRuns/{holder}", run.target),
-                        ));
-                    }
+                    locks::take(txn, &run.name(), &[Lock::Project(run.target.clone())]).await?.map_err(super::locked)?;
                     store::promotions::insert(txn, &run, traceparent.as_deref()).await?;
                     Ok(run.id)
                 })

@@ -44,7 +44,7 @@ impl PExec {
         if !store::promotions::save(&txn, &self.run, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.run.name())));
         }
-        store::promotions::unlock(&txn, &self.run.id).await?;
+        store::locks::release(&txn, &self.run.name()).await?;
         txn.commit().await?;
         self.version += 1;
         self.c.publish_promotion(&self.run);

@@ -6,6 +6,7 @@ use ferry_kit::idempotency::RequestKey;
 use super::Coordinator;
 use crate::domain::{EnvName, Options, Run, RunName, RunState, StepState};
 use crate::error::{Error, Result};
+use crate::store::locks::{self, Lock};
 use crate::store::{self, runs::Stored};
 
 /// A run as clients see it: an abort asked of a running run shows as ABORTING until the
@@ -65,13 +66,8 @@ impl Coordinator {
         let name = self
             .write(key.as_ref(), METHOD, move |txn| {
                 Box::pin(async move {
-                    if let Err(holder) = store::runs::lock(txn, &[&run.source, &run.destination], run.name.id()).await? {
-                        return Err(Error::precondition(
-                            "ENVIRONMENT_LOCKED",
-                            format!("refreshRuns/{holder}"),
-                            format!("an environment of this refresh is held by refreshRuns/{holder}"),
-                        ));
-                    }
+                    let wanted = [Lock::Environment(run.source.clone()), Lock::Environment(run.destination.clone())];
+                    locks::take(txn, &run.name.to_string(), &wanted).await?.map_err(super::locked)?;
                     store::runs::insert(txn, &run, traceparent.as_deref()).await?;
                     Ok(run.name)
                 })

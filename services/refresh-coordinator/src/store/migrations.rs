@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_promotion_runs::Migration),
             Box::new(m20261123_000003_add_run_traceparent::Migration),
             Box::new(m20261203_000001_add_run_heartbeat::Migration),
+            Box::new(m20261203_000002_create_locks::Migration),
         ]
     }
 }
@@ -194,6 +195,59 @@ mod m20261203_000001_add_run_heartbeat {
             let db = manager.get_connection();
             for t in TABLES {
                 db.execute_unprepared(&format!("ALTER TABLE {t} DROP COLUMN heartbeat_at")).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One locks table for every run kind (environment and project locks), and the guard rows
+/// that serialise starts on an environment (`store::locks`). The locks held in the tables
+/// before are carried over; those tables stay for the release before this one.
+mod m20261203_000002_create_locks {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000002_create_locks"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            let pg = db.get_database_backend() == DbBackend::Postgres;
+            let key = if pg { "TEXT COLLATE \"C\"" } else { "TEXT" };
+            let env_of_project = if pg {
+                "substr(project, 1, strpos(project, '/projects/') - 1)"
+            } else {
+                "substr(project, 1, instr(project, '/projects/') - 1)"
+            };
+            for sql in [
+                format!("CREATE TABLE locks (resource {key} NOT NULL PRIMARY KEY, environment {key} NOT NULL, run TEXT NOT NULL)"),
+                "CREATE INDEX locks_by_environment ON locks (environment)".to_owned(),
+                "CREATE INDEX locks_by_run ON locks (run)".to_owned(),
+                format!("CREATE TABLE lock_guards (environment {key} NOT NULL PRIMARY KEY, touched BIGINT NOT NULL)"),
+                "INSERT INTO locks (resource, environment, run) \
+                 SELECT 'environments/' || environment, 'environments/' || environment, 'refreshRuns/' || run_id FROM run_locks"
+                    .to_owned(),
+                format!(
+                    "INSERT INTO locks (resource, environment, run) SELECT project, {env_of_project}, 'promotionRuns/' || run_id \
+                     FROM promotion_locks"
+                ),
+            ] {
+                db.execute_unprepared(&sql).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            for t in ["lock_guards", "locks"] {
+                db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! SQL over `&impl ConnectionTrait`; the service layer owns the transactions.
 
 pub mod leases;
+pub mod locks;
 pub mod migrations;
 pub mod promotions;
 pub mod runs;

@@ -94,31 +94,3 @@ pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), D
     exec(db, "UPDATE promotion_runs SET abort_requested = TRUE WHERE id = ?", vec![id.into()]).await?;
     Ok(())
 }
-
-/// Takes the lock of `project` for `run_id`; `Err(holder)` when a run holds it.
-pub async fn lock<C: ConnectionTrait>(db: &C, project: &str, run_id: &str) -> Result<Result<(), String>, DbErr> {
-    if let Some(h) = holder(db, project).await? {
-        return Ok(Err(h));
-    }
-    exec(db, "INSERT INTO promotion_locks (project, run_id) VALUES (?, ?)", vec![project.into(), run_id.into()]).await?;
-    Ok(Ok(()))
-}
-
-pub async fn holder<C: ConnectionTrait>(db: &C, project: &str) -> Result<Option<String>, DbErr> {
-    one(db, "SELECT run_id FROM promotion_locks WHERE project = ?", vec![project.into()]).await?.map(|r| r.try_get_by_index(0)).transpose()
-}
-
-/// A promotion run holding a project of environment `env_id`, if any.
-pub async fn holder_in_environment<C: ConnectionTrait>(db: &C, env_id: &str) -> Result<Option<String>, DbErr> {
-    // Environment ids are letters, digits and '-': no LIKE wildcard can occur in the pattern.
-    let pattern = format!("environments/{env_id}/projects/%");
-    one(db, "SELECT run_id FROM promotion_locks WHERE project LIKE ? ORDER BY run_id LIMIT 1", vec![pattern.into()])
-        .await?
-        .map(|r| r.try_get_by_index(0))
-        .transpose()
-}
-
-pub async fn unlock<C: ConnectionTrait>(db: &C, run_id: &str) -> Result<(), DbErr> {
-    exec(db, "DELETE FROM promotion_locks WHERE run_id = ?", vec![run_id.into()]).await?;
-    Ok(())
-}

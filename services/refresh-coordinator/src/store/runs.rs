@@ -111,26 +111,3 @@ pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str, reason: &str, b
     .await?;
     Ok(())
 }
-
-/// Takes the locks of `envs` for `run_id`; `Err(holder)` when a run holds one.
-pub async fn lock<C: ConnectionTrait>(db: &C, envs: &[&EnvName], run_id: &str) -> Result<Result<(), String>, DbErr> {
-    for env in envs {
-        if let Some(holder) = holder(db, env).await? {
-            return Ok(Err(holder));
-        }
-    }
-    for env in envs {
-        exec(db, "INSERT INTO run_locks (environment, run_id) VALUES (?, ?)", vec![env.id().into(), run_id.into()]).await?;
-    }
-    Ok(Ok(()))
-}
-
-/// The run holding `env`, if any.
-pub async fn holder<C: ConnectionTrait>(db: &C, env: &EnvName) -> Result<Option<String>, DbErr> {
-    one(db, "SELECT run_id FROM run_locks WHERE environment = ?", vec![env.id().into()]).await?.map(|r| r.try_get_by_index(0)).transpose()
-}
-
-pub async fn unlock<C: ConnectionTrait>(db: &C, run_id: &str) -> Result<(), DbErr> {
-    exec(db, "DELETE FROM run_locks WHERE run_id = ?", vec![run_id.into()]).await?;
-    Ok(())
-}

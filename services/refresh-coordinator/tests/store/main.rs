@@ -5,40 +5,17 @@
 use std::collections::HashSet;
 
 use ferry_kit::db::now_micros;
+use ferry_testkit::{Backend, database, temp_dir};
+use refresh_coordinator::domain::ProjectName;
 use refresh_coordinator::domain::{EnvName, Options, Plan, PlannedStep, Run, RunName, StepKind};
 use refresh_coordinator::store::leases::{self, Claim, Interrupted, Runs::Refresh};
+use refresh_coordinator::store::locks::{self, Held, Lock};
 use refresh_coordinator::store::{migrations::Migrator, runs};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 async fn connect(backend: Backend) -> Option<(DatabaseConnection, std::path::PathBuf)> {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("ferry-refresh-store-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/refresh.db", dir.display()),
-        Backend::Postgres => {
-            let admin = match std::env::var("FERRY_TEST_PG_URL") {
-                Ok(u) if !u.is_empty() => u,
-                _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but FERRY_TEST_PG_URL is not set"),
-                _ => {
-                    eprintln!("!!! SKIPPING PostgreSQL test: FERRY_TEST_PG_URL is not set (run scripts/test)");
-                    return None;
-                }
-            };
-            let name = format!("ferry_rc_store_{}_{:x}", std::process::id(), n & 0xffff_ffff);
-            let db = Database::connect(&admin).await.expect("connect to the test PostgreSQL");
-            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
-            db.close().await.ok();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-            format!("{base}/{name}")
-        }
-    };
+    let dir = temp_dir("ferry-refresh-store");
+    let url = database(backend, &dir, "refresh.db").await?;
     let db = ferry_kit::db::connect(&url).await.expect("connect");
     ferry_kit::db::migrate::<Migrator>(&db, "refresh-coordinator").await.expect("migrate");
     Some((db, dir))
@@ -126,27 +103,97 @@ async fn concurrent_drivers_never_claim_one_run_twice(backend: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn one_run_per_environment(backend: Backend) {
+fn project(env: &str, id: &str) -> ProjectName {
+    ProjectName::parse(&format!("environments/{env}/projects/{id}")).expect("project name")
+}
+
+/// Environment locks exclude each other and every project lock in the environment;
+/// project locks exclude each other; a refused take takes nothing.
+async fn locks_exclude_by_environment_and_project(backend: Backend) {
     let Some((db, dir)) = connect(backend).await else { return };
-    let (prod, dev, uat) = (env("prod"), env("dev"), env("uat"));
-    assert_eq!(runs::lock(&db, &[&prod, &dev], "run-1").await.expect("lock"), Ok(()));
-    assert_eq!(runs::lock(&db, &[&uat, &dev], "run-2").await.expect("lock"), Err("run-1".to_owned()));
-    assert_eq!(runs::holder(&db, &uat).await.expect("holder"), None, "a refused lock takes nothing");
-    runs::unlock(&db, "run-1").await.expect("unlock");
-    assert_eq!(runs::lock(&db, &[&uat, &dev], "run-2").await.expect("lock"), Ok(()));
-    assert_eq!(runs::holder(&db, &dev).await.expect("holder").as_deref(), Some("run-2"));
+    let (prod, dev, uat) = (Lock::Environment(env("prod")), Lock::Environment(env("dev")), Lock::Environment(env("uat")));
+    let held = |run: &str, resource: &str| Held { run: run.into(), resource: resource.into() };
+    assert_eq!(locks::take(&db, "refreshRuns/1", &[prod.clone(), dev.clone()]).await.expect("take"), Ok(()));
+    assert_eq!(
+        locks::take(&db, "refreshRuns/2", &[uat.clone(), dev.clone()]).await.expect("take"),
+        Err(held("refreshRuns/1", "environments/dev"))
+    );
+    assert_eq!(locks::blocking(&db, &uat).await.expect("blocking"), None, "a refused take takes nothing");
+    let in_dev = Lock::Project(project("dev", "crm"));
+    assert_eq!(
+        locks::take(&db, "promotionRuns/3", std::slice::from_ref(&in_dev)).await.expect("take"),
+        Err(held("refreshRuns/1", "environments/dev"))
+    );
+    let in_uat = Lock::Project(project("uat", "crm"));
+    assert_eq!(locks::take(&db, "promotionRuns/3", std::slice::from_ref(&in_uat)).await.expect("take"), Ok(()));
+    assert_eq!(
+        locks::take(&db, "promotionRuns/4", std::slice::from_ref(&in_uat)).await.expect("take"),
+        Err(held("promotionRuns/3", "environments/uat/projects/crm"))
+    );
+    assert_eq!(
+        locks::take(&db, "promotionRuns/5", &[Lock::Project(project("uat", "erp"))]).await.expect("take"),
+        Ok(()),
+        "another project"
+    );
+    assert_eq!(
+        locks::take(&db, "refreshRuns/6", std::slice::from_ref(&uat)).await.expect("take").map_err(|h| h.run.starts_with("promotionRuns/")),
+        Err(true)
+    );
+    locks::release(&db, "refreshRuns/1").await.expect("release");
+    assert!(locks::take(&db, "refreshRuns/2", &[uat.clone(), dev.clone()]).await.expect("take").is_err(), "uat still has projects locked");
+    assert_eq!(locks::take(&db, "refreshRuns/2", &[dev]).await.expect("take"), Ok(()));
     let _ = std::fs::remove_dir_all(dir);
 }
 
-macro_rules! per_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$name(crate::Backend::Sqlite).await } )*
+/// Sixteen starts at once on one environment, refreshes of it and promotions into one of
+/// its projects, each in its own transaction: exactly one takes its locks.
+async fn concurrent_starts_on_one_environment_one_wins(backend: Backend) {
+    let Some((db, dir)) = connect(backend).await else { return };
+    // Rounds over fresh environments, the starts of each released together: a race that
+    // lets two in shows within a few rounds.
+    for round in 0..8 {
+        let target = format!("prod{round}");
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (db, target, barrier) = (db.clone(), target.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                let (run, wanted) = if i % 2 == 0 {
+                    (format!("refreshRuns/{round}-{i}"), vec![Lock::Environment(env(&target)), Lock::Environment(env(&format!("sbx{i}")))])
+                } else {
+                    (format!("promotionRuns/{round}-{i}"), vec![Lock::Project(project(&target, "crm"))])
+                };
+                barrier.wait().await;
+                loop {
+                    let txn = db.begin().await.expect("begin");
+                    match locks::take(&txn, &run, &wanted).await {
+                        Ok(Ok(())) => {
+                            txn.commit().await.expect("commit");
+                            return Some(run);
+                        }
+                        Ok(Err(_)) => return None,
+                        // A concurrent start's write won: try again, as a request retry would.
+                        Err(e) if ferry_kit::db::is_write_race(&e) => continue,
+                        Err(e) => panic!("take: {e}"),
+                    }
+                }
+            }));
         }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::$name(crate::Backend::Postgres).await } )*
+        let mut won = Vec::new();
+        for t in tasks {
+            won.extend(t.await.expect("start"));
         }
-    };
+        assert_eq!(won.len(), 1, "round {round}: exactly one start takes its locks: {won:?}");
+        for run in &won {
+            locks::release(&db, run).await.expect("release");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
-per_backend!(lease_is_exclusive_and_lapses, concurrent_drivers_never_claim_one_run_twice, one_run_per_environment);
+ferry_testkit::per_backend!(
+    lease_is_exclusive_and_lapses,
+    concurrent_drivers_never_claim_one_run_twice,
+    locks_exclude_by_environment_and_project,
+    concurrent_starts_on_one_environment_one_wins,
+);
