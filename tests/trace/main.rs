@@ -90,11 +90,16 @@ fn method(span: &SpanData) -> String {
     attr(span, "rpc.method").map(|v| v.as_str().into_owned()).unwrap_or_default()
 }
 
-/// The trace of run `id`'s `step` spans (`refresh.step`, `promotion.step`), which must
-/// hold the server span of the call to `path` that started the run (other tests of this
-/// binary start runs too).
-fn trace_of_run(spans: &[SpanData], step: &str, id: &str, path: &str) -> TraceId {
-    let of_run = |sp: &&SpanData| sp.name == step && attr(sp, "run").map(|v| v.as_str().into_owned()).as_deref() == Some(id);
+/// Whether `span` is a step of run `id` of `kind` (the engine's `run.step` spans).
+fn is_step_of(span: &SpanData, kind: &str, id: &str) -> bool {
+    let text = |key| attr(span, key).map(|v| v.as_str().into_owned());
+    span.name == "run.step" && text("kind").as_deref() == Some(kind) && text("run").as_deref() == Some(id)
+}
+
+/// The trace of run `id`'s step spans, which must hold the server span of the call to
+/// `path` that started the run (other tests of this binary start runs too).
+fn trace_of_run(spans: &[SpanData], kind: &str, id: &str, path: &str) -> TraceId {
+    let of_run = |sp: &&SpanData| is_step_of(sp, kind, id);
     let trace = spans.iter().find(of_run).map(|sp| sp.span_context.trace_id()).unwrap_or(TraceId::INVALID);
     let calls = spans.iter().filter(|s| s.name == "grpc.server" && method(s) == path && s.span_context.trace_id() == trace).count();
     assert_eq!(calls, 1, "the {path} call that started {id} is in the trace of its steps");
@@ -131,10 +136,10 @@ async fn a_refresh_run_is_one_trace_across_services_and_a_restart() {
     // Assert: the call that started the run, every step and the calls the steps made.
     let spans = finished_spans();
     let id = run.name.rsplit('/').next().unwrap_or_default().to_owned();
-    let trace = trace_of_run(&spans, "refresh.step", &id, "/ferry.refresh.v1.RefreshService/StartRefresh");
+    let trace = trace_of_run(&spans, "refresh", &id, "/ferry.refresh.v1.RefreshService/StartRefresh");
     let steps: BTreeSet<i64> = spans
         .iter()
-        .filter(|sp| sp.name == "refresh.step" && attr(sp, "run").map(|v| v.as_str().into_owned()) == Some(id.clone()))
+        .filter(|sp| is_step_of(sp, "refresh", &id))
         .inspect(|sp| assert_eq!(sp.span_context.trace_id(), trace, "a step of the run outside its trace"))
         .filter_map(|sp| match attr(sp, "step") {
             Some(Value::I64(n)) => Some(*n),
@@ -185,8 +190,8 @@ async fn a_promotion_run_is_one_trace_reaching_merge_engine() {
 
     let spans = finished_spans();
     let id = run.name.rsplit('/').next().unwrap_or_default().to_owned();
-    let trace = trace_of_run(&spans, "promotion.step", &id, "/ferry.refresh.v1.RefreshService/StartPromotion");
-    assert!(spans.iter().any(|sp| sp.name == "promotion.step" && sp.span_context.trace_id() == trace), "steps in the trace");
+    let trace = trace_of_run(&spans, "promotion", &id, "/ferry.refresh.v1.RefreshService/StartPromotion");
+    assert!(spans.iter().any(|sp| is_step_of(sp, "promotion", &id) && sp.span_context.trace_id() == trace), "steps in the trace");
     let services = services_in(&spans, trace);
     assert!(services.contains("ferry.merge.v1.MergeService"), "merge-engine joined the promotion's trace: {services:?}");
 }

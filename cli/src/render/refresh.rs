@@ -9,7 +9,7 @@ use ferry_proto::common::v1::Progress;
 use ferry_proto::merge::v1::ProjectMergePlan;
 use ferry_proto::refresh::v1::{
     CopyCounts, PlannedStep, PromotionRun, PromotionStep, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun, RefreshStep,
-    RefreshStepKind, RunInterruption, RunState, StepState,
+    RunInterruption, RunState, StepState,
 };
 use serde_json::{Value, json};
 
@@ -55,20 +55,9 @@ pub fn mark(state: i32) -> &'static str {
     }
 }
 
-/// The title of a refresh step kind, used when the step carries no planned title.
-pub fn refresh_kind_title(kind: i32) -> &'static str {
-    match RefreshStepKind::try_from(kind) {
-        Ok(RefreshStepKind::Check) => "Check",
-        Ok(RefreshStepKind::DeactivateSourceIntegrations) => "Deactivate source integrations",
-        Ok(RefreshStepKind::PauseJobs) => "Pause jobs",
-        Ok(RefreshStepKind::SnapshotDestination) => "Snapshot destination",
-        Ok(RefreshStepKind::Copy) => "Copy",
-        Ok(RefreshStepKind::DisableSourceMappings) => "Disable source mappings",
-        Ok(RefreshStepKind::RestoreDestinationMappings) => "Restore destination mappings",
-        Ok(RefreshStepKind::ReactivateSourceIntegrations) => "Reactivate source integrations",
-        Ok(RefreshStepKind::ResumeJobs) => "Resume jobs",
-        _ => "Step",
-    }
+/// A step's title as the server gave it ("Step N" from a server too old to say).
+fn title(given: &[&str], number: i32) -> String {
+    given.iter().find(|t| !t.is_empty()).map_or_else(|| format!("Step {number}"), |t| (*t).to_owned())
 }
 
 /// `CODE: message`.
@@ -137,27 +126,16 @@ fn checklist_line(state: i32, number: i32, title: &str, summary: &str) -> String
 
 /// A refresh step as one checklist line: `[x] 2. Deactivate source integrations  …`.
 pub fn refresh_step_line(step: &RefreshStep) -> String {
-    let title = step.plan.as_ref().map(|p| p.title.clone()).filter(|t| !t.is_empty());
-    let title = title.unwrap_or_else(|| refresh_kind_title(step.kind).to_owned());
+    let title = title(&[&step.title, step.plan.as_ref().map_or("", |p| p.title.as_str())], step.number);
     let planned = step.plan.as_ref().map(|p| p.summary.as_slice()).unwrap_or_default();
     let summary = summary(step.state, step.error.as_ref(), &step.waiting_for, step.progress.as_ref(), &step.log, planned);
     checklist_line(step.state, step.number, &title, &summary)
 }
 
-/// `promotionRuns/…` step title: `Plan`, `Merge group a into b`, `Merge project a into b`.
-fn promotion_title(step: &PromotionStep) -> String {
-    match PromotionStepKind::try_from(step.kind) {
-        Ok(PromotionStepKind::Plan) => "Plan".to_owned(),
-        Ok(PromotionStepKind::MergeGroup) => format!("Merge group {} into {}", id_of(&step.source), id_of(&step.recipient)),
-        Ok(PromotionStepKind::MergeProject) => format!("Merge project {} into {}", id_of(&step.source), id_of(&step.recipient)),
-        _ => "Step".to_owned(),
-    }
-}
-
 /// A promotion step as one checklist line.
 pub fn promotion_step_line(step: &PromotionStep) -> String {
     let summary = summary(step.state, step.error.as_ref(), &step.waiting_for, step.progress.as_ref(), &step.log, &[]);
-    checklist_line(step.state, step.number, &promotion_title(step), &summary)
+    checklist_line(step.state, step.number, &title(&[&step.title], step.number), &summary)
 }
 
 /// The header of a refresh run's checklist: `refreshRuns/r1  prod -> sandbox  RUNNING`.
@@ -307,7 +285,7 @@ pub fn refresh_plan_text(plan: &RefreshPlan) -> String {
     }
     s.push_str(")\n\n");
     for step in &plan.steps {
-        let title = if step.title.is_empty() { refresh_kind_title(step.kind) } else { &step.title };
+        let title = title(&[&step.title], step.number);
         let gate = if step.requires_confirmation { "  (waits for confirmation)" } else { "" };
         let _ = writeln!(s, "{}. {title}{gate}", step.number);
         for line in planned_step_lines(step) {
@@ -488,6 +466,7 @@ impl Resource for RefreshRun {
             "interruptions": interruptions_json(&self.interruptions),
             "steps": self.steps.iter().map(|s| json!({
                 "number": s.number,
+                "title": s.title,
                 "state": step_state_label(s.state),
                 "attempts": s.attempts,
                 "actor": s.actor,
@@ -589,6 +568,7 @@ impl Resource for PromotionRun {
             "interruptions": interruptions_json(&self.interruptions),
             "steps": self.steps.iter().map(|s| json!({
                 "number": s.number,
+                "title": s.title,
                 "kind": label(s.kind, PromotionStepKind::as_str_name, "PROMOTION_STEP_KIND_"),
                 "state": step_state_label(s.state),
                 "attempts": s.attempts,
@@ -610,9 +590,24 @@ impl Resource for PromotionRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_proto::refresh::v1::RefreshStepKind;
+
+    /// Titles as the server gives them.
+    const TITLES: [&str; 9] = [
+        "Check",
+        "Deactivate source integrations",
+        "Pause jobs",
+        "Snapshot destination",
+        "Copy",
+        "Disable source mappings",
+        "Restore destination mappings",
+        "Reactivate source integrations",
+        "Resume jobs",
+    ];
 
     fn step(number: i32, kind: RefreshStepKind, state: StepState) -> RefreshStep {
-        RefreshStep { number, kind: kind as i32, state: state as i32, ..Default::default() }
+        let title = TITLES[number as usize - 1].into();
+        RefreshStep { number, kind: kind as i32, state: state as i32, title, ..Default::default() }
     }
 
     fn run(state: RunState, states: [StepState; 9]) -> RefreshRun {
@@ -654,7 +649,9 @@ mod tests {
         use StepState::{Failed, Pending, Skipped, Succeeded, Undone};
         let mut r = run(RunState::Failed, [Succeeded, Undone, Skipped, Succeeded, Failed, Pending, Pending, Pending, Pending]);
         r.steps[0].log = vec!["checks passed".into(), "approved by ann".into()];
+        r.steps[1].title = String::new();
         r.steps[1].plan = Some(PlannedStep { title: "Deactivate prod integrations".into(), ..Default::default() });
+        r.steps[2].title = String::new();
         r.steps[4].error = Some(ErrorStatus { code: tonic::Code::Unavailable as i32, message: "registry down".into(), violations: vec![] });
         r.steps[5].plan = Some(PlannedStep { summary: vec!["disables 2 mappings".into()], ..Default::default() });
         let f = Frame::refresh(&r);
@@ -665,7 +662,7 @@ mod tests {
             [
                 "[x] 1. Check  checks passed; approved by ann",
                 "[~] 2. Deactivate prod integrations",
-                "[-] 3. Pause jobs",
+                "[-] 3. Step 3",
                 "[x] 4. Snapshot destination",
                 "[!] 5. Copy  UNAVAILABLE: registry down",
                 "[ ] 6. Disable source mappings  disables 2 mappings",
@@ -725,20 +722,27 @@ mod tests {
     }
 
     #[test]
-    fn promotion_steps_name_their_groups() {
+    fn promotion_steps_show_the_titles_the_server_gave() {
         let r = PromotionRun {
             name: "promotionRuns/p1".into(),
             source_project: "environments/dev/projects/test".into(),
             target_project: "environments/dev/projects/prod".into(),
             state: RunState::Running as i32,
             steps: vec![
-                PromotionStep { number: 1, kind: PromotionStepKind::Plan as i32, state: StepState::Succeeded as i32, ..Default::default() },
+                PromotionStep {
+                    number: 1,
+                    kind: PromotionStepKind::Plan as i32,
+                    title: "Plan".into(),
+                    state: StepState::Succeeded as i32,
+                    ..Default::default()
+                },
                 PromotionStep {
                     number: 2,
                     kind: PromotionStepKind::MergeGroup as i32,
                     state: StepState::Running as i32,
                     source: "environments/dev/groups/core-test".into(),
                     recipient: "environments/dev/groups/core".into(),
+                    title: "Merge group core-test into core".into(),
                     ..Default::default()
                 },
             ],
@@ -764,12 +768,14 @@ mod tests {
                 PlannedStep {
                     number: 2,
                     kind: RefreshStepKind::DeactivateSourceIntegrations as i32,
+                    title: "Deactivate source integrations".into(),
                     integrations: vec!["environments/prod/integrations/rally".into()],
                     ..Default::default()
                 },
                 PlannedStep {
                     number: 5,
                     kind: RefreshStepKind::Copy as i32,
+                    title: "Copy".into(),
                     copy: Some(CopyCounts { source_groups: 3, replaced_groups: 2, ..Default::default() }),
                     requires_confirmation: true,
                     ..Default::default()

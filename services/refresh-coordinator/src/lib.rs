@@ -5,23 +5,27 @@
 //! next starts, every call it makes carries a request id derived from run, step and
 //! operation, and a driver claims runs with a lease and resumes them after a crash.
 //!
-//! Layers: [`grpc`] (proto edge) → [`service`] (plan, run operations, driver, steps) →
-//! [`store`] (SQL); [`domain`] holds names, runs and steps and knows neither proto nor SQL.
-//! Promotion runs (merge a project's groups into the target's, then the project) run on
-//! the same driver, through merge-engine.
+//! Layers: [`grpc`] (proto edge) → [`kinds`] (each run kind as one definition: refresh,
+//! promotion) → [`engine`] (runs, locks, journal, driver, Watch: knows no kind and no
+//! proto) and [`clients`] (typed clients of the services runs call; their protos stop
+//! there); [`domain`] holds names, runs and steps and knows neither proto nor SQL;
+//! [`store`] the schema.
 
 #![forbid(unsafe_code)]
 
+pub mod clients;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod grpc;
-pub mod service;
+pub mod kinds;
+pub(crate) mod metrics;
 pub mod store;
 
 pub use config::Config;
+pub use engine::driver::Driver;
 pub use error::Error;
-pub use service::driver::Driver;
 
 use std::time::Duration;
 
@@ -39,9 +43,9 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
 
 /// [`build`], also returning the driver (tests stop it to simulate a crash).
 pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error> {
-    service::metrics::init();
+    metrics::init();
     let db = open_database(config).await?;
-    let remote = service::Remote::connect(
+    let clients = clients::Clients::connect(
         &config.registry_url,
         &config.integration_url,
         &config.merge_url,
@@ -54,13 +58,11 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         None => format!("coordinator-{}", uuid::Uuid::new_v4().simple()),
     };
     // Runs this holder id still leases were left by the process before this one.
-    for runs in [store::leases::Runs::Refresh, store::leases::Runs::Promotion] {
-        let taken_back = store::leases::expire_held_by(&db, runs, &owner).await?;
-        if taken_back > 0 {
-            tracing::info!(holder = %owner, runs = taken_back, "taking back runs this holder left running");
-        }
+    let taken_back = engine::leases::expire_held_by(&db, &owner).await?;
+    if taken_back > 0 {
+        tracing::info!(holder = %owner, runs = taken_back, "taking back runs this holder left running");
     }
-    let settings = service::Settings {
+    let settings = engine::Settings {
         owner,
         lease: Duration::from_secs(config.lease_secs.max(1)),
         retry_attempts: config.retry_attempts.max(1),
@@ -68,12 +70,12 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         poll: Duration::from_millis(500),
         step_delay: Duration::from_millis(config.step_delay_ms),
     };
-    let coordinator = service::Coordinator::new(db, remote, settings);
+    let engine = engine::EngineBuilder::new().kind::<kinds::Refresh>().kind::<kinds::Promotion>().build(db, clients, settings);
     let server = ServerBuilder::new()
-        .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(coordinator.clone())))
+        .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(engine.clone())))
         .bind(config.listen, &config.common)
         .await?;
-    let driver = service::driver::spawn(coordinator);
+    let driver = engine::driver::spawn(engine);
     Ok((server, driver))
 }
 

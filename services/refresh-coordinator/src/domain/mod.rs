@@ -1,12 +1,14 @@
-//! The refresh run as data: checked names, the nine steps, run and step states, what a
-//! step planned and what it changed. No proto and no SQL here.
+//! Runs as data: checked names, run and step states of every kind, each kind's own data
+//! (the refresh checklist, the promotion steps), and what the coordinator reads of the
+//! services it drives. No proto and no SQL here.
 
 mod names;
 mod promotion;
+mod refresh;
+pub mod remote;
 mod run;
 
-pub use names::{EnvName, ProjectName, RunName};
-pub use promotion::{PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind};
-pub use run::{
-    Change, CopyCounts, ErrorInfo, Interruption, LeftAlone, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepKind, StepState,
-};
+pub use names::{EnvName, ProjectName, new_run_id, run_id};
+pub use promotion::{PromotionOptions, PromotionRun, PromotionSpec, PromotionStep, PromotionStepKind};
+pub use refresh::{CopyCounts, Mode, Options, Plan, PlannedStep, RefreshRun, RefreshSpec, StepKind};
+pub use run::{AbortRequest, Change, ErrorInfo, Interruption, LeftAlone, Run, RunState, Step, StepState};

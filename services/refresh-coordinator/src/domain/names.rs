@@ -1,4 +1,4 @@
-//! Checked resource names: `environments/{id}` and `refreshRuns/{id}`.
+//! Checked resource names: environments, projects, and runs (`refreshRuns/{id}`, ...).
 
 use std::fmt;
 
@@ -63,34 +63,17 @@ impl fmt::Display for ProjectName {
     }
 }
 
-/// `refreshRuns/{run}`: ids are assigned (32 lowercase hex digits).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct RunName(String);
-
-impl RunName {
-    pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
-    }
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Self::parse_with_suffix(s, "")
-    }
-    /// `refreshRuns/{run}{suffix}` (the report is `refreshRuns/{run}/report`).
-    pub fn parse_with_suffix(s: &str, suffix: &str) -> Result<Self, String> {
-        match s.strip_prefix("refreshRuns/").and_then(|r| r.strip_suffix(suffix)) {
-            Some(id) if (1..=63).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-                Ok(Self(id.to_owned()))
-            }
-            _ => Err(format!("must be refreshRuns/{{run}}{suffix}")),
-        }
-    }
-    pub fn id(&self) -> &str {
-        &self.0
-    }
+/// A new run id: 32 lowercase hex digits.
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
-impl fmt::Display for RunName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refreshRuns/{}", self.0)
+/// The id of `{collection}/{run}{suffix}` (`refreshRuns/{run}/report`): 1-63 letters,
+/// digits or '-'.
+pub fn run_id(collection: &str, name: &str, suffix: &str) -> Result<String, String> {
+    match name.strip_prefix(collection).and_then(|r| r.strip_prefix('/')).and_then(|r| r.strip_suffix(suffix)) {
+        Some(id) if (1..=63).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => Ok(id.to_owned()),
+        _ => Err(format!("must be {collection}/{{run}}{suffix}")),
     }
 }
 
@@ -106,9 +89,11 @@ mod tests {
         assert!(EnvName::parse("environments/").is_err());
         let e = EnvName::parse("environments/dev").unwrap_or_else(|_| unreachable!());
         assert_eq!(e.rehome("environments/prod/integrations/a/mappings/b"), "environments/dev/integrations/a/mappings/b");
-        assert!(RunName::parse("refreshRuns/abc").is_ok());
-        assert!(RunName::parse_with_suffix("refreshRuns/abc/report", "/report").is_ok());
-        assert!(RunName::parse("refreshRuns/a/b").is_err());
+        assert_eq!(run_id("refreshRuns", "refreshRuns/abc", ""), Ok("abc".into()));
+        assert_eq!(run_id("refreshRuns", "refreshRuns/abc/report", "/report"), Ok("abc".into()));
+        assert!(run_id("refreshRuns", "refreshRuns/a/b", "").is_err());
+        assert!(run_id("refreshRuns", "promotionRuns/a", "").is_err());
+        assert!(run_id("refreshRuns", "refreshRunsx/a", "").is_err());
         let p = ProjectName::parse("environments/corp/projects/billing").unwrap_or_else(|_| unreachable!());
         assert_eq!((p.env.id(), p.id.as_str(), p.to_string().as_str()), ("corp", "billing", "environments/corp/projects/billing"));
         assert!(ProjectName::parse("environments/corp/groups/billing").is_err());

@@ -1,13 +1,9 @@
-//! Promotion runs: PLAN, one MERGE_GROUP per group pair, MERGE_PROJECT. Stored whole, like
-//! refresh runs. What merge-engine returned (plans, jobs, counts) is kept as encoded bytes
-//! in `outputs`, as refresh steps keep ChangeSets.
-
-use std::collections::BTreeMap;
+//! A promotion run's own data: PLAN, one MERGE_GROUP per group pair, MERGE_PROJECT.
 
 use serde::{Deserialize, Serialize};
 
 use super::names::ProjectName;
-use super::run::{ErrorInfo, Interruption, RunState, StepState};
+use super::remote::{GroupPair, PlanCounts, ProjectMergePreview};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PromotionStepKind {
@@ -16,108 +12,67 @@ pub enum PromotionStepKind {
     MergeProject = 3,
 }
 
+impl PromotionStepKind {
+    /// The step's label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            PromotionStepKind::Plan => "promotion_plan",
+            PromotionStepKind::MergeGroup => "promotion_merge_group",
+            PromotionStepKind::MergeProject => "promotion_merge_project",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromotionOptions {
     /// merge-engine's MergeStrategy value.
     pub strategy: i32,
-    /// (source group, recipient group); empty: by position.
-    pub group_pairs: Vec<(String, String)>,
+    /// Empty: by position.
+    pub group_pairs: Vec<GroupPair>,
     pub require_approval: bool,
     pub proceed_with_missing_dependencies: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A promotion step's detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromotionStep {
-    pub number: i32,
     pub kind: PromotionStepKind,
-    pub state: StepState,
-    pub attempts: i32,
-    pub start_time: Option<i64>,
-    pub end_time: Option<i64>,
-    pub actor: String,
-    pub comment: String,
-    pub waiting_for: String,
-    pub confirmed: bool,
     /// MERGE_GROUP: the groups; MERGE_PROJECT: the projects.
     pub source: String,
     pub recipient: String,
-    /// MERGE_GROUP: the plan applied (`mergePlans/{plan}`).
+    /// MERGE_GROUP: the plan applied (`mergePlans/{plan}`), and its counts.
     pub merge_plan: String,
+    pub counts: Option<PlanCounts>,
     /// The merge job, and the revert job of an abort.
     pub job: String,
     pub revert_job: String,
-    pub log: Vec<String>,
-    pub error: Option<ErrorInfo>,
-    /// Encoded replies of merge-engine by operation (hex), for replay after a crash.
-    pub outputs: BTreeMap<String, String>,
 }
 
 impl PromotionStep {
-    pub fn new(number: i32, kind: PromotionStepKind, source: String, recipient: String, merge_plan: String) -> Self {
-        Self {
-            number,
-            kind,
-            state: StepState::Pending,
-            attempts: 0,
-            start_time: None,
-            end_time: None,
-            actor: String::new(),
-            comment: String::new(),
-            waiting_for: String::new(),
-            confirmed: false,
-            source,
-            recipient,
-            merge_plan,
-            job: String::new(),
-            revert_job: String::new(),
-            log: Vec::new(),
-            error: None,
-            outputs: BTreeMap::new(),
+    pub fn new(kind: PromotionStepKind, source: String, recipient: String, merge_plan: String) -> Self {
+        Self { kind, source, recipient, merge_plan, counts: None, job: String::new(), revert_job: String::new() }
+    }
+
+    /// The step's title, as every client shows it ("Merge group core-test into core").
+    pub fn title(&self) -> String {
+        let id = |name: &str| name.rsplit('/').next().unwrap_or(name).to_owned();
+        match self.kind {
+            PromotionStepKind::Plan => "Plan".to_owned(),
+            PromotionStepKind::MergeGroup => format!("Merge group {} into {}", id(&self.source), id(&self.recipient)),
+            PromotionStepKind::MergeProject => format!("Merge project {} into {}", id(&self.source), id(&self.recipient)),
         }
     }
 }
 
+/// What a promotion run is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromotionRun {
-    /// The run id (`promotionRuns/{id}`).
-    pub id: String,
+pub struct PromotionSpec {
     pub source: ProjectName,
     pub target: ProjectName,
     pub options: PromotionOptions,
-    pub state: RunState,
-    pub steps: Vec<PromotionStep>,
-    pub current_step: i32,
-    /// The project merge preview (merge-engine's ProjectMergePlan, encoded, hex).
-    pub plan: String,
-    pub error: Option<ErrorInfo>,
-    pub created_by: String,
-    pub abort_reason: String,
-    pub aborted_by: String,
-    pub proceed_with_changed: bool,
-    pub aborting: bool,
-    pub create_time: i64,
-    pub start_time: Option<i64>,
-    pub end_time: Option<i64>,
-    #[serde(default)]
-    pub interruptions: Vec<Interruption>,
+    /// The project merge preview made at the start.
+    pub plan: ProjectMergePreview,
 }
 
-impl PromotionRun {
-    /// As [`super::Run::resumed`].
-    pub fn resumed(&mut self, mut interruption: Interruption) {
-        if let Some(step) = self.steps.iter_mut().find(|s| s.state == StepState::Running) {
-            step.attempts += 1;
-            interruption.step = step.number;
-            step.log.push(interruption.log_line());
-        }
-        self.interruptions.push(interruption);
-    }
-
-    pub fn name(&self) -> String {
-        format!("promotionRuns/{}", self.id)
-    }
-
-    pub fn done_steps(&self) -> usize {
-        self.steps.iter().filter(|s| matches!(s.state, StepState::Succeeded | StepState::Skipped | StepState::Undone)).count()
-    }
-}
+/// A promotion run.
+pub type PromotionRun = super::Run<PromotionSpec, PromotionStep>;

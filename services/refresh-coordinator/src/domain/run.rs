@@ -1,71 +1,9 @@
-//! Runs and steps. A run is stored whole (one row, one document) and rewritten after every
-//! transition, so what a step did is durable before the next step starts.
-
-use std::collections::BTreeMap;
+//! Runs and steps of every kind, as the engine keeps them: a run's state, its steps (each
+//! with what it did, in human lines and structured entries), and the kind's own data (the
+//! run's `spec`, each step's `detail`). A run is stored whole as one document; what the
+//! steps' calls to other services returned is in the run's journal, not here.
 
 use serde::{Deserialize, Serialize};
-
-use super::names::{EnvName, RunName};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Mode {
-    #[default]
-    Managed,
-    External,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Options {
-    pub mode: Mode,
-    pub suspend_credentials_instead: bool,
-    pub require_approval: bool,
-}
-
-/// The nine steps; the discriminant is the step number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StepKind {
-    Check = 1,
-    DeactivateSourceIntegrations = 2,
-    PauseJobs = 3,
-    SnapshotDestination = 4,
-    Copy = 5,
-    DisableSourceMappings = 6,
-    RestoreDestinationMappings = 7,
-    ReactivateSourceIntegrations = 8,
-    ResumeJobs = 9,
-}
-
-impl StepKind {
-    pub const ALL: [StepKind; 9] = [
-        StepKind::Check,
-        StepKind::DeactivateSourceIntegrations,
-        StepKind::PauseJobs,
-        StepKind::SnapshotDestination,
-        StepKind::Copy,
-        StepKind::DisableSourceMappings,
-        StepKind::RestoreDestinationMappings,
-        StepKind::ReactivateSourceIntegrations,
-        StepKind::ResumeJobs,
-    ];
-
-    pub fn number(self) -> i32 {
-        self as i32
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            StepKind::Check => "Check environments and locks",
-            StepKind::DeactivateSourceIntegrations => "Source: deactivate integrations",
-            StepKind::PauseJobs => "Pause external jobs",
-            StepKind::SnapshotDestination => "Destination: snapshot integrations, mappings and jobs",
-            StepKind::Copy => "Copy source over destination",
-            StepKind::DisableSourceMappings => "Destination: disable the source's mappings",
-            StepKind::RestoreDestinationMappings => "Destination: restore its own mappings",
-            StepKind::ReactivateSourceIntegrations => "Source: re-activate integrations",
-            StepKind::ResumeJobs => "Resume jobs and lift fences",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepState {
@@ -76,6 +14,13 @@ pub enum StepState {
     Failed = 5,
     Undone = 6,
     Skipped = 7,
+}
+
+impl StepState {
+    /// Done, as far as going forward is concerned.
+    pub fn done(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Skipped | StepState::Undone)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,71 +57,9 @@ impl RunState {
     pub fn terminal(self) -> bool {
         matches!(self, RunState::Succeeded | RunState::Aborted)
     }
-    /// The run holds its environments (the locks are released at SUCCEEDED and ABORTED).
-    pub fn holds_locks(self) -> bool {
-        !self.terminal()
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CopyCounts {
-    pub source_groups: i64,
-    pub source_entities: i64,
-    pub source_projects: i64,
-    pub source_integrations: i64,
-    pub source_mappings: i64,
-    pub replaced_groups: i64,
-    pub replaced_entities: i64,
-    pub replaced_projects: i64,
-    pub replaced_integrations: i64,
-    pub replaced_mappings: i64,
-}
-
-/// What one step will change, as planned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedStep {
-    pub kind: StepKind,
-    pub summary: Vec<String>,
-    pub integrations: Vec<String>,
-    pub mappings: Vec<String>,
-    pub provisioned_mappings: Vec<String>,
-    pub sync_jobs: Vec<String>,
-    pub copy: Option<CopyCounts>,
-    pub requires_confirmation: bool,
-}
-
-impl PlannedStep {
-    pub fn new(kind: StepKind) -> Self {
-        Self {
-            kind,
-            summary: Vec::new(),
-            integrations: Vec::new(),
-            mappings: Vec::new(),
-            provisioned_mappings: Vec::new(),
-            sync_jobs: Vec::new(),
-            copy: None,
-            requires_confirmation: false,
-        }
-    }
-}
-
-/// The nine planned steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub source: EnvName,
-    pub destination: EnvName,
-    pub options: Options,
-    pub steps: Vec<PlannedStep>,
-    pub etag: String,
-    pub plan_time: i64,
-}
-
-impl Plan {
-    /// The etag: a digest of everything the plan says except its time.
-    pub fn compute_etag(source: &EnvName, destination: &EnvName, options: &Options, steps: &[PlannedStep]) -> String {
-        use sha2::{Digest, Sha256};
-        let body = serde_json::to_vec(&(source, destination, options, steps)).unwrap_or_default();
-        hex::encode(&Sha256::digest(&body)[..12])
+    /// A watcher's stream ends after a run in one of these states.
+    pub fn settled(self) -> bool {
+        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Aborted)
     }
 }
 
@@ -225,9 +108,21 @@ pub struct ErrorInfo {
     pub violations: Vec<(String, String, String)>,
 }
 
+/// An abort asked of a run: why, by whom, and (promotions) whether reverts may remove
+/// entities changed since they were merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortRequest {
+    pub reason: String,
+    pub by: String,
+    #[serde(default)]
+    pub proceed_with_changed: bool,
+}
+
+/// One step of a run; `detail` is the kind's (what a refresh step planned, which groups a
+/// promotion step merges and its job).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    pub kind: StepKind,
+pub struct Step<D> {
+    pub number: i32,
     pub state: StepState,
     pub attempts: i32,
     pub start_time: Option<i64>,
@@ -237,23 +132,20 @@ pub struct Step {
     pub waiting_for: String,
     /// The gate was confirmed (approval, external refresh).
     pub confirmed: bool,
-    pub plan: PlannedStep,
     pub log: Vec<String>,
     pub changes: Vec<Change>,
-    /// What the step's bulk calls left alone (runs stored before this field have none).
-    #[serde(default)]
     pub left_alone: Vec<LeftAlone>,
     pub undo_changes: Vec<Change>,
     pub error: Option<ErrorInfo>,
-    /// The replies of the calls this step made (and its undo), by operation, as encoded
-    /// bytes in hex: a step re-run after a crash reads them instead of calling again.
-    pub outputs: BTreeMap<String, String>,
+    /// An abort has dealt with this step (undone it, or found nothing to undo).
+    pub undo_done: bool,
+    pub detail: D,
 }
 
-impl Step {
-    pub fn new(plan: PlannedStep) -> Self {
+impl<D> Step<D> {
+    pub fn new(number: i32, detail: D) -> Self {
         Self {
-            kind: plan.kind,
+            number,
             state: StepState::Pending,
             attempts: 0,
             start_time: None,
@@ -262,65 +154,62 @@ impl Step {
             comment: String::new(),
             waiting_for: String::new(),
             confirmed: false,
-            plan,
             log: Vec::new(),
             changes: Vec::new(),
             left_alone: Vec::new(),
             undo_changes: Vec::new(),
             error: None,
-            outputs: BTreeMap::new(),
+            undo_done: false,
+            detail,
         }
     }
 }
 
+/// A run of any kind; `spec` is the kind's (what to refresh or promote, with which
+/// options, and what the run learnt on the way that later steps need).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
-    pub name: RunName,
-    pub source: EnvName,
-    pub destination: EnvName,
-    pub options: Options,
+pub struct Run<S, D> {
+    pub id: String,
     pub state: RunState,
-    pub steps: Vec<Step>,
+    pub steps: Vec<Step<D>>,
+    /// The step running, waiting or failed (1-based); 0 before the start and after the end.
     pub current_step: i32,
-    pub snapshot: String,
     pub error: Option<ErrorInfo>,
     pub created_by: String,
-    pub abort_reason: String,
-    pub aborted_by: String,
-    /// The run is undoing (ABORTING, or FAILED while aborting).
-    pub aborting: bool,
-    pub plan_etag: String,
+    /// Set once the run undoes (ABORTING, or FAILED while aborting).
+    pub abort: Option<AbortRequest>,
     pub create_time: i64,
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
-    /// Every time a coordinator stopped while holding the run (runs stored before this
-    /// field have none).
-    #[serde(default)]
     pub interruptions: Vec<Interruption>,
+    pub spec: S,
 }
 
-impl Run {
-    pub fn new(name: RunName, plan: Plan, created_by: String, now: i64) -> Self {
+impl<S, D> Run<S, D> {
+    pub fn new(id: String, spec: S, details: Vec<D>, created_by: String, now: i64) -> Self {
         Self {
-            name,
-            source: plan.source,
-            destination: plan.destination,
-            options: plan.options,
+            id,
             state: RunState::Pending,
-            steps: plan.steps.into_iter().map(Step::new).collect(),
+            steps: details.into_iter().enumerate().map(|(i, d)| Step::new(i as i32 + 1, d)).collect(),
             current_step: 0,
-            snapshot: String::new(),
             error: None,
             created_by,
-            abort_reason: String::new(),
-            aborted_by: String::new(),
-            aborting: false,
-            plan_etag: plan.etag,
+            abort: None,
             create_time: now,
             start_time: None,
             end_time: None,
             interruptions: Vec::new(),
+            spec,
         }
+    }
+
+    /// The run is undoing.
+    pub fn aborting(&self) -> bool {
+        self.abort.is_some()
+    }
+
+    pub fn done_steps(&self) -> usize {
+        self.steps.iter().filter(|s| s.state.done()).count()
     }
 
     /// Puts on record that the run was taken over from a coordinator that stopped: the
@@ -328,21 +217,16 @@ impl Run {
     pub fn resumed(&mut self, mut interruption: Interruption) {
         if let Some(step) = self.steps.iter_mut().find(|s| s.state == StepState::Running) {
             step.attempts += 1;
-            interruption.step = step.kind.number();
+            interruption.step = step.number;
             step.log.push(interruption.log_line());
         }
         self.interruptions.push(interruption);
     }
 
-    pub fn step(&self, kind: StepKind) -> &Step {
-        &self.steps[kind.number() as usize - 1]
-    }
-
-    pub fn step_mut(&mut self, kind: StepKind) -> &mut Step {
-        &mut self.steps[kind.number() as usize - 1]
-    }
-
-    pub fn done_steps(&self) -> usize {
-        self.steps.iter().filter(|s| matches!(s.state, StepState::Succeeded | StepState::Skipped | StepState::Undone)).count()
+    /// The run starts undoing.
+    pub fn begin_abort(&mut self, request: AbortRequest) {
+        self.abort = Some(request);
+        self.state = RunState::Aborting;
+        self.error = None;
     }
 }

@@ -1,15 +1,86 @@
-//! Domain ⇄ proto for refresh runs.
+//! Domain ⇄ proto for runs of every kind: what every run and step has (states, times,
+//! errors, interruptions, progress) once, then each kind's own fields.
 
 use ferry_kit::db::timestamp;
 use ferry_kit::status::Violations;
 use ferry_proto::common::v1 as cpb;
 use ferry_proto::refresh::v1 as pb;
 
+use crate::clients::merge::{counts_pb, pair_pb, preview_pb};
+use crate::domain::remote::GroupPair;
 use crate::domain::{
-    Change, CopyCounts, EnvName, ErrorInfo, Interruption, Mode, Options, Plan, PlannedStep, Run, RunState, Step, StepState,
+    Change, CopyCounts, EnvName, ErrorInfo, Interruption, Mode, Options, Plan, PlannedStep, ProjectName, PromotionOptions, PromotionRun,
+    PromotionStep, PromotionStepKind, RefreshRun, Run, RunState, Step,
 };
+use crate::engine::{Kind, name_of};
+use crate::kinds::{Promotion, Refresh};
 
 pub use ferry_kit::request::request_key;
+
+pub fn run_state(n: i32) -> Result<RunState, String> {
+    RunState::from_number(n).ok_or_else(|| format!("{n} is not a run state"))
+}
+
+fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
+    cpb::ErrorStatus {
+        code: e.code,
+        message: e.message.clone(),
+        violations: e
+            .violations
+            .iter()
+            .map(|(t, s, d)| cpb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
+            .collect(),
+    }
+}
+
+fn interruption_pb(i: &Interruption) -> pb::RunInterruption {
+    pb::RunInterruption {
+        holder: i.holder.clone(),
+        last_heard_time: (i.last_heard > 0).then(|| timestamp(i.last_heard)),
+        resume_time: Some(timestamp(i.resumed_at)),
+        resumed_by: i.resumed_by.clone(),
+        step: i.step,
+    }
+}
+
+/// What every run says the same way, whatever its kind.
+struct Common {
+    name: String,
+    state: i32,
+    current_step: i32,
+    progress: cpb::Progress,
+    error: Option<cpb::ErrorStatus>,
+    abort_reason: String,
+    aborted_by: String,
+    create_time: Option<prost_types::Timestamp>,
+    start_time: Option<prost_types::Timestamp>,
+    end_time: Option<prost_types::Timestamp>,
+    interruptions: Vec<pb::RunInterruption>,
+}
+
+fn common<K: Kind>(r: &Run<K::Spec, K::Detail>, title: impl Fn(&Step<K::Detail>) -> String) -> Common {
+    let current = r.steps.iter().find(|s| s.number == r.current_step);
+    Common {
+        name: name_of::<K>(&r.id),
+        state: r.state.number(),
+        current_step: if r.state.terminal() { 0 } else { r.current_step },
+        progress: cpb::Progress {
+            done: r.done_steps() as i64,
+            total: r.steps.len() as i64,
+            rate_per_second: 0.0,
+            phase: current.map(title).unwrap_or_default(),
+        },
+        error: r.error.as_ref().map(error_pb),
+        abort_reason: r.abort.as_ref().map(|a| a.reason.clone()).unwrap_or_default(),
+        aborted_by: r.abort.as_ref().map(|a| a.by.clone()).unwrap_or_default(),
+        create_time: Some(timestamp(r.create_time)),
+        start_time: r.start_time.map(timestamp),
+        end_time: r.end_time.map(timestamp),
+        interruptions: r.interruptions.iter().map(interruption_pb).collect(),
+    }
+}
+
+// ---- refresh runs ----
 
 /// Source and destination, checked together: both well-formed and different.
 pub fn environments(v: &mut Violations, source: &str, destination: &str) -> Option<(EnvName, EnvName)> {
@@ -41,10 +112,6 @@ fn options_pb(o: &Options) -> pb::RefreshOptions {
         suspend_credentials_instead: o.suspend_credentials_instead,
         require_approval: o.require_approval,
     }
-}
-
-pub fn run_state(n: i32) -> Result<RunState, String> {
-    RunState::from_number(n).ok_or_else(|| format!("{n} is not a run state"))
 }
 
 fn copy_pb(c: &CopyCounts) -> pb::CopyCounts {
@@ -92,34 +159,19 @@ fn change_pb(c: &Change) -> pb::ChangeEntry {
     pb::ChangeEntry { resource: c.resource.clone(), field: c.field.clone(), before: c.before.clone(), after: c.after.clone() }
 }
 
-fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
-    cpb::ErrorStatus {
-        code: e.code,
-        message: e.message.clone(),
-        violations: e
-            .violations
-            .iter()
-            .map(|(t, s, d)| cpb::Violation { violation_type: t.clone(), subject: s.clone(), description: d.clone() })
-            .collect(),
-    }
-}
-
-fn step_state(s: StepState) -> i32 {
-    s as i32
-}
-
-fn step_pb(s: &Step) -> pb::RefreshStep {
+fn refresh_step_pb(s: &Step<PlannedStep>) -> pb::RefreshStep {
     pb::RefreshStep {
-        number: s.kind.number(),
-        kind: s.kind.number(),
-        state: step_state(s.state),
+        number: s.number,
+        kind: s.detail.kind.number(),
+        title: s.detail.kind.title().into(),
+        state: s.state as i32,
         attempts: s.attempts,
         start_time: s.start_time.map(timestamp),
         end_time: s.end_time.map(timestamp),
         actor: s.actor.clone(),
         comment: s.comment.clone(),
         waiting_for: s.waiting_for.clone(),
-        plan: Some(planned_pb(&s.plan)),
+        plan: Some(planned_pb(&s.detail)),
         log: s.log.clone(),
         changes: s.changes.iter().map(change_pb).collect(),
         undo_changes: s.undo_changes.iter().map(change_pb).collect(),
@@ -128,40 +180,129 @@ fn step_pb(s: &Step) -> pb::RefreshStep {
     }
 }
 
-pub fn run_pb(r: &Run) -> pb::RefreshRun {
-    let current = r.steps.iter().find(|s| s.kind.number() == r.current_step);
+pub fn run_pb(r: &RefreshRun) -> pb::RefreshRun {
+    let c = common::<Refresh>(r, |s| s.detail.kind.title().to_owned());
     pb::RefreshRun {
-        name: r.name.to_string(),
-        source: r.source.to_string(),
-        destination: r.destination.to_string(),
-        options: Some(options_pb(&r.options)),
-        state: r.state.number(),
-        steps: r.steps.iter().map(step_pb).collect(),
-        current_step: if r.state.terminal() { 0 } else { r.current_step },
-        progress: Some(cpb::Progress {
-            done: r.done_steps() as i64,
-            total: 9,
-            rate_per_second: 0.0,
-            phase: current.map(|s| s.kind.title().to_owned()).unwrap_or_default(),
-        }),
-        snapshot: r.snapshot.clone(),
-        error: r.error.as_ref().map(error_pb),
+        name: c.name,
+        source: r.spec.source.to_string(),
+        destination: r.spec.destination.to_string(),
+        options: Some(options_pb(&r.spec.options)),
+        state: c.state,
+        steps: r.steps.iter().map(refresh_step_pb).collect(),
+        current_step: c.current_step,
+        progress: Some(c.progress),
+        snapshot: r.spec.snapshot.clone(),
+        error: c.error,
         created_by: r.created_by.clone(),
-        abort_reason: r.abort_reason.clone(),
-        aborted_by: r.aborted_by.clone(),
-        create_time: Some(timestamp(r.create_time)),
-        start_time: r.start_time.map(timestamp),
-        end_time: r.end_time.map(timestamp),
-        interruptions: r.interruptions.iter().map(interruption_pb).collect(),
+        abort_reason: c.abort_reason,
+        aborted_by: c.aborted_by,
+        create_time: c.create_time,
+        start_time: c.start_time,
+        end_time: c.end_time,
+        interruptions: c.interruptions,
     }
 }
 
-pub fn interruption_pb(i: &Interruption) -> pb::RunInterruption {
-    pb::RunInterruption {
-        holder: i.holder.clone(),
-        last_heard_time: (i.last_heard > 0).then(|| timestamp(i.last_heard)),
-        resume_time: Some(timestamp(i.resumed_at)),
-        resumed_by: i.resumed_by.clone(),
-        step: i.step,
+// ---- promotion runs ----
+
+/// Source and target projects: well-formed, different, in one environment.
+pub fn projects(v: &mut Violations, source: &str, target: &str) -> Option<(ProjectName, ProjectName)> {
+    let s = v.check("source_project", ProjectName::parse(source));
+    let t = v.check("target_project", ProjectName::parse(target));
+    let (s, t) = (s?, t?);
+    if s == t {
+        v.add("target_project", "must differ from source_project");
+        return None;
+    }
+    if s.env != t.env {
+        v.add("target_project", "must be in the environment of source_project");
+        return None;
+    }
+    Some((s, t))
+}
+
+pub fn promotion_options(o: &Option<pb::PromotionOptions>) -> PromotionOptions {
+    let o = o.clone().unwrap_or_default();
+    PromotionOptions {
+        strategy: o.strategy,
+        group_pairs: o.group_pairs.into_iter().map(|p| GroupPair { source: p.source, recipient: p.recipient }).collect(),
+        require_approval: o.require_approval,
+        proceed_with_missing_dependencies: o.proceed_with_missing_dependencies,
+    }
+}
+
+pub fn promotion_options_pb(o: &PromotionOptions) -> pb::PromotionOptions {
+    pb::PromotionOptions {
+        strategy: o.strategy,
+        group_pairs: o.group_pairs.iter().map(pair_pb).collect(),
+        require_approval: o.require_approval,
+        proceed_with_missing_dependencies: o.proceed_with_missing_dependencies,
+    }
+}
+
+pub fn promotion_plan_pb(
+    source: &ProjectName,
+    target: &ProjectName,
+    options: &PromotionOptions,
+    preview: &crate::domain::remote::ProjectMergePreview,
+) -> pb::PromotionPlan {
+    pb::PromotionPlan {
+        source_project: source.to_string(),
+        target_project: target.to_string(),
+        options: Some(promotion_options_pb(options)),
+        project_merge: Some(preview_pb(preview)),
+    }
+}
+
+fn promotion_step_pb(s: &Step<PromotionStep>) -> pb::PromotionStep {
+    let d = &s.detail;
+    let kind = match d.kind {
+        PromotionStepKind::Plan => pb::PromotionStepKind::Plan,
+        PromotionStepKind::MergeGroup => pb::PromotionStepKind::MergeGroup,
+        PromotionStepKind::MergeProject => pb::PromotionStepKind::MergeProject,
+    };
+    pb::PromotionStep {
+        number: s.number,
+        kind: kind as i32,
+        title: d.title(),
+        state: s.state as i32,
+        attempts: s.attempts,
+        start_time: s.start_time.map(timestamp),
+        end_time: s.end_time.map(timestamp),
+        actor: s.actor.clone(),
+        comment: s.comment.clone(),
+        waiting_for: s.waiting_for.clone(),
+        source: d.source.clone(),
+        recipient: d.recipient.clone(),
+        merge_plan: d.merge_plan.clone(),
+        job: d.job.clone(),
+        counts: d.counts.as_ref().map(counts_pb),
+        revert_job: d.revert_job.clone(),
+        log: s.log.clone(),
+        error: s.error.as_ref().map(error_pb),
+        progress: None,
+    }
+}
+
+pub fn promotion_pb(r: &PromotionRun) -> pb::PromotionRun {
+    let c = common::<Promotion>(r, |s| s.detail.title());
+    pb::PromotionRun {
+        name: c.name,
+        source_project: r.spec.source.to_string(),
+        target_project: r.spec.target.to_string(),
+        options: Some(promotion_options_pb(&r.spec.options)),
+        state: c.state,
+        steps: r.steps.iter().map(promotion_step_pb).collect(),
+        current_step: c.current_step,
+        progress: Some(c.progress),
+        plan: Some(preview_pb(&r.spec.plan)),
+        error: c.error,
+        created_by: r.created_by.clone(),
+        abort_reason: c.abort_reason,
+        aborted_by: c.aborted_by,
+        create_time: c.create_time,
+        start_time: c.start_time,
+        end_time: c.end_time,
+        interruptions: c.interruptions,
     }
 }

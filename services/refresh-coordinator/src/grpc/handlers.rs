@@ -1,29 +1,28 @@
-//! `RefreshService`: parse, check the caller's environment scope, call the service layer,
-//! convert back.
-
-use std::time::Duration;
+//! `RefreshService`: parse, check the caller's environment scope, call the engine and the
+//! run kinds, convert back.
 
 use ferry_kit::auth::Principal;
 use ferry_kit::status::Violations;
 use ferry_proto::refresh::v1 as pb;
 use ferry_proto::refresh::v1::refresh_service_server::RefreshService;
+use futures::StreamExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert as c;
-use super::promotion as pr;
-use crate::domain::{EnvName, ProjectName, RunName, RunState, StepState};
-use crate::service::{Coordinator, ListFilter, report};
+use crate::domain::{AbortRequest, EnvName, ProjectName, PromotionRun, RefreshRun, RunState, run_id};
+use crate::engine::{Engine, Kind, ListFilter, RunOf};
+use crate::kinds::{Promotion, Refresh, promotion, refresh};
 
 /// The gRPC face of the coordinator.
 #[derive(Clone)]
 pub struct RefreshApi {
-    coordinator: Coordinator,
+    engine: Engine,
 }
 
 impl RefreshApi {
-    pub fn new(coordinator: Coordinator) -> Self {
-        Self { coordinator }
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
     }
 }
 
@@ -35,8 +34,9 @@ fn scope(p: &Principal, envs: &[&EnvName]) -> Result<(), Status> {
     envs.iter().try_for_each(|e| p.check_environment(e.id()))
 }
 
-fn run_name(v: &mut Violations, field: &str, name: &str) -> Option<RunName> {
-    v.check(field, RunName::parse(name))
+/// The id of a run of kind `K` named in `field` (`refreshRuns/{run}`).
+fn id_of<K: Kind>(v: &mut Violations, field: &str, name: &str) -> Option<String> {
+    v.check(field, run_id(K::COLLECTION, name, ""))
 }
 
 fn done<T>(v: Violations, value: Option<T>) -> Result<T, Status> {
@@ -44,90 +44,69 @@ fn done<T>(v: Violations, value: Option<T>) -> Result<T, Status> {
     value.ok_or_else(|| Status::internal("internal error"))
 }
 
-type PromotionTransition = (RunState, i32, Vec<(StepState, i32, String, String)>);
-
-fn promotion_transition(run: &crate::domain::PromotionRun) -> PromotionTransition {
-    (run.state, run.current_step, run.steps.iter().map(|s| (s.state, s.attempts, s.waiting_for.clone(), s.job.clone())).collect())
+/// The environments a run concerns, for scope checks.
+trait Scoped {
+    fn environments(&self) -> Vec<&EnvName>;
 }
 
-/// A WatchPromotionRun stream's state (as [`Watch`]).
-struct PromotionWatch {
-    coordinator: Coordinator,
-    events: tokio::sync::broadcast::Receiver<crate::domain::PromotionRun>,
-    id: String,
-    first: Option<crate::domain::PromotionRun>,
-    last: Option<PromotionTransition>,
-    ended: bool,
+impl Scoped for RefreshRun {
+    fn environments(&self) -> Vec<&EnvName> {
+        vec![&self.spec.source, &self.spec.destination]
+    }
 }
 
-impl PromotionWatch {
-    async fn next(&mut self) -> Result<crate::domain::PromotionRun, crate::Error> {
-        loop {
-            tokio::select! {
-                event = self.events.recv() => match event {
-                    Ok(run) if run.id == self.id => return Ok(run),
-                    Ok(_) => {}
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        return self.coordinator.get_promotion(&self.id).await;
-                    }
-                },
-                _ = tokio::time::sleep(Duration::from_millis(500)) => return self.coordinator.get_promotion(&self.id).await,
-            }
-        }
+impl Scoped for PromotionRun {
+    fn environments(&self) -> Vec<&EnvName> {
+        vec![&self.spec.target.env]
     }
 }
 
 impl RefreshApi {
-    /// The promotion run `id`, after checking the caller may see its environment.
-    async fn visible_promotion(&self, p: &Principal, id: &str) -> Result<crate::domain::PromotionRun, Status> {
-        let run = self.coordinator.get_promotion(id).await?;
-        scope(p, &[&run.target.env])?;
+    /// Run `id` of kind `K`, after checking the caller may see its environments.
+    async fn visible<K: Kind>(&self, p: &Principal, id: &str) -> Result<RunOf<K>, Status>
+    where
+        RunOf<K>: Scoped,
+    {
+        let run = self.engine.get::<K>(id).await?;
+        scope(p, &run.environments())?;
         Ok(run)
     }
 
-    /// The run named `name`, after checking the caller may see its environments.
-    async fn visible(&self, p: &Principal, name: &RunName) -> Result<crate::domain::Run, Status> {
-        let run = self.coordinator.get(name).await?;
-        scope(p, &[&run.source, &run.destination])?;
-        Ok(run)
+    /// A page of runs of kind `K`: parsed page size, states and cursor, runs the caller may see.
+    #[allow(clippy::too_many_arguments)]
+    async fn page<K: Kind>(
+        &self,
+        p: &Principal,
+        mut v: Violations,
+        page_size: i32,
+        states: &[i32],
+        subject: Option<String>,
+        scope_key: String,
+        page_token: &str,
+    ) -> Result<(Vec<RunOf<K>>, String), Status>
+    where
+        RunOf<K>: Scoped,
+    {
+        let size = v.check("page_size", ferry_kit::paging::page_size(page_size));
+        let states: Vec<RunState> =
+            states.iter().enumerate().filter_map(|(i, s)| v.check(&format!("states[{i}]"), c::run_state(*s))).collect();
+        let cursor = v.check("page_token", ferry_kit::paging::decode::<(i64, String)>(&scope_key, page_token));
+        let (size, cursor) = done(v, size.zip(cursor))?;
+        let filter = ListFilter { states, subject };
+        let mut runs = self.engine.list::<K>(&filter, cursor.as_ref(), size + 1).await?;
+        // A caller scoped to some environments sees only their runs.
+        runs.retain(|run| scope(p, &run.environments()).is_ok());
+        let page = ferry_kit::paging::split(runs, size, |run| (run.create_time, run.id.clone()));
+        Ok((page.items, page.next.map(|n| ferry_kit::paging::encode(&scope_key, &n)).unwrap_or_default()))
     }
-}
 
-/// What a watcher is told about: the run's state and each step's state.
-type Transition = (RunState, i32, Vec<(StepState, i32, String)>);
-
-fn transition(run: &crate::domain::Run) -> Transition {
-    (run.state, run.current_step, run.steps.iter().map(|s| (s.state, s.attempts, s.waiting_for.clone())).collect())
-}
-
-/// A WatchRefreshRun stream's state: runs saved by this process arrive as events; runs
-/// driven by another replica are polled.
-struct Watch {
-    coordinator: Coordinator,
-    events: tokio::sync::broadcast::Receiver<crate::domain::Run>,
-    name: RunName,
-    first: Option<crate::domain::Run>,
-    last: Option<Transition>,
-    ended: bool,
-}
-
-impl Watch {
-    async fn next(&mut self) -> Result<crate::domain::Run, crate::Error> {
-        loop {
-            tokio::select! {
-                event = self.events.recv() => match event {
-                    Ok(run) if run.name == self.name => return Ok(run),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return self.coordinator.get(&self.name).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        return self.coordinator.get(&self.name).await;
-                    }
-                },
-                _ = tokio::time::sleep(Duration::from_millis(500)) => return self.coordinator.get(&self.name).await,
-            }
-        }
+    /// Watch of run `id` of kind `K`, converted with `pb`.
+    async fn watch<K: Kind, T: Send + 'static>(&self, p: &Principal, id: &str, pb: fn(&RunOf<K>) -> T) -> Result<BoxStream<T>, Status>
+    where
+        RunOf<K>: Scoped,
+    {
+        let first = self.visible::<K>(p, id).await?;
+        Ok(Box::pin(self.engine.watch::<K>(first).map(move |r| r.map(|run| pb(&run)).map_err(Status::from))))
     }
 }
 
@@ -141,7 +120,7 @@ impl RefreshService for RefreshApi {
         let envs = c::environments(&mut v, &r.source, &r.destination);
         let (source, destination) = done(v, envs)?;
         scope(&p, &[&source, &destination])?;
-        let plan = self.coordinator.plan(&source, &destination, c::options(r.options)).await?;
+        let plan = refresh::plan::plan(&self.engine, &source, &destination, c::options(r.options)).await?;
         Ok(Response::new(c::plan_pb(&plan)))
     }
 
@@ -155,16 +134,16 @@ impl RefreshService for RefreshApi {
         let (source, destination) = done(v, envs)?;
         scope(&p, &[&source, &destination])?;
         let etag = (!r.plan_etag.is_empty()).then(|| r.plan_etag.clone());
-        let run = self.coordinator.start(source, destination, c::options(r.options), etag, caller(&p), key.flatten()).await?;
+        let run = refresh::start(&self.engine, source, destination, c::options(r.options), etag, caller(&p), key.flatten()).await?;
         Ok(Response::new(c::run_pb(&run)))
     }
 
     async fn get_refresh_run(&self, request: Request<pb::GetRefreshRunRequest>) -> Result<Response<pb::RefreshRun>, Status> {
         let p = Principal::of(&request);
         let mut v = Violations::new();
-        let name = run_name(&mut v, "name", &request.get_ref().name);
-        let name = done(v, name)?;
-        Ok(Response::new(c::run_pb(&self.visible(&p, &name).await?)))
+        let id = id_of::<Refresh>(&mut v, "name", &request.get_ref().name);
+        let id = done(v, id)?;
+        Ok(Response::new(c::run_pb(&self.visible::<Refresh>(&p, &id).await?)))
     }
 
     async fn list_refresh_runs(
@@ -174,67 +153,22 @@ impl RefreshService for RefreshApi {
         let p = Principal::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
-        let size = v.check("page_size", ferry_kit::paging::page_size(r.page_size));
-        let states: Vec<RunState> =
-            r.states.iter().enumerate().filter_map(|(i, s)| v.check(&format!("states[{i}]"), c::run_state(*s))).collect();
         let environment = if r.environment.is_empty() { None } else { v.check("environment", EnvName::parse(&r.environment)) };
-        let scope_key = format!("refreshRuns:{:?}:{}", r.states, r.environment);
-        let cursor = v.check("page_token", ferry_kit::paging::decode::<(i64, String)>(&scope_key, &r.page_token));
-        let (size, cursor) = done(v, size.zip(cursor))?;
         if let Some(env) = &environment {
             scope(&p, &[env])?;
         }
-        let filter = ListFilter { states, environment };
-        let mut runs = self.coordinator.list(&filter, cursor.as_ref(), size + 1).await?;
-        // A caller scoped to some environments sees only their runs.
-        runs.retain(|run| scope(&p, &[&run.source, &run.destination]).is_ok());
-        let page = ferry_kit::paging::split(runs, size, |run| (run.create_time, run.name.id().to_owned()));
-        Ok(Response::new(pb::ListRefreshRunsResponse {
-            refresh_runs: page.items.iter().map(c::run_pb).collect(),
-            next_page_token: page.next.map(|n| ferry_kit::paging::encode(&scope_key, &n)).unwrap_or_default(),
-        }))
+        let scope_key = format!("refreshRuns:{:?}:{}", r.states, r.environment);
+        let subject = environment.map(|e| e.to_string());
+        let (runs, next) = self.page::<Refresh>(&p, v, r.page_size, &r.states, subject, scope_key, &r.page_token).await?;
+        Ok(Response::new(pb::ListRefreshRunsResponse { refresh_runs: runs.iter().map(c::run_pb).collect(), next_page_token: next }))
     }
 
     async fn watch_refresh_run(&self, request: Request<pb::WatchRefreshRunRequest>) -> Result<Response<BoxStream<pb::RefreshRun>>, Status> {
         let p = Principal::of(&request);
         let mut v = Violations::new();
-        let name = run_name(&mut v, "name", &request.get_ref().name);
-        let name = done(v, name)?;
-        let first = self.visible(&p, &name).await?;
-        let state = Watch {
-            coordinator: self.coordinator.clone(),
-            events: self.coordinator.subscribe(),
-            name,
-            first: Some(first),
-            last: None,
-            ended: false,
-        };
-        let stream = futures::stream::unfold(state, |mut w| async move {
-            if w.ended {
-                return None;
-            }
-            loop {
-                let candidate = match w.first.take() {
-                    Some(run) => Ok(run),
-                    None => w.next().await,
-                };
-                match candidate {
-                    Ok(run) => {
-                        let key = transition(&run);
-                        if w.last.as_ref() != Some(&key) {
-                            w.last = Some(key);
-                            w.ended = matches!(run.state, RunState::Succeeded | RunState::Failed | RunState::Aborted);
-                            return Some((Ok(c::run_pb(&run)), w));
-                        }
-                    }
-                    Err(e) => {
-                        w.ended = true;
-                        return Some((Err(Status::from(e)), w));
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let id = id_of::<Refresh>(&mut v, "name", &request.get_ref().name);
+        let id = done(v, id)?;
+        Ok(Response::new(self.watch::<Refresh, _>(&p, &id, c::run_pb).await?))
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step))]
@@ -243,14 +177,14 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "ConfirmRefreshStep", &r, &r.request_id);
-        let name = run_name(&mut v, "name", &r.name);
+        let id = id_of::<Refresh>(&mut v, "name", &r.name);
         if !(1..=9).contains(&r.step) {
             v.add("step", "must be a step number, 1-9");
         }
-        let (name, key) = done(v, name.zip(key))?;
-        self.visible(&p, &name).await?;
+        let (id, key) = done(v, id.zip(key))?;
+        self.visible::<Refresh>(&p, &id).await?;
         let actor = if r.actor.is_empty() { caller(&p) } else { r.actor.clone() };
-        let run = self.coordinator.confirm(&name, r.step, actor, r.comment.clone(), key).await?;
+        let run = self.engine.confirm::<Refresh>(&id, r.step, actor, r.comment.clone(), key, "ConfirmRefreshStep").await?;
         Ok(Response::new(c::run_pb(&run)))
     }
 
@@ -260,10 +194,10 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "RetryRefreshRun", &r, &r.request_id);
-        let name = run_name(&mut v, "name", &r.name);
-        let (name, key) = done(v, name.zip(key))?;
-        self.visible(&p, &name).await?;
-        Ok(Response::new(c::run_pb(&self.coordinator.retry(&name, key).await?)))
+        let id = id_of::<Refresh>(&mut v, "name", &r.name);
+        let (id, key) = done(v, id.zip(key))?;
+        self.visible::<Refresh>(&p, &id).await?;
+        Ok(Response::new(c::run_pb(&self.engine.retry::<Refresh>(&id, key, "RetryRefreshRun").await?)))
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
@@ -272,11 +206,11 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "AbortRefreshRun", &r, &r.request_id);
-        let name = run_name(&mut v, "name", &r.name);
-        let (name, key) = done(v, name.zip(key))?;
-        self.visible(&p, &name).await?;
-        let run = self.coordinator.abort(&name, r.reason.clone(), caller(&p), key).await?;
-        Ok(Response::new(c::run_pb(&run)))
+        let id = id_of::<Refresh>(&mut v, "name", &r.name);
+        let (id, key) = done(v, id.zip(key))?;
+        self.visible::<Refresh>(&p, &id).await?;
+        let request = AbortRequest { reason: r.reason.clone(), by: caller(&p), proceed_with_changed: false };
+        Ok(Response::new(c::run_pb(&self.engine.abort::<Refresh>(&id, request, key, "AbortRefreshRun").await?)))
     }
 
     #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project))]
@@ -285,17 +219,12 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "PlanPromotion", &r, &r.request_id);
-        let projects = pr::projects(&mut v, &r.source_project, &r.target_project);
+        let projects = c::projects(&mut v, &r.source_project, &r.target_project);
         let (source, target) = done(v, projects.zip(key).map(|(st, _)| st))?;
         scope(&p, &[&source.env])?;
-        let options = pr::options(&r.options);
-        let plan = self.coordinator.plan_promotion(&source, &target, &options, r.request_id.clone()).await?;
-        Ok(Response::new(pb::PromotionPlan {
-            source_project: source.to_string(),
-            target_project: target.to_string(),
-            options: Some(pr::options_pb(&options)),
-            project_merge: Some(plan),
-        }))
+        let options = c::promotion_options(&r.options);
+        let preview = promotion::plan(&self.engine, &source, &target, &options, r.request_id.clone()).await?;
+        Ok(Response::new(c::promotion_plan_pb(&source, &target, &options, &preview)))
     }
 
     #[tracing::instrument(skip_all, fields(source = %request.get_ref().source_project, target = %request.get_ref().target_project))]
@@ -304,7 +233,7 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "StartPromotion", &r, &r.request_id);
-        let projects = pr::projects(&mut v, &r.source_project, &r.target_project);
+        let projects = c::projects(&mut v, &r.source_project, &r.target_project);
         for (i, m) in r.merge_plans.iter().enumerate() {
             if !m.starts_with("mergePlans/") {
                 v.add(format!("merge_plans[{i}]"), "must be mergePlans/{plan}");
@@ -312,16 +241,17 @@ impl RefreshService for RefreshApi {
         }
         let ((source, target), key) = done(v, projects.zip(key))?;
         scope(&p, &[&source.env])?;
-        let run = self.coordinator.start_promotion(source, target, pr::options(&r.options), r.merge_plans.clone(), caller(&p), key).await?;
-        Ok(Response::new(pr::run_pb(&run)))
+        let options = c::promotion_options(&r.options);
+        let run = promotion::start(&self.engine, source, target, options, r.merge_plans.clone(), caller(&p), key).await?;
+        Ok(Response::new(c::promotion_pb(&run)))
     }
 
     async fn get_promotion_run(&self, request: Request<pb::GetPromotionRunRequest>) -> Result<Response<pb::PromotionRun>, Status> {
         let p = Principal::of(&request);
         let mut v = Violations::new();
-        let id = v.check("name", pr::run_id(&request.get_ref().name));
+        let id = id_of::<Promotion>(&mut v, "name", &request.get_ref().name);
         let id = done(v, id)?;
-        Ok(Response::new(pr::run_pb(&self.visible_promotion(&p, &id).await?)))
+        Ok(Response::new(c::promotion_pb(&self.visible::<Promotion>(&p, &id).await?)))
     }
 
     async fn list_promotion_runs(
@@ -331,23 +261,16 @@ impl RefreshService for RefreshApi {
         let p = Principal::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
-        let size = v.check("page_size", ferry_kit::paging::page_size(r.page_size));
-        let states: Vec<RunState> =
-            r.states.iter().enumerate().filter_map(|(i, s)| v.check(&format!("states[{i}]"), c::run_state(*s))).collect();
         let project = if r.project.is_empty() { None } else { v.check("project", ProjectName::parse(&r.project)) };
-        let scope_key = format!("promotionRuns:{:?}:{}", r.states, r.project);
-        let cursor = v.check("page_token", ferry_kit::paging::decode::<(i64, String)>(&scope_key, &r.page_token));
-        let (size, cursor) = done(v, size.zip(cursor))?;
         if let Some(pn) = &project {
             scope(&p, &[&pn.env])?;
         }
-        let name = project.as_ref().map(|pn| pn.to_string());
-        let mut runs = self.coordinator.list_promotions(&states, name.as_deref(), cursor.as_ref(), size + 1).await?;
-        runs.retain(|run| scope(&p, &[&run.target.env]).is_ok());
-        let page = ferry_kit::paging::split(runs, size, |run| (run.create_time, run.id.clone()));
+        let scope_key = format!("promotionRuns:{:?}:{}", r.states, r.project);
+        let subject = project.map(|pn| pn.to_string());
+        let (runs, next) = self.page::<Promotion>(&p, v, r.page_size, &r.states, subject, scope_key, &r.page_token).await?;
         Ok(Response::new(pb::ListPromotionRunsResponse {
-            promotion_runs: page.items.iter().map(pr::run_pb).collect(),
-            next_page_token: page.next.map(|n| ferry_kit::paging::encode(&scope_key, &n)).unwrap_or_default(),
+            promotion_runs: runs.iter().map(c::promotion_pb).collect(),
+            next_page_token: next,
         }))
     }
 
@@ -357,37 +280,9 @@ impl RefreshService for RefreshApi {
     ) -> Result<Response<BoxStream<pb::PromotionRun>>, Status> {
         let p = Principal::of(&request);
         let mut v = Violations::new();
-        let id = v.check("name", pr::run_id(&request.get_ref().name));
+        let id = id_of::<Promotion>(&mut v, "name", &request.get_ref().name);
         let id = done(v, id)?;
-        let events = self.coordinator.subscribe_promotions();
-        let first = self.visible_promotion(&p, &id).await?;
-        let state = PromotionWatch { coordinator: self.coordinator.clone(), events, id, first: Some(first), last: None, ended: false };
-        let stream = futures::stream::unfold(state, |mut w| async move {
-            if w.ended {
-                return None;
-            }
-            loop {
-                let candidate = match w.first.take() {
-                    Some(run) => Ok(run),
-                    None => w.next().await,
-                };
-                match candidate {
-                    Ok(run) => {
-                        let key = promotion_transition(&run);
-                        if w.last.as_ref() != Some(&key) {
-                            w.last = Some(key);
-                            w.ended = matches!(run.state, RunState::Succeeded | RunState::Failed | RunState::Aborted);
-                            return Some((Ok(pr::run_pb(&run)), w));
-                        }
-                    }
-                    Err(e) => {
-                        w.ended = true;
-                        return Some((Err(Status::from(e)), w));
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.watch::<Promotion, _>(&p, &id, c::promotion_pb).await?))
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step))]
@@ -399,14 +294,15 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "ConfirmPromotionStep", &r, &r.request_id);
-        let id = v.check("name", pr::run_id(&r.name));
+        let id = id_of::<Promotion>(&mut v, "name", &r.name);
         if r.step < 1 {
             v.add("step", "must be a step number");
         }
         let (id, key) = done(v, id.zip(key))?;
-        self.visible_promotion(&p, &id).await?;
+        self.visible::<Promotion>(&p, &id).await?;
         let actor = if r.actor.is_empty() { caller(&p) } else { r.actor.clone() };
-        Ok(Response::new(pr::run_pb(&self.coordinator.confirm_promotion(&id, r.step, actor, r.comment.clone(), key).await?)))
+        let run = self.engine.confirm::<Promotion>(&id, r.step, actor, r.comment.clone(), key, "ConfirmPromotionStep").await?;
+        Ok(Response::new(c::promotion_pb(&run)))
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
@@ -415,10 +311,10 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "RetryPromotionRun", &r, &r.request_id);
-        let id = v.check("name", pr::run_id(&r.name));
+        let id = id_of::<Promotion>(&mut v, "name", &r.name);
         let (id, key) = done(v, id.zip(key))?;
-        self.visible_promotion(&p, &id).await?;
-        Ok(Response::new(pr::run_pb(&self.coordinator.retry_promotion(&id, key).await?)))
+        self.visible::<Promotion>(&p, &id).await?;
+        Ok(Response::new(c::promotion_pb(&self.engine.retry::<Promotion>(&id, key, "RetryPromotionRun").await?)))
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
@@ -427,22 +323,22 @@ impl RefreshService for RefreshApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "AbortPromotionRun", &r, &r.request_id);
-        let id = v.check("name", pr::run_id(&r.name));
+        let id = id_of::<Promotion>(&mut v, "name", &r.name);
         let (id, key) = done(v, id.zip(key))?;
-        self.visible_promotion(&p, &id).await?;
-        let run = self.coordinator.abort_promotion(&id, r.reason.clone(), caller(&p), r.proceed_with_changed, key).await?;
-        Ok(Response::new(pr::run_pb(&run)))
+        self.visible::<Promotion>(&p, &id).await?;
+        let request = AbortRequest { reason: r.reason.clone(), by: caller(&p), proceed_with_changed: r.proceed_with_changed };
+        Ok(Response::new(c::promotion_pb(&self.engine.abort::<Promotion>(&id, request, key, "AbortPromotionRun").await?)))
     }
 
     async fn get_refresh_report(&self, request: Request<pb::GetRefreshReportRequest>) -> Result<Response<pb::RefreshReport>, Status> {
         let p = Principal::of(&request);
         let mut v = Violations::new();
-        let name = v.check("name", RunName::parse_with_suffix(&request.get_ref().name, "/report"));
-        let name = done(v, name)?;
-        let run = self.visible(&p, &name).await?;
+        let id = v.check("name", run_id(Refresh::COLLECTION, &request.get_ref().name, "/report"));
+        let id = done(v, id)?;
+        let run = self.visible::<Refresh>(&p, &id).await?;
         Ok(Response::new(pb::RefreshReport {
-            name: format!("{name}/report"),
-            markdown: report::markdown(&run),
+            name: format!("{}/report", crate::engine::name_of::<Refresh>(&id)),
+            markdown: refresh::report::markdown(&run),
             generate_time: Some(ferry_kit::db::timestamp(ferry_kit::db::now_micros())),
         }))
     }

@@ -3,7 +3,6 @@
 
 mod convert;
 mod handlers;
-mod promotion;
 
 pub use handlers::RefreshApi;
 
@@ -39,7 +38,7 @@ pub fn status_of(e: &Error) -> Status {
             status::unavailable("database unavailable, retry later")
         }
         Error::Db(d) if ferry_kit::db::is_unique_violation(d) => status::aborted("a concurrent change won the race; retry"),
-        Error::Db(_) | Error::Codec(_) | Error::Decode(_) | Error::Hex(_) | Error::Internal(_) => status::internal(e),
+        Error::Db(_) | Error::Codec(_) | Error::Internal(_) => status::internal(e),
     }
 }
 

@@ -1,10 +1,8 @@
-//! SQL over `&impl ConnectionTrait`; the service layer owns the transactions.
+//! The schema (migrations) and the SQL helpers the engine's tables use; callers own the
+//! transactions.
 
-pub mod leases;
-pub mod locks;
+mod legacy;
 pub mod migrations;
-pub mod promotions;
-pub mod runs;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 

@@ -1,17 +1,23 @@
-//! The run table's leases and the environment locks, on SQLite and on PostgreSQL: a run is
-//! claimed by one driver at a time, a lapsed lease is taken over, and one run holds an
-//! environment at a time.
+//! The engine's tables on SQLite and on PostgreSQL: a run is claimed by one driver at a
+//! time, a lapsed lease is taken over, one run holds an environment at a time, and runs
+//! stored before the engine are carried over with their step outputs as journal entries.
 
 use std::collections::HashSet;
 
 use ferry_kit::db::now_micros;
 use ferry_testkit::{Backend, database, temp_dir};
-use refresh_coordinator::domain::ProjectName;
-use refresh_coordinator::domain::{EnvName, Options, Plan, PlannedStep, Run, RunName, StepKind};
-use refresh_coordinator::store::leases::{self, Claim, Interrupted, Runs::Refresh};
-use refresh_coordinator::store::locks::{self, Held, Lock};
-use refresh_coordinator::store::{migrations::Migrator, runs};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use refresh_coordinator::domain::remote::ChangeSet;
+use refresh_coordinator::domain::{
+    EnvName, Options, PlannedStep, ProjectName, RefreshRun, RefreshSpec, Run, RunState, StepKind, StepState,
+};
+use refresh_coordinator::engine::journal::Journal;
+use refresh_coordinator::engine::leases::{self, Claim, Interrupted};
+use refresh_coordinator::engine::locks::{self, Held, Lock};
+use refresh_coordinator::engine::store as runs;
+use refresh_coordinator::kinds::{Promotion, Refresh};
+use refresh_coordinator::store::migrations::Migrator;
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm_migration::MigratorTrait;
 
 async fn connect(backend: Backend) -> Option<(DatabaseConnection, std::path::PathBuf)> {
     let dir = temp_dir("ferry-refresh-store");
@@ -25,48 +31,68 @@ fn env(id: &str) -> EnvName {
     EnvName::parse(&format!("environments/{id}")).expect("env name")
 }
 
-fn new_run(source: &str, destination: &str) -> Run {
+fn new_run(source: &str, destination: &str) -> RefreshRun {
     let steps: Vec<PlannedStep> = StepKind::ALL.iter().map(|k| PlannedStep::new(*k)).collect();
-    let plan =
-        Plan { source: env(source), destination: env(destination), options: Options::default(), steps, etag: "e".into(), plan_time: 0 };
-    Run::new(RunName::new_random(), plan, "test".into(), now_micros())
+    let spec = RefreshSpec {
+        source: env(source),
+        destination: env(destination),
+        options: Options::default(),
+        plan_etag: "e".into(),
+        snapshot: String::new(),
+    };
+    Run::new(refresh_coordinator::domain::new_run_id(), spec, steps, "test".into(), now_micros())
+}
+
+async fn insert(db: &impl ConnectionTrait, run: &RefreshRun, traceparent: Option<&str>) {
+    let body = serde_json::to_string(run).expect("body");
+    let subjects = [run.spec.source.to_string(), run.spec.destination.to_string()];
+    let row = runs::NewRun {
+        kind: "refresh",
+        id: &run.id,
+        created_at: run.create_time,
+        state: run.state,
+        body: &body,
+        subjects: &subjects,
+        traceparent,
+    };
+    runs::insert(db, row).await.expect("insert");
 }
 
 async fn lease_is_exclusive_and_lapses(backend: Backend) {
     let Some((db, dir)) = connect(backend).await else { return };
     let run = new_run("prod", "dev");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    runs::insert(&db, &run, Some(traceparent)).await.expect("insert");
-    let stored = runs::find(&db, run.name.id()).await.expect("find").expect("stored");
+    insert(&db, &run, Some(traceparent)).await;
+    let stored = runs::find(&db, &run.id).await.expect("find").expect("stored");
     assert_eq!(stored.traceparent.as_deref(), Some(traceparent), "the trace context is kept with the run");
     let now = now_micros();
     let second = 1_000_000;
 
     let id = |c: Option<Claim>| c.map(|c| c.id);
-    let first = leases::claim(&db, Refresh, "a", now, now + second, &[]).await.expect("claim");
-    assert_eq!(first, Some(Claim { id: run.name.id().to_owned(), interrupted: None }), "a new run was never held");
-    assert_eq!(leases::claim(&db, Refresh, "b", now, now + second, &[]).await.expect("claim"), None, "held by a");
-    assert!(leases::renew(&db, Refresh, run.name.id(), "a", now + 5, now + 2 * second).await.expect("renew"));
-    assert!(!leases::renew(&db, Refresh, run.name.id(), "b", now, now + 2 * second).await.expect("renew"), "b holds nothing");
+    let first = leases::claim(&db, "a", now, now + second, &[]).await.expect("claim");
+    assert_eq!(first, Some(Claim { id: run.id.clone(), kind: "refresh".into(), interrupted: None }), "a new run was never held");
+    assert_eq!(leases::claim(&db, "b", now, now + second, &[]).await.expect("claim"), None, "held by a");
+    assert!(leases::renew(&db, &run.id, "a", now + 5, now + 2 * second).await.expect("renew"));
+    assert!(!leases::renew(&db, &run.id, "b", now, now + 2 * second).await.expect("renew"), "b holds nothing");
 
     // a stops renewing: once its lease lapses, b takes the run over (an interruption, with
     // when a was last heard from) and a cannot renew.
     let later = now + 3 * second;
-    let taken = leases::claim(&db, Refresh, "b", later, later + second, &[]).await.expect("claim");
+    let taken = leases::claim(&db, "b", later, later + second, &[]).await.expect("claim");
     assert_eq!(taken.and_then(|c| c.interrupted), Some(Interrupted { holder: "a".into(), last_heard: now + 5 }));
-    assert!(!leases::renew(&db, Refresh, run.name.id(), "a", later, later + second).await.expect("renew"), "a lost the lease");
+    assert!(!leases::renew(&db, &run.id, "a", later, later + second).await.expect("renew"), "a lost the lease");
     // Given back: the next claim is no interruption.
-    leases::release(&db, Refresh, run.name.id(), "b").await.expect("release");
-    let next = leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim");
+    leases::release(&db, &run.id, "b").await.expect("release");
+    let next = leases::claim(&db, "c", later, later + second, &[]).await.expect("claim");
     assert_eq!(next.as_ref().map(|c| c.interrupted.is_none()), Some(true), "{next:?}");
 
     // c restarts under its holder id: its lease ends at once and the run is claimable now.
-    assert_eq!(leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim"), None, "still leased");
-    assert_eq!(leases::expire_held_by(&db, Refresh, "c").await.expect("expire"), 1);
-    assert_eq!(leases::expire_held_by(&db, Refresh, "nobody").await.expect("expire"), 0);
-    let back = leases::claim(&db, Refresh, "c", later, later + second, &[]).await.expect("claim");
+    assert_eq!(leases::claim(&db, "c", later, later + second, &[]).await.expect("claim"), None, "still leased");
+    assert_eq!(leases::expire_held_by(&db, "c").await.expect("expire"), 1);
+    assert_eq!(leases::expire_held_by(&db, "nobody").await.expect("expire"), 0);
+    let back = leases::claim(&db, "c", later, later + second, &[]).await.expect("claim");
     assert_eq!(back.as_ref().and_then(|c| c.interrupted.as_ref()).map(|i| i.holder.as_str()), Some("c"), "{back:?}");
-    assert_eq!(id(back), Some(run.name.id().to_owned()));
+    assert_eq!(id(back), Some(run.id.clone()));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -75,8 +101,8 @@ async fn concurrent_drivers_never_claim_one_run_twice(backend: Backend) {
     let mut ids = HashSet::new();
     for i in 0..24 {
         let run = new_run(&format!("s{i}"), &format!("d{i}"));
-        ids.insert(run.name.id().to_owned());
-        runs::insert(&db, &run, None).await.expect("insert");
+        ids.insert(run.id.clone());
+        insert(&db, &run, None).await;
     }
     let now = now_micros();
     let mut tasks = Vec::new();
@@ -85,7 +111,7 @@ async fn concurrent_drivers_never_claim_one_run_twice(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                match leases::claim(&db, Refresh, &format!("owner-{owner}"), now, now + 60_000_000, &[]).await {
+                match leases::claim(&db, &format!("owner-{owner}"), now, now + 60_000_000, &[]).await {
                     Ok(Some(claim)) => mine.push(claim.id),
                     Ok(None) => return mine,
                     Err(e) => panic!("claim: {e}"),
@@ -191,7 +217,106 @@ async fn concurrent_starts_on_one_environment_one_wins(backend: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn planned(kind: &str) -> serde_json::Value {
+    serde_json::json!({"kind": kind, "summary": [], "integrations": [], "mappings": [], "provisioned_mappings": [], "sync_jobs": [],
+        "copy": null, "requires_confirmation": false})
+}
+
+fn old_step(extra: serde_json::Value) -> serde_json::Value {
+    let mut s = serde_json::json!({"state": "Succeeded", "attempts": 1, "start_time": 1, "end_time": 2, "actor": "refresh-coordinator",
+        "comment": "", "waiting_for": "", "confirmed": false, "log": ["done"], "changes": [], "undo_changes": [], "error": null});
+    s.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+    s
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
+    db.execute_raw(ferry_kit::db::stmt(db.get_database_backend(), sql, values)).await.expect("legacy insert");
+}
+
+/// Runs stored in the per-kind tables before the engine: the migration carries each over,
+/// its document in the kind's shape, its hex-encoded step outputs as typed journal entries,
+/// its pending abort, and what it is listed by.
+async fn legacy_runs_are_carried_over(backend: Backend) {
+    use ferry_proto::integration::v1 as ipb;
+    use ferry_proto::merge::v1 as mpb;
+    use prost::Message;
+    let dir = temp_dir("ferry-refresh-legacy");
+    let Some(url) = database(backend, &dir, "refresh.db").await else { return };
+    let db = ferry_kit::db::connect(&url).await.expect("connect");
+    // The schema as the release before the engine left it.
+    Migrator::up(&db, Some(5)).await.expect("migrate to the per-kind tables");
+    let cs = ipb::ChangeSet { environment: "environments/prod".into(), ..Default::default() };
+    let refresh = serde_json::json!({
+        "name": "r1", "source": "prod", "destination": "dev",
+        "options": {"mode": "Managed", "suspend_credentials_instead": false, "require_approval": false},
+        "state": "Running", "current_step": 2, "snapshot": "", "error": null, "created_by": "admin token",
+        "abort_reason": "", "aborted_by": "", "aborting": false, "plan_etag": "etag1",
+        "create_time": 10, "start_time": 11, "end_time": null,
+        "steps": [
+            old_step(serde_json::json!({"kind": "Check", "plan": planned("Check"), "outputs": {}})),
+            old_step(serde_json::json!({"kind": "DeactivateSourceIntegrations", "plan": planned("DeactivateSourceIntegrations"),
+                "outputs": {"deactivate": hex::encode(cs.encode_to_vec()), "undone": ""}})),
+        ],
+    });
+    exec(
+        &db,
+        "INSERT INTO refresh_runs (id, created_at, source, destination, state, version, lease_owner, lease_until, abort_requested, \
+         abort_reason, aborted_by, body, traceparent, heartbeat_at) VALUES (?, 10, 'prod', 'dev', 2, 7, 'c1', 99, ?, 'stop', 'ops', ?, NULL, 98)",
+        vec!["r1".into(), true.into(), refresh.to_string().into()],
+    )
+    .await;
+    let job = mpb::Job { name: "jobs/j1".into(), state: mpb::JobState::Failed as i32, ..Default::default() };
+    let counts = mpb::MergePlanCounts { creates: 3, ..Default::default() };
+    let project = |id: &str| serde_json::json!({"env": "corp", "id": id});
+    let promotion = serde_json::json!({
+        "id": "p1", "source": project("p"), "target": project("q"),
+        "options": {"strategy": 1, "group_pairs": [["environments/corp/groups/a", "environments/corp/groups/b"]],
+            "require_approval": false, "proceed_with_missing_dependencies": false},
+        "state": "Failed", "current_step": 2, "plan": "", "error": null, "created_by": "admin token", "abort_reason": "",
+        "aborted_by": "", "proceed_with_changed": false, "aborting": false, "create_time": 20, "start_time": 21, "end_time": null,
+        "steps": [
+            old_step(serde_json::json!({"number": 1, "kind": "Plan", "source": "p", "recipient": "q", "merge_plan": "", "job": "",
+                "revert_job": "", "outputs": {}})),
+            old_step(serde_json::json!({"number": 2, "kind": "MergeGroup", "state": "Failed", "source": "environments/corp/groups/a",
+                "recipient": "environments/corp/groups/b", "merge_plan": "mergePlans/m1", "job": "jobs/j1", "revert_job": "",
+                "outputs": {"counts": hex::encode(counts.encode_to_vec()), "apply-a1": hex::encode(job.encode_to_vec())}})),
+        ],
+    });
+    exec(
+        &db,
+        "INSERT INTO promotion_runs (id, created_at, source, target, state, version, lease_owner, lease_until, abort_requested, body, \
+         traceparent, heartbeat_at) VALUES ('p1', 20, 'environments/corp/projects/p', 'environments/corp/projects/q', 5, 3, '', 0, ?, ?, NULL, 0)",
+        vec![false.into(), promotion.to_string().into()],
+    )
+    .await;
+    ferry_kit::db::migrate::<Migrator>(&db, "refresh-coordinator").await.expect("migrate to the engine");
+
+    let stored = runs::find(&db, "r1").await.expect("find").expect("refresh run carried over");
+    assert_eq!((stored.kind.as_str(), stored.version), ("refresh", 7));
+    assert_eq!(stored.abort_request.as_ref().map(|a| (a.reason.as_str(), a.by.as_str())), Some(("stop", "ops")), "the pending abort");
+    let run = stored.run::<Refresh>().expect("a refresh run document");
+    assert_eq!((run.spec.source.clone(), run.spec.plan_etag.as_str(), run.state), (env("prod"), "etag1", RunState::Running));
+    assert_eq!(run.steps.iter().map(|s| (s.number, s.undo_done)).collect::<Vec<_>>(), [(1, false), (2, true)]);
+    let journal = Journal::load(&db, "r1").await.expect("journal");
+    let deactivated: Option<ChangeSet> = journal.get(2, "deactivate").expect("typed");
+    assert_eq!(deactivated.map(|c| c.environment), Some("environments/prod".to_owned()), "the step output, typed");
+    assert_eq!(runs::list(&db, "refresh", &[], Some("environments/dev"), None, 10).await.expect("list").len(), 1, "listed by environment");
+
+    let stored = runs::find(&db, "p1").await.expect("find").expect("promotion run carried over");
+    assert!(stored.abort_request.is_none());
+    let run = stored.run::<Promotion>().expect("a promotion run document");
+    assert_eq!(run.steps[1].detail.counts.map(|c| c.creates), Some(3));
+    assert_eq!(run.spec.options.group_pairs[0].recipient, "environments/corp/groups/b");
+    assert_eq!(run.steps[1].state, StepState::Failed);
+    let journal = Journal::load(&db, "p1").await.expect("journal");
+    assert!(journal.has(2, "apply-a1") && journal.has(2, "failed-a1"), "a retry of the failed step starts a new round");
+    let listed = runs::list(&db, "promotion", &[], Some("environments/corp/projects/q"), None, 10).await.expect("list");
+    assert_eq!(listed.len(), 1, "listed by project");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 ferry_testkit::per_backend!(
+    legacy_runs_are_carried_over,
     lease_is_exclusive_and_lapses,
     concurrent_drivers_never_claim_one_run_twice,
     locks_exclude_by_environment_and_project,

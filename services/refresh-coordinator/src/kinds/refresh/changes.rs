@@ -1,32 +1,45 @@
-//! A ChangeSet of integration-control as recorded change entries and log lines.
+//! A ChangeSet of integration-control as a step records it: change entries, what was left
+//! alone, and log lines that count rather than name.
 
-use ferry_proto::integration::v1 as ipb;
-
+use crate::domain::remote::{ChangeSet, CredentialState, JobState, ResourceState};
 use crate::domain::{Change, LeftAlone};
 
-fn credential(n: i32) -> &'static str {
-    match ipb::CredentialState::try_from(n) {
-        Ok(ipb::CredentialState::Active) => "ACTIVE",
-        Ok(ipb::CredentialState::Suspended) => "SUSPENDED",
-        Ok(ipb::CredentialState::None) => "NONE",
-        _ => "-",
+fn credential(c: CredentialState) -> &'static str {
+    match c {
+        CredentialState::Active => "ACTIVE",
+        CredentialState::Suspended => "SUSPENDED",
+        CredentialState::None => "NONE",
+        CredentialState::Unspecified => "-",
     }
 }
 
-fn job_state(n: i32) -> &'static str {
-    match ipb::SyncJobState::try_from(n) {
-        Ok(ipb::SyncJobState::Running) => "RUNNING",
-        Ok(ipb::SyncJobState::Paused) => "PAUSED",
-        _ => "-",
+fn job_state(s: JobState) -> &'static str {
+    match s {
+        JobState::Running => "RUNNING",
+        JobState::Paused => "PAUSED",
+        JobState::Unspecified => "-",
+    }
+}
+
+fn empty() -> ResourceState {
+    ResourceState {
+        exists: false,
+        active: false,
+        credential_state: CredentialState::Unspecified,
+        sync_job_state: JobState::Unspecified,
+        paused_by: String::new(),
+        fenced: false,
+        bound_environment: String::new(),
+        fence_holder: String::new(),
     }
 }
 
 /// One entry per field that differs between a change's before and after.
-pub fn entries(cs: &ipb::ChangeSet) -> Vec<Change> {
+pub fn entries(cs: &ChangeSet) -> Vec<Change> {
     let mut out = Vec::new();
     for c in &cs.changes {
-        let b = c.before.clone().unwrap_or_default();
-        let a = c.after.clone().unwrap_or_default();
+        let b = c.before.clone().unwrap_or_else(empty);
+        let a = c.after.clone().unwrap_or_else(empty);
         let mut push = |field: &str, before: String, after: String| {
             if before != after {
                 out.push(Change { resource: c.resource.clone(), field: field.into(), before, after });
@@ -45,14 +58,14 @@ pub fn entries(cs: &ipb::ChangeSet) -> Vec<Change> {
 }
 
 /// The resources a change set left as they were, and why.
-pub fn left_alone(cs: &ipb::ChangeSet) -> Vec<LeftAlone> {
-    cs.skipped.iter().map(|s| LeftAlone { resource: s.resource.clone(), reason: s.reason.clone() }).collect()
+pub fn left_alone(cs: &ChangeSet) -> Vec<LeftAlone> {
+    cs.skipped.clone()
 }
 
 /// Human lines: how many resources were changed and how many left alone, by reason. The
 /// names are in the step's tables (changes, left alone): a step over hundreds of
 /// resources logs counts, not hundreds of names.
-pub fn lines(what: &str, cs: &ipb::ChangeSet) -> Vec<String> {
+pub fn lines(what: &str, cs: &ChangeSet) -> Vec<String> {
     let mut out = Vec::new();
     let n = cs.changes.len();
     if n > 0 {
@@ -77,18 +90,38 @@ pub fn lines(what: &str, cs: &ipb::ChangeSet) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::remote::ResourceChange;
 
     #[test]
     fn a_bulk_step_logs_counts_not_names() {
-        let change = |r: &str| ipb::Change { resource: r.into(), ..Default::default() };
-        let skip = |r: &str, why: &str| ipb::SkippedResource { resource: r.into(), reason: why.into() };
-        let cs = ipb::ChangeSet {
+        let change = |r: &str| ResourceChange { resource: r.into(), resource_type: 3, before: None, after: None };
+        let skip = |r: &str, why: &str| LeftAlone { resource: r.into(), reason: why.into() };
+        let cs = ChangeSet {
             changes: (0..300).map(|i| change(&format!("environments/prod/jobs/j{i}"))).collect(),
             skipped: vec![skip("environments/prod/jobs/a", "paused by a person"), skip("environments/prod/jobs/b", "paused by a person")],
             ..Default::default()
         };
         assert_eq!(lines("pause", &cs), ["pause: changed 300 resources", "pause: left 2 alone (paused by a person)"]);
         assert_eq!(left_alone(&cs).len(), 2);
-        assert_eq!(lines("pause", &ipb::ChangeSet::default()), ["pause: nothing to change"]);
+        assert_eq!(lines("pause", &ChangeSet::default()), ["pause: nothing to change"]);
+    }
+
+    #[test]
+    fn entries_name_each_field_that_moved() {
+        let mut before = empty();
+        before.exists = true;
+        before.sync_job_state = JobState::Running;
+        let mut after = before.clone();
+        after.sync_job_state = JobState::Paused;
+        after.paused_by = "refreshRuns/r".into();
+        let cs = ChangeSet {
+            changes: vec![ResourceChange { resource: "j".into(), resource_type: 3, before: Some(before), after: Some(after) }],
+            ..Default::default()
+        };
+        let fields: Vec<(String, String, String)> = entries(&cs).into_iter().map(|c| (c.field, c.before, c.after)).collect();
+        assert_eq!(
+            fields,
+            [("state".into(), "RUNNING".into(), "PAUSED".into()), ("paused_by".into(), String::new(), "refreshRuns/r".into())]
+        );
     }
 }

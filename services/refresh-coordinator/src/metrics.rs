@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use ferry_kit::metrics::{HistogramFamily, histogram_family, register};
 
-use crate::domain::{PromotionStepKind, StepKind};
-
 /// How long each execution of a run's step took, by step and how it came out.
 static STEP_SECONDS: LazyLock<HistogramFamily<2>> = LazyLock::new(|| {
     register(
         "ferry_refresh_step_duration_seconds",
-        "Duration of one execution of a refresh or promotion step, by step and outcome",
+        "Duration of one execution of a run's step (refresh, promotion), by step and outcome",
         histogram_family(),
     )
 });
@@ -39,34 +37,12 @@ impl Outcome {
     }
 }
 
-pub(crate) fn refresh_step(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Check => "check",
-        StepKind::DeactivateSourceIntegrations => "deactivate_source_integrations",
-        StepKind::PauseJobs => "pause_jobs",
-        StepKind::SnapshotDestination => "snapshot_destination",
-        StepKind::Copy => "copy",
-        StepKind::DisableSourceMappings => "disable_source_mappings",
-        StepKind::RestoreDestinationMappings => "restore_destination_mappings",
-        StepKind::ReactivateSourceIntegrations => "reactivate_source_integrations",
-        StepKind::ResumeJobs => "resume_jobs",
-    }
-}
-
-pub(crate) fn promotion_step(kind: PromotionStepKind) -> &'static str {
-    match kind {
-        PromotionStepKind::Plan => "promotion_plan",
-        PromotionStepKind::MergeGroup => "promotion_merge_group",
-        PromotionStepKind::MergeProject => "promotion_merge_project",
-    }
-}
-
 /// Registers the metrics, so they are scraped before any run.
 pub(crate) fn init() {
     LazyLock::force(&STEP_SECONDS);
 }
 
-/// One execution of `step` (a label of [`refresh_step`] or [`promotion_step`]) ended.
+/// One execution of a step (its kind's label, `Kind::step_label`) ended.
 pub(crate) fn step_executed(step: &'static str, outcome: Outcome, took: Duration) {
     STEP_SECONDS.get_or_create(&[("step", step.to_owned()), ("outcome", outcome.label().to_owned())]).observe(took.as_secs_f64());
 }

@@ -1,9 +1,9 @@
-//! The run report: the checklist as a Markdown document, the audit record that replaces
+//! The refresh run's report: the checklist as a Markdown document, the audit record that replaces
 //! the article's "copy the details into a word document".
 
 use std::fmt::Write;
 
-use crate::domain::{Mode, Run, RunState, StepState};
+use crate::domain::{Mode, RefreshRun, RunState, StepState};
 
 fn time(micros: Option<i64>) -> String {
     match micros {
@@ -58,31 +58,32 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn markdown(run: &Run) -> String {
+pub fn markdown(run: &RefreshRun) -> String {
+    let name = format!("refreshRuns/{}", run.id);
     let mut md = String::new();
-    let _ = writeln!(md, "# Refresh {} → {}\n", run.source, run.destination);
+    let _ = writeln!(md, "# Refresh {} → {}\n", run.spec.source, run.spec.destination);
     let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(md, "| Run | `{}` |", run.name);
+    let _ = writeln!(md, "| Run | `{name}` |");
     let _ = writeln!(md, "| State | {} |", run_state(run.state));
-    let mode = match run.options.mode {
+    let mode = match run.spec.options.mode {
         Mode::Managed => "MANAGED (Ferry copies)",
         Mode::External => "EXTERNAL (outside refresh, confirmed by an operator)",
     };
     let _ = writeln!(md, "| Mode | {mode} |");
-    let source_action = if run.options.suspend_credentials_instead { "suspend credentials" } else { "deactivate" };
+    let source_action = if run.spec.options.suspend_credentials_instead { "suspend credentials" } else { "deactivate" };
     let _ = writeln!(md, "| Source integrations | {source_action} |");
-    let _ = writeln!(md, "| Approval required | {} |", if run.options.require_approval { "yes" } else { "no" });
+    let _ = writeln!(md, "| Approval required | {} |", if run.spec.options.require_approval { "yes" } else { "no" });
     let _ = writeln!(md, "| Started by | {} |", cell(&run.created_by));
     let _ = writeln!(md, "| Created | {} |", time(Some(run.create_time)));
     let _ = writeln!(md, "| Started | {} |", time(run.start_time));
     let _ = writeln!(md, "| Ended | {} |", time(run.end_time));
-    let _ = writeln!(md, "| Plan etag | `{}` |", run.plan_etag);
-    if !run.snapshot.is_empty() {
-        let _ = writeln!(md, "| Destination snapshot | `{}` |", run.snapshot);
+    let _ = writeln!(md, "| Plan etag | `{}` |", run.spec.plan_etag);
+    if !run.spec.snapshot.is_empty() {
+        let _ = writeln!(md, "| Destination snapshot | `{}` |", run.spec.snapshot);
     }
-    if run.aborting || run.state == RunState::Aborted {
-        let _ = writeln!(md, "| Aborted by | {} |", cell(&run.aborted_by));
-        let _ = writeln!(md, "| Abort reason | {} |", cell(&run.abort_reason));
+    if let Some(abort) = &run.abort {
+        let _ = writeln!(md, "| Aborted by | {} |", cell(&abort.by));
+        let _ = writeln!(md, "| Abort reason | {} |", cell(&abort.reason));
     }
     if let Some(e) = &run.error {
         let _ = writeln!(md, "| Error | code {}: {} |", e.code, cell(&e.message));
@@ -101,12 +102,13 @@ pub fn markdown(run: &Run) -> String {
     md.push('\n');
     let sections = [(1, "Pre-refresh"), (5, "Refresh"), (6, "Post-refresh")];
     for step in &run.steps {
-        let n = step.kind.number();
+        let kind = step.detail.kind;
+        let n = kind.number();
         if let Some((_, title)) = sections.iter().find(|(at, _)| *at == n) {
             let _ = writeln!(md, "## {title}\n");
         }
         let mark = if step.state == StepState::Succeeded { "x" } else { " " };
-        let _ = writeln!(md, "### [{mark}] {n}. {} — {}\n", step.kind.title(), state(step.state));
+        let _ = writeln!(md, "### [{mark}] {n}. {} — {}\n", kind.title(), state(step.state));
         let _ = writeln!(
             md,
             "- Actor: {}\n- Started: {}\n- Ended: {}\n- Attempts: {}",
@@ -122,10 +124,10 @@ pub fn markdown(run: &Run) -> String {
             let _ = writeln!(md, "- Waiting for: {}", step.waiting_for);
         }
         let _ = writeln!(md, "\nPlanned:\n");
-        for line in &step.plan.summary {
+        for line in &step.detail.summary {
             let _ = writeln!(md, "- {line}");
         }
-        if let Some(c) = &step.plan.copy {
+        if let Some(c) = &step.detail.copy {
             let _ = writeln!(
                 md,
                 "- Counts: source {} groups, {} entity memberships, {} projects, {} integrations, {} mappings; replaced {} groups, {} entity memberships, {} projects, {} integrations, {} mappings",

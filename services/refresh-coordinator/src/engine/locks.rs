@@ -11,8 +11,8 @@
 
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::{exec, one};
 use crate::domain::{EnvName, ProjectName};
+use crate::store::{exec, one};
 
 /// What a run locks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,63 +1,61 @@
-//! PlanRefresh: the nine steps and concretely what each will change now.
+//! PlanRefresh: the nine steps and concretely what each will change now. The same plan is
+//! made again when a run starts, and its steps are the run's.
 
 use ferry_kit::db::now_micros;
-use ferry_proto::integration::v1 as ipb;
 
-use super::Coordinator;
-use super::remote::Tier;
+use crate::clients::Clients;
+use crate::domain::remote::{IntegrationInfo, JobState, MappingInfo, SyncJobInfo, Tier};
 use crate::domain::{CopyCounts, EnvName, Mode, Options, Plan, PlannedStep, StepKind};
+use crate::engine::Engine;
+use crate::engine::locks::Lock;
 use crate::error::{Error, Result};
-use crate::store::locks::Lock;
-
-const RUNNING: i32 = ipb::SyncJobState::Running as i32;
-const PAUSED: i32 = ipb::SyncJobState::Paused as i32;
 
 /// What the plan reads of one environment.
 struct Inventory {
-    integrations: Vec<ipb::Integration>,
-    mappings: Vec<ipb::Mapping>,
-    jobs: Vec<ipb::SyncJob>,
+    integrations: Vec<IntegrationInfo>,
+    mappings: Vec<MappingInfo>,
+    jobs: Vec<SyncJobInfo>,
     groups: i64,
     entities: i64,
     projects: i64,
 }
 
-impl Coordinator {
-    async fn inventory(&self, env: &EnvName) -> Result<Inventory> {
-        let groups = self.remote.groups(env).await?;
-        Ok(Inventory {
-            integrations: self.remote.integrations(env).await?,
-            mappings: self.remote.mappings(env).await?,
-            jobs: self.remote.jobs(env).await?,
-            entities: groups.iter().map(|g| g.entity_count).sum(),
-            groups: groups.len() as i64,
-            projects: self.remote.project_count(env).await?,
-        })
-    }
+async fn inventory(c: &Clients, env: &EnvName) -> Result<Inventory> {
+    let groups = c.registry.groups(env).await?;
+    Ok(Inventory {
+        integrations: c.integration.integrations(env).await?,
+        mappings: c.integration.mappings(env).await?,
+        jobs: c.integration.jobs(env).await?,
+        entities: groups.iter().map(|g| g.entity_count).sum(),
+        groups: groups.len() as i64,
+        projects: c.registry.project_count(env).await?,
+    })
+}
 
-    /// The checks of step 1 that need no lock: the environments exist, the destination is
-    /// not production. Source ≠ destination is checked when parsing.
-    pub(crate) async fn check_environments(&self, source: &EnvName, destination: &EnvName) -> Result<()> {
-        self.remote.tier(source).await?;
-        if self.remote.tier(destination).await? == Tier::Production {
-            return Err(Error::precondition(
-                "DESTINATION_IS_PRODUCTION",
-                destination,
-                format!("{destination} is PRODUCTION: production is never a refresh destination"),
-            ));
-        }
-        Ok(())
+/// The checks of step 1 that need no lock: the environments exist, the destination is
+/// not production. Source ≠ destination is checked when parsing.
+pub async fn check_environments(c: &Clients, source: &EnvName, destination: &EnvName) -> Result<()> {
+    c.registry.tier(source).await?;
+    if c.registry.tier(destination).await? == Tier::Production {
+        return Err(Error::precondition(
+            "DESTINATION_IS_PRODUCTION",
+            destination,
+            format!("{destination} is PRODUCTION: production is never a refresh destination"),
+        ));
     }
+    Ok(())
+}
 
-    pub async fn plan(&self, source: &EnvName, destination: &EnvName, options: Options) -> Result<Plan> {
-        self.check_environments(source, destination).await?;
-        self.check_free(&[Lock::Environment(source.clone()), Lock::Environment(destination.clone())]).await?;
-        let src = self.inventory(source).await?;
-        let dst = self.inventory(destination).await?;
-        let steps = plan_steps(source, destination, &options, &src, &dst);
-        let etag = Plan::compute_etag(source, destination, &options, &steps);
-        Ok(Plan { source: source.clone(), destination: destination.clone(), options, steps, etag, plan_time: now_micros() })
-    }
+/// The plan of refreshing `destination` from `source` with `options`, as things are now.
+pub async fn plan(engine: &Engine, source: &EnvName, destination: &EnvName, options: Options) -> Result<Plan> {
+    let c = engine.clients();
+    check_environments(c, source, destination).await?;
+    engine.check_free(&[Lock::Environment(source.clone()), Lock::Environment(destination.clone())]).await?;
+    let src = inventory(c, source).await?;
+    let dst = inventory(c, destination).await?;
+    let steps = plan_steps(source, destination, &options, &src, &dst);
+    let etag = Plan::compute_etag(source, destination, &options, &steps);
+    Ok(Plan { source: source.clone(), destination: destination.clone(), options, steps, etag, plan_time: now_micros() })
 }
 
 fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
@@ -78,7 +76,7 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
     }
 
     // 2. and 8. Source integrations.
-    let active: Vec<&ipb::Integration> = src.integrations.iter().filter(|i| i.active).collect();
+    let active: Vec<&IntegrationInfo> = src.integrations.iter().filter(|i| i.active).collect();
     let active_names: Vec<String> = active.iter().map(|i| i.name.clone()).collect();
     let s = &mut steps[1];
     s.summary.push(format!("fence {src_name} and {dst_name} (no sync is authorised in either until step 9)"));
@@ -90,14 +88,10 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
     s.integrations = active_names;
 
     // 3. and 9. Jobs.
-    let running: Vec<String> = src
-        .jobs
-        .iter()
-        .chain(dst.jobs.iter())
-        .filter(|j| j.external != Some(false) && j.state == RUNNING)
-        .map(|j| j.name.clone())
-        .collect();
-    let left: Vec<String> = src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.state == PAUSED).map(|j| j.name.clone()).collect();
+    let running: Vec<String> =
+        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.external && j.state == JobState::Running).map(|j| j.name.clone()).collect();
+    let left: Vec<String> =
+        src.jobs.iter().chain(dst.jobs.iter()).filter(|j| j.state == JobState::Paused).map(|j| j.name.clone()).collect();
     let s = &mut steps[2];
     s.summary.push(format!("pause {} running external job(s)", running.len()));
     for j in &left {
@@ -160,7 +154,7 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
     s.copy = Some(counts);
 
     // 6. Source mappings that will be foreign in the destination.
-    let provisioned: Vec<&ipb::Mapping> = src.mappings.iter().filter(|m| m.target_environment == dst_name && !m.active).collect();
+    let provisioned: Vec<&MappingInfo> = src.mappings.iter().filter(|m| m.target_environment == dst_name && !m.active).collect();
     let foreign: Vec<String> = src.mappings.iter().filter(|m| m.active).map(|m| destination.rehome(&m.name)).collect();
     let s = &mut steps[5];
     s.summary.push(format!("disable {} mapping(s) of {src_name} that arrive active in {dst_name}", foreign.len()));

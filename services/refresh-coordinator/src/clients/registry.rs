@@ -1,0 +1,80 @@
+//! group-registry: environment tiers, group and project counts, the environment copy.
+
+use ferry_kit::client::all_pages;
+use ferry_proto::common::v1::EnvironmentTier;
+use ferry_proto::registry::v1 as rpb;
+use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+use super::Svc;
+use crate::domain::EnvName;
+use crate::domain::remote::{CopyResult, GroupInfo, Tier};
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct RegistryClient(RegistryServiceClient<Svc>);
+
+fn remote(status: tonic::Status) -> Error {
+    Error::Remote { service: "group-registry", status }
+}
+
+impl RegistryClient {
+    pub(super) fn new(svc: Svc) -> Self {
+        Self(RegistryServiceClient::new(svc))
+    }
+
+    /// The tier of `env`; NOT_FOUND when the registry does not know it.
+    pub async fn tier(&self, env: &EnvName) -> Result<Tier> {
+        match self.0.clone().get_environment(rpb::GetEnvironmentRequest { name: env.to_string() }).await {
+            Ok(e) => Ok(match EnvironmentTier::try_from(e.into_inner().tier) {
+                Ok(EnvironmentTier::Production) => Tier::Production,
+                _ => Tier::NonProduction,
+            }),
+            Err(s) if s.code() == tonic::Code::NotFound => Err(Error::not_found("environment", env)),
+            Err(s) => Err(remote(s)),
+        }
+    }
+
+    pub async fn groups(&self, env: &EnvName) -> Result<Vec<GroupInfo>> {
+        let parent = env.to_string();
+        let groups: Vec<rpb::Group> = all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.0.clone(), parent.clone());
+            async move {
+                let r = c.list_groups(rpb::ListGroupsRequest { parent, page_size, page_token }).await.map_err(remote)?.into_inner();
+                Ok::<_, Error>((r.groups, r.next_page_token))
+            }
+        })
+        .await?;
+        Ok(groups.into_iter().map(|g| GroupInfo { name: g.name, entity_count: g.entity_count }).collect())
+    }
+
+    pub async fn project_count(&self, env: &EnvName) -> Result<i64> {
+        let parent = env.to_string();
+        let projects: Vec<rpb::Project> = all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.0.clone(), parent.clone());
+            async move {
+                let r = c.list_projects(rpb::ListProjectsRequest { parent, page_size, page_token }).await.map_err(remote)?.into_inner();
+                Ok::<_, Error>((r.projects, r.next_page_token))
+            }
+        })
+        .await?;
+        Ok(projects.len() as i64)
+    }
+
+    pub async fn copy_environment(&self, source: &EnvName, destination: &EnvName, request_id: String) -> Result<CopyResult> {
+        let req = rpb::CopyEnvironmentRequest { source: source.to_string(), destination: destination.to_string(), request_id };
+        Ok(copy_result(self.0.clone().copy_environment(req).await.map_err(remote)?.into_inner()))
+    }
+}
+
+pub(crate) fn copy_result(r: rpb::CopyEnvironmentResponse) -> CopyResult {
+    CopyResult {
+        groups: r.groups,
+        entities: r.entities,
+        links: r.links,
+        projects: r.projects,
+        config_items: r.config_items,
+        replaced_groups: r.replaced_groups,
+        replaced_entities: r.replaced_entities,
+        replaced_projects: r.replaced_projects,
+    }
+}

@@ -1,0 +1,158 @@
+//! A refresh run's own data: its options, the nine steps of the refresh article's
+//! checklist, and what each was planned to change.
+
+use serde::{Deserialize, Serialize};
+
+use super::EnvName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Mode {
+    #[default]
+    Managed,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Options {
+    pub mode: Mode,
+    pub suspend_credentials_instead: bool,
+    pub require_approval: bool,
+}
+
+/// The nine steps; the discriminant is the step number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepKind {
+    Check = 1,
+    DeactivateSourceIntegrations = 2,
+    PauseJobs = 3,
+    SnapshotDestination = 4,
+    Copy = 5,
+    DisableSourceMappings = 6,
+    RestoreDestinationMappings = 7,
+    ReactivateSourceIntegrations = 8,
+    ResumeJobs = 9,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 9] = [
+        StepKind::Check,
+        StepKind::DeactivateSourceIntegrations,
+        StepKind::PauseJobs,
+        StepKind::SnapshotDestination,
+        StepKind::Copy,
+        StepKind::DisableSourceMappings,
+        StepKind::RestoreDestinationMappings,
+        StepKind::ReactivateSourceIntegrations,
+        StepKind::ResumeJobs,
+    ];
+
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+
+    /// The step's title, as every client shows it (the CLI takes it from the replies).
+    pub fn title(self) -> &'static str {
+        match self {
+            StepKind::Check => "Check environments and locks",
+            StepKind::DeactivateSourceIntegrations => "Source: deactivate integrations",
+            StepKind::PauseJobs => "Pause external jobs",
+            StepKind::SnapshotDestination => "Destination: snapshot integrations, mappings and jobs",
+            StepKind::Copy => "Copy source over destination",
+            StepKind::DisableSourceMappings => "Destination: disable the source's mappings",
+            StepKind::RestoreDestinationMappings => "Destination: restore its own mappings",
+            StepKind::ReactivateSourceIntegrations => "Source: re-activate integrations",
+            StepKind::ResumeJobs => "Resume jobs and lift fences",
+        }
+    }
+
+    /// The step's label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            StepKind::Check => "check",
+            StepKind::DeactivateSourceIntegrations => "deactivate_source_integrations",
+            StepKind::PauseJobs => "pause_jobs",
+            StepKind::SnapshotDestination => "snapshot_destination",
+            StepKind::Copy => "copy",
+            StepKind::DisableSourceMappings => "disable_source_mappings",
+            StepKind::RestoreDestinationMappings => "restore_destination_mappings",
+            StepKind::ReactivateSourceIntegrations => "reactivate_source_integrations",
+            StepKind::ResumeJobs => "resume_jobs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyCounts {
+    pub source_groups: i64,
+    pub source_entities: i64,
+    pub source_projects: i64,
+    pub source_integrations: i64,
+    pub source_mappings: i64,
+    pub replaced_groups: i64,
+    pub replaced_entities: i64,
+    pub replaced_projects: i64,
+    pub replaced_integrations: i64,
+    pub replaced_mappings: i64,
+}
+
+/// What one step will change, as planned (a refresh step's detail).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub kind: StepKind,
+    pub summary: Vec<String>,
+    pub integrations: Vec<String>,
+    pub mappings: Vec<String>,
+    pub provisioned_mappings: Vec<String>,
+    pub sync_jobs: Vec<String>,
+    pub copy: Option<CopyCounts>,
+    pub requires_confirmation: bool,
+}
+
+impl PlannedStep {
+    pub fn new(kind: StepKind) -> Self {
+        Self {
+            kind,
+            summary: Vec::new(),
+            integrations: Vec::new(),
+            mappings: Vec::new(),
+            provisioned_mappings: Vec::new(),
+            sync_jobs: Vec::new(),
+            copy: None,
+            requires_confirmation: false,
+        }
+    }
+}
+
+/// The nine planned steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub source: EnvName,
+    pub destination: EnvName,
+    pub options: Options,
+    pub steps: Vec<PlannedStep>,
+    pub etag: String,
+    pub plan_time: i64,
+}
+
+impl Plan {
+    /// The etag: a digest of everything the plan says except its time.
+    pub fn compute_etag(source: &EnvName, destination: &EnvName, options: &Options, steps: &[PlannedStep]) -> String {
+        use sha2::{Digest, Sha256};
+        let body = serde_json::to_vec(&(source, destination, options, steps)).unwrap_or_default();
+        hex::encode(&Sha256::digest(&body)[..12])
+    }
+}
+
+/// What a refresh run is about, and what it learnt on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshSpec {
+    pub source: EnvName,
+    pub destination: EnvName,
+    pub options: Options,
+    pub plan_etag: String,
+    /// The destination snapshot step 4 took.
+    pub snapshot: String,
+}
+
+/// A refresh run.
+pub type RefreshRun = super::Run<RefreshSpec, PlannedStep>;

@@ -1,0 +1,329 @@
+//! The durable-run engine every run kind uses: one runs table, one locks table, one
+//! journal, one driver, one set of run operations, one Watch.
+//!
+//! A run kind is a [`Kind`]: its steps, what each does and undoes, the locks it takes.
+//! The engine stores a run as one document (state, steps, the kind's data) and rewrites
+//! it at each transition: a step starts, a step ends, the run starts undoing. What a step's
+//! calls to other services return goes to the run's **journal**, one row per operation,
+//! appended with the operation's request id and typed result, never rewritten: a step
+//! executed again after a crash finds its operations there and does not call again (the
+//! request ids are the same on every attempt, so a call that happened but was not yet
+//! journaled is replayed by the other service).
+//!
+//! Knows no proto type and no run kind: kinds are registered when the engine is built.
+
+pub mod driver;
+pub mod journal;
+pub mod leases;
+pub mod locks;
+pub mod ops;
+pub mod store;
+pub mod watch;
+
+pub use ops::ListFilter;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clients::Clients;
+use crate::domain::{Run, Step};
+use crate::error::{Error, Result};
+use journal::Journal;
+use locks::Lock;
+
+/// How the driver behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This coordinator's identity as a lease holder.
+    pub owner: String,
+    /// A claimed run stays with this coordinator this long without a renewal.
+    pub lease: Duration,
+    /// Attempts of a call that fails transiently before the step fails; the first retry
+    /// waits `retry_base`, each next one twice as long (at most 10 s), with jitter.
+    pub retry_attempts: u32,
+    pub retry_base: Duration,
+    /// How often an idle driver looks for runs (it is also woken at once by this process).
+    pub poll: Duration,
+    /// A pause before every step (0 in production; demos and tests use it to watch runs).
+    pub step_delay: Duration,
+}
+
+/// How a step's execution ended.
+pub enum Flow {
+    Done,
+    /// Waits for a person to confirm; the value says for what ("approval").
+    Wait(&'static str),
+}
+
+/// A run kind's definition: its data, its steps, what each does and undoes.
+pub trait Kind: Send + Sync + Sized + 'static {
+    /// Stored in the runs table.
+    const KIND: &'static str;
+    /// The resource collection: runs are named `{COLLECTION}/{id}`.
+    const COLLECTION: &'static str;
+    /// How errors name a run of this kind ("refresh run").
+    const NOUN: &'static str;
+    /// What the run is about (options, inputs) and what it learns on the way.
+    type Spec: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// A step's own data.
+    type Detail: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static;
+
+    /// What a run needs for itself while it lives (taken in its start transaction).
+    fn locks(spec: &Self::Spec) -> Vec<Lock>;
+    /// What a run can be listed by (environment and project names).
+    fn subjects(spec: &Self::Spec) -> Vec<String>;
+    /// A step's label in metrics.
+    fn step_label(step: &Step<Self::Detail>) -> &'static str;
+    /// Executes step `index` (0-based) of the run in `cx`.
+    fn execute(cx: &mut Cx<Self>, index: usize) -> BoxFuture<'_, Result<Flow>>;
+    /// One transition of an abort: undoes the next step that needs it (true), or, when
+    /// none is left, does what ends the abort (false).
+    fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>>;
+    /// Refuses an abort of this run now, when the kind says it cannot be undone.
+    fn check_abort(_run: &RunOf<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A run of kind `K`.
+pub type RunOf<K> = Run<<K as Kind>::Spec, <K as Kind>::Detail>;
+
+/// The name of run `id` of kind `K`.
+pub fn name_of<K: Kind>(id: &str) -> String {
+    format!("{}/{id}", K::COLLECTION)
+}
+
+/// Runs one kind's runs for the driver (the object-safe face of a [`Kind`]).
+trait Drives: Send + Sync {
+    fn drive<'a>(&'a self, engine: &'a Engine, id: &'a str, resumed: Option<crate::domain::Interruption>) -> BoxFuture<'a, Result<()>>;
+}
+
+struct Driver<K>(std::marker::PhantomData<K>);
+
+impl<K: Kind> Drives for Driver<K> {
+    fn drive<'a>(&'a self, engine: &'a Engine, id: &'a str, resumed: Option<crate::domain::Interruption>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(driver::drive::<K>(engine, id, resumed))
+    }
+}
+
+/// A saved run, for watchers in this process.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub id: String,
+    pub body: Arc<str>,
+}
+
+/// The engine: its database, the services runs call, the kinds it drives.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sea_orm::DatabaseConnection,
+    clients: Clients,
+    settings: Settings,
+    wake: tokio::sync::Notify,
+    events: tokio::sync::broadcast::Sender<Saved>,
+    kinds: HashMap<&'static str, Box<dyn Drives>>,
+}
+
+/// Builds an [`Engine`] with the kinds it drives.
+pub struct EngineBuilder {
+    kinds: HashMap<&'static str, Box<dyn Drives>>,
+}
+
+impl EngineBuilder {
+    pub fn new() -> Self {
+        Self { kinds: HashMap::new() }
+    }
+
+    pub fn kind<K: Kind>(mut self) -> Self {
+        self.kinds.insert(K::KIND, Box::new(Driver::<K>(std::marker::PhantomData)));
+        self
+    }
+
+    pub fn build(self, db: sea_orm::DatabaseConnection, clients: Clients, settings: Settings) -> Engine {
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        Engine { inner: Arc::new(Inner { db, clients, settings, wake: tokio::sync::Notify::new(), events, kinds: self.kinds }) }
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.inner.clients
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Wakes this process's driver (a run was started or changed).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Every run saved by this process from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Saved> {
+        self.inner.events.subscribe()
+    }
+
+    fn publish(&self, id: &str, body: &str) {
+        if self.inner.events.receiver_count() > 0 {
+            let _ = self.inner.events.send(Saved { id: id.to_owned(), body: Arc::from(body) });
+        }
+    }
+
+    /// `call`, retried while it fails transiently (with exponential backoff and jitter),
+    /// at most `retry_attempts` times.
+    pub async fn retrying<T, F, Fut>(&self, run: &str, what: &str, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let s = self.settings();
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(e) if e.is_transient() && attempt < s.retry_attempts => {
+                    let wait = backoff(s.retry_base, attempt);
+                    tracing::warn!(run, op = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "transient failure, retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: base·2^(attempt-1), at most 10 s, times 0.5-1.0.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(Duration::from_secs(10));
+    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// A run being executed by the driver: the document, the row version it was read at, its
+/// journal.
+pub struct Cx<K: Kind> {
+    pub engine: Engine,
+    pub run: RunOf<K>,
+    version: i64,
+    journal: Journal,
+}
+
+impl<K: Kind> Cx<K> {
+    /// The run's name (`refreshRuns/{id}`).
+    pub fn name(&self) -> String {
+        name_of::<K>(&self.run.id)
+    }
+
+    /// Step `number` (1-based).
+    pub fn step(&self, number: i32) -> &Step<K::Detail> {
+        &self.run.steps[number as usize - 1]
+    }
+
+    pub fn step_mut(&mut self, number: i32) -> &mut Step<K::Detail> {
+        &mut self.run.steps[number as usize - 1]
+    }
+
+    /// Writes the run if no one else changed it since it was read.
+    pub async fn save(&mut self) -> Result<()> {
+        let body = store::body(&self.run)?;
+        if !store::save(self.engine.db(), &self.run.id, &body, self.run.state, self.version).await? {
+            return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
+        }
+        self.version += 1;
+        self.engine.publish(&self.run.id, &body);
+        Ok(())
+    }
+
+    /// Saves the run in its final state and releases its locks, in one transaction.
+    async fn finish(&mut self) -> Result<()> {
+        let body = store::body(&self.run)?;
+        let txn = ferry_kit::db::begin(self.engine.db()).await?;
+        if !store::save(&txn, &self.run.id, &body, self.run.state, self.version).await? {
+            return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
+        }
+        locks::release(&txn, &self.name()).await?;
+        txn.commit().await?;
+        self.version += 1;
+        self.engine.publish(&self.run.id, &body);
+        Ok(())
+    }
+
+    /// The request id of operation `op` of step `step`: the same on every attempt and after
+    /// every restart, so a call that already happened is replayed, not repeated.
+    pub fn request_id(&self, step: i32, op: &str) -> String {
+        format!("{}-{step}-{op}", self.run.id)
+    }
+
+    /// Whether `op` of `step` is in the journal.
+    pub fn has(&self, step: i32, op: &str) -> bool {
+        self.journal.has(step, op)
+    }
+
+    /// What `op` of `step` returned, from the journal.
+    pub fn recorded<T: DeserializeOwned>(&self, step: i32, op: &str) -> Result<Option<T>> {
+        self.journal.get(step, op)
+    }
+
+    /// How many journal entries of `step` have an op starting with `prefix`.
+    pub fn count(&self, step: i32, prefix: &str) -> usize {
+        self.journal.count(step, prefix)
+    }
+
+    /// Operation `op` of step `step`: its journaled result, or `call` with the op's request
+    /// id (retried while it fails transiently), journaled before it is returned.
+    pub async fn op<T, F, Fut>(&mut self, step: i32, op: &str, call: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if let Some(done) = self.journal.get(step, op)? {
+            return Ok(done);
+        }
+        let request_id = self.request_id(step, op);
+        let name = self.name();
+        let out = self.engine.retrying(&name, op, || call(request_id.clone())).await?;
+        self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &out).await?;
+        Ok(out)
+    }
+
+    /// Journals that `op` of `step` happened (a marker with no result of its own).
+    pub async fn mark(&mut self, step: i32, op: &str) -> Result<()> {
+        if !self.journal.has(step, op) {
+            let request_id = self.request_id(step, op);
+            self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &()).await?;
+        }
+        Ok(())
+    }
+
+    /// `call`, retried while it fails transiently (nothing journaled: reads).
+    pub async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.engine.retrying(&self.name(), what, call).await
+    }
+}

@@ -1,0 +1,329 @@
+//! The refresh run: the refresh article's checklist as one definition. Its nine steps
+//! (`StepKind`, with their titles), what each will change (`plan`), what each does and
+//! undoes (here), and its report (`report`).
+//!
+//! Every call to another service is a journaled operation (`Cx::op`) named by step and
+//! operation; a later step or an undo reads what an earlier one recorded (the ChangeSets
+//! that say exactly what to re-activate or resume).
+
+mod changes;
+pub mod plan;
+pub mod report;
+
+use ferry_kit::db::now_micros;
+use ferry_kit::idempotency::RequestKey;
+use futures::future::BoxFuture;
+
+use crate::domain::remote::{ChangeSet, CopyResult, Snapshot};
+use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRun, RefreshSpec, Run, Step, StepKind, StepState};
+use crate::engine::locks::Lock;
+use crate::engine::{Cx, Engine, Flow, Kind};
+use crate::error::{Error, Result};
+
+/// The refresh run kind.
+pub struct Refresh;
+
+impl Kind for Refresh {
+    const KIND: &'static str = "refresh";
+    const COLLECTION: &'static str = "refreshRuns";
+    const NOUN: &'static str = "refresh run";
+    type Spec = RefreshSpec;
+    type Detail = PlannedStep;
+
+    fn locks(spec: &RefreshSpec) -> Vec<Lock> {
+        vec![Lock::Environment(spec.source.clone()), Lock::Environment(spec.destination.clone())]
+    }
+
+    fn subjects(spec: &RefreshSpec) -> Vec<String> {
+        vec![spec.source.to_string(), spec.destination.to_string()]
+    }
+
+    fn step_label(step: &Step<PlannedStep>) -> &'static str {
+        step.detail.kind.label()
+    }
+
+    fn execute(cx: &mut Cx<Self>, index: usize) -> BoxFuture<'_, Result<Flow>> {
+        Box::pin(execute(cx, StepKind::ALL[index]))
+    }
+
+    fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(undo_next(cx))
+    }
+}
+
+/// StartRefresh: plans again (the run's steps are that plan's) and creates the run; with
+/// `plan_etag`, refuses when the plan is no longer the one reviewed.
+pub async fn start(
+    engine: &Engine,
+    source: EnvName,
+    destination: EnvName,
+    options: Options,
+    plan_etag: Option<String>,
+    actor: String,
+    key: Option<RequestKey>,
+) -> Result<RefreshRun> {
+    const METHOD: &str = "StartRefresh";
+    if let Some(id) = engine.replayed::<String>(key.as_ref(), METHOD).await? {
+        return engine.get::<Refresh>(&id).await;
+    }
+    let plan = plan::plan(engine, &source, &destination, options).await?;
+    if let Some(etag) = plan_etag
+        && etag != plan.etag
+    {
+        return Err(Error::Aborted(format!("the plan changed since it was reviewed (etag {etag}, now {}); plan again", plan.etag)));
+    }
+    let spec = RefreshSpec { source, destination, options, plan_etag: plan.etag, snapshot: String::new() };
+    let run = Run::new(crate::domain::new_run_id(), spec, plan.steps, actor, now_micros());
+    engine.start::<Refresh>(run, key, METHOD).await
+}
+
+/// Sets the step's changes, what it left alone and its log from the change sets it got.
+fn record(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, ChangeSet)]) {
+    let step = cx.step_mut(kind.number());
+    step.changes = sets.iter().flat_map(|(_, cs)| changes::entries(cs)).collect();
+    step.left_alone = sets.iter().flat_map(|(_, cs)| changes::left_alone(cs)).collect();
+    for (what, cs) in sets {
+        step.log.extend(changes::lines(what, cs));
+    }
+}
+
+fn record_undo(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, ChangeSet)]) {
+    let step = cx.step_mut(kind.number());
+    step.undo_changes.extend(sets.iter().flat_map(|(_, cs)| changes::entries(cs)));
+    for (what, cs) in sets {
+        step.log.extend(changes::lines(&format!("undo {what}"), cs));
+    }
+}
+
+async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
+    let n = kind.number();
+    let run = cx.name();
+    let RefreshSpec { source: src, destination: dst, options, .. } = cx.run.spec.clone();
+    let c = cx.engine.clients().clone();
+    let (ic, registry) = (&c.integration, &c.registry);
+    match kind {
+        StepKind::Check => {
+            cx.retrying("check", || plan::check_environments(&c, &src, &dst)).await?;
+            let step = cx.step_mut(n);
+            if !step.log.iter().any(|l| l.starts_with("checked")) {
+                step.log.push(format!("checked: {dst} is NON_PRODUCTION, differs from {src}; the run holds both"));
+            }
+            if options.require_approval && !cx.step(n).confirmed {
+                return Ok(Flow::Wait("approval"));
+            }
+        }
+        StepKind::DeactivateSourceIntegrations => {
+            let reason = format!("refresh {src} -> {dst}");
+            let a = cx.op(n, "fence-source", |rid| ic.fence(&src, run.clone(), reason.clone(), false, rid)).await?;
+            let b = cx.op(n, "fence-destination", |rid| ic.fence(&dst, run.clone(), reason.clone(), false, rid)).await?;
+            let d = cx.op(n, "deactivate", |rid| ic.deactivate(&src, options.suspend_credentials_instead, rid)).await?;
+            record(cx, kind, &[("fence", a), ("fence", b), ("deactivate", d)]);
+        }
+        StepKind::PauseJobs => {
+            let reason = format!("refresh {run}");
+            let a = cx.op(n, "pause-source", |rid| ic.pause(&src, run.clone(), reason.clone(), rid)).await?;
+            let b = cx.op(n, "pause-destination", |rid| ic.pause(&dst, run.clone(), reason.clone(), rid)).await?;
+            record(cx, kind, &[("pause", a), ("pause", b)]);
+        }
+        StepKind::SnapshotDestination => {
+            let (id, description) = (format!("refresh-{}", cx.run.id), format!("taken by {run} before the refresh from {src}"));
+            let snap: Snapshot = cx.op(n, "snapshot", |rid| ic.create_snapshot(&dst, id.clone(), description.clone(), rid)).await?;
+            cx.run.spec.snapshot = snap.name.clone();
+            let step = cx.step_mut(n);
+            step.changes =
+                vec![Change { resource: snap.name.clone(), field: "exists".into(), before: "false".into(), after: "true".into() }];
+            step.log.push(format!(
+                "snapshot {}: {} integration(s), {} mapping(s), {} job(s), checksum {}",
+                snap.name, snap.integration_count, snap.mapping_count, snap.sync_job_count, snap.checksum
+            ));
+        }
+        StepKind::Copy => match options.mode {
+            Mode::Managed => {
+                let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, rid)).await?;
+                let cs = cx.op(n, "copy-integrations", |rid| ic.copy_integrations(&src, &dst, rid)).await?;
+                record(cx, kind, &[("copy", cs)]);
+                cx.step_mut(n).log.push(format!(
+                    "registry: copied {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); replaced {} group(s), {} entities, {} project(s)",
+                    r.groups, r.entities, r.links, r.projects, r.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
+                ));
+            }
+            Mode::External => {
+                if !cx.step(n).confirmed {
+                    return Ok(Flow::Wait("external refresh"));
+                }
+                let reason = format!("external refresh from {src}");
+                let cs = cx.op(n, "fence-resources", |rid| ic.fence(&dst, run.clone(), reason.clone(), true, rid)).await?;
+                record(cx, kind, &[("fence", cs)]);
+            }
+        },
+        StepKind::DisableSourceMappings => {
+            let cs = cx.op(n, "disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?;
+            record(cx, kind, &[("disable", cs)]);
+        }
+        StepKind::RestoreDestinationMappings => {
+            let snapshot = cx.run.spec.snapshot.clone();
+            let snap = cx.retrying("get snapshot", || ic.snapshot(&snapshot)).await?;
+            let provisioned = cx.step(n).detail.provisioned_mappings.clone();
+            let resources: Vec<String> =
+                snap.integrations.iter().cloned().chain(snap.mappings.iter().filter(|m| !provisioned.contains(m)).cloned()).collect();
+            let mut sets = Vec::new();
+            if !resources.is_empty() {
+                sets.push(("restore", cx.op(n, "restore", |rid| ic.restore_snapshot(&snapshot, &dst, resources.clone(), rid)).await?));
+            }
+            if !provisioned.is_empty() {
+                sets.push(("activate provisioned", cx.op(n, "activate-provisioned", |rid| ic.activate_provisioned(&dst, rid)).await?));
+            }
+            record(cx, kind, &sets);
+            if sets.is_empty() {
+                cx.step_mut(n).log.push("nothing to restore".into());
+            }
+        }
+        StepKind::ReactivateSourceIntegrations => {
+            let deactivated: ChangeSet = cx.recorded(StepKind::DeactivateSourceIntegrations.number(), "deactivate")?.unwrap_or_default();
+            if deactivated.changes.is_empty() {
+                cx.step_mut(n).log.push("nothing was deactivated".into());
+            } else {
+                let cs = cx.op(n, "reactivate", |rid| ic.reactivate(&src, &deactivated, rid)).await?;
+                record(cx, kind, &[("reactivate", cs)]);
+            }
+        }
+        StepKind::ResumeJobs => {
+            let mut sets = Vec::new();
+            for (env, paused_op, op) in [(&src, "pause-source", "resume-source"), (&dst, "pause-destination", "resume-destination")] {
+                let paused: ChangeSet = cx.recorded(StepKind::PauseJobs.number(), paused_op)?.unwrap_or_default();
+                if !paused.changes.is_empty() {
+                    sets.push(("resume", cx.op(n, op, |rid| ic.resume(env, &paused, rid)).await?));
+                }
+            }
+            for (env, op) in [(&src, "unfence-source"), (&dst, "unfence-destination")] {
+                sets.push(("unfence", cx.op(n, op, |rid| ic.unfence(env, run.clone(), rid)).await?));
+            }
+            record(cx, kind, &sets);
+        }
+    }
+    Ok(Flow::Done)
+}
+
+/// The steps an abort undoes, last first: what the copy replaced, the jobs paused, the
+/// integrations deactivated. The others change nothing an abort must give back (the
+/// fences step 2 put up are lifted at the end, see [`lift_fences`]).
+const UNDONE: [StepKind; 3] = [StepKind::Copy, StepKind::PauseJobs, StepKind::DeactivateSourceIntegrations];
+
+/// One transition of an abort.
+async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
+    // Steps not reached are skipped; a step caught in the middle is undone from what it
+    // journaled.
+    let run_id = cx.run.id.clone();
+    let journaled: Vec<bool> = cx.run.steps.iter().map(|s| cx.count(s.number, "") > 0).collect();
+    for (s, journaled) in cx.run.steps.iter_mut().zip(journaled) {
+        match s.state {
+            StepState::Pending => s.state = StepState::Skipped,
+            StepState::Running | StepState::WaitingForConfirmation if !journaled => {
+                s.state = StepState::Skipped;
+                s.waiting_for.clear();
+            }
+            StepState::Running | StepState::WaitingForConfirmation => {
+                s.state = StepState::Failed;
+                s.waiting_for.clear();
+                s.log.push("interrupted by the abort".into());
+            }
+            _ => {}
+        }
+    }
+    let pending = UNDONE.into_iter().find(|k| {
+        let s = cx.step(k.number());
+        matches!(s.state, StepState::Succeeded | StepState::Failed) && cx.count(k.number(), "") > 0 && !s.undo_done
+    });
+    let Some(kind) = pending else {
+        lift_fences(cx).await?;
+        return Ok(false);
+    };
+    tracing::debug!(run = %run_id, step = kind.number(), "undoing");
+    cx.run.current_step = kind.number();
+    undo(cx, kind).await?;
+    Ok(true)
+}
+
+/// Undoes step `kind` as the proto says.
+async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
+    let n = kind.number();
+    let (src, dst) = (cx.run.spec.source.clone(), cx.run.spec.destination.clone());
+    let c = cx.engine.clients().clone();
+    let ic = &c.integration;
+    let mut sets = Vec::new();
+    let mut undone = true;
+    match kind {
+        StepKind::Copy => {
+            let snapshot = cx.run.spec.snapshot.clone();
+            if !snapshot.is_empty() {
+                let snap = cx.retrying("get snapshot", || ic.snapshot(&snapshot)).await?;
+                let resources: Vec<String> = snap.integrations.iter().chain(snap.mappings.iter()).cloned().collect();
+                if !resources.is_empty() {
+                    sets.push((
+                        "restore",
+                        cx.op(n, "undo-restore", |rid| ic.restore_snapshot(&snapshot, &dst, resources.clone(), rid)).await?,
+                    ));
+                }
+            }
+            sets.push(("disable", cx.op(n, "undo-disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?));
+            cx.step_mut(n).log.push("copied groups, entities and projects cannot be restored and stay".into());
+        }
+        StepKind::PauseJobs if cx.step(StepKind::ResumeJobs.number()).state == StepState::Succeeded => {
+            undone = false;
+            cx.step_mut(n).log.push("undo: step 9 already resumed the jobs".into());
+        }
+        StepKind::PauseJobs => {
+            for (env, paused_op, op) in
+                [(&src, "pause-source", "undo-resume-source"), (&dst, "pause-destination", "undo-resume-destination")]
+            {
+                let paused: ChangeSet = cx.recorded(n, paused_op)?.unwrap_or_default();
+                if !paused.changes.is_empty() {
+                    sets.push(("resume", cx.op(n, op, |rid| ic.resume(env, &paused, rid)).await?));
+                }
+            }
+        }
+        StepKind::DeactivateSourceIntegrations
+            if cx.step(StepKind::ReactivateSourceIntegrations.number()).state == StepState::Succeeded =>
+        {
+            undone = false;
+            cx.step_mut(n).log.push("undo: step 8 already re-activated the integrations".into());
+        }
+        StepKind::DeactivateSourceIntegrations => {
+            let deactivated: ChangeSet = cx.recorded(n, "deactivate")?.unwrap_or_default();
+            if !deactivated.changes.is_empty() {
+                sets.push(("reactivate", cx.op(n, "undo-reactivate", |rid| ic.reactivate(&src, &deactivated, rid)).await?));
+            }
+        }
+        _ => undone = false,
+    }
+    record_undo(cx, kind, &sets);
+    let step = cx.step_mut(n);
+    step.undo_done = true;
+    if undone {
+        step.state = StepState::Undone;
+    }
+    Ok(())
+}
+
+/// The last act of an abort: lifts the fences step 2 put up.
+async fn lift_fences(cx: &mut Cx<Refresh>) -> Result<()> {
+    let kind = StepKind::DeactivateSourceIntegrations;
+    let n = kind.number();
+    let run = cx.name();
+    let c = cx.engine.clients().clone();
+    let ic = &c.integration;
+    let mut sets = Vec::new();
+    for (env, fenced, op) in [
+        (cx.run.spec.source.clone(), "fence-source", "undo-unfence-source"),
+        (cx.run.spec.destination.clone(), "fence-destination", "undo-unfence-destination"),
+    ] {
+        if cx.has(n, fenced) {
+            sets.push(("unfence", cx.op(n, op, |rid| ic.unfence(&env, run.clone(), rid)).await?));
+        }
+    }
+    if !sets.is_empty() && !cx.has(n, "fences-lifted") {
+        record_undo(cx, kind, &sets);
+        cx.mark(n, "fences-lifted").await?;
+    }
+    Ok(())
+}
