@@ -90,6 +90,81 @@ pub async fn coordinator_restarted_between_and_mid_step_completes_once(backend: 
     assert_eq!(last.steps[8].changes.iter().filter(|c| c.field == "state").count(), 3);
 }
 
+/// What a run's steps changed, with the run's own id taken out (the snapshot is named by
+/// it): equal for two runs that did the same.
+fn effects(run: &pb::RefreshRun) -> Vec<Vec<(String, String, String, String)>> {
+    let id = run.name.trim_start_matches("refreshRuns/");
+    run.steps
+        .iter()
+        .map(|st| {
+            let plain = |v: &str| v.replace(id, "RUN");
+            st.changes.iter().map(|c| (plain(&c.resource), c.field.clone(), plain(&c.before), plain(&c.after))).collect()
+        })
+        .collect()
+}
+
+/// The coordinator stopped after every operation a refresh journals, before the next one:
+/// each operation takes effect once (journaled once; replayed, not repeated, when its
+/// step runs again), and the run ends as one that was never stopped.
+pub async fn coordinator_stopped_between_every_pair_of_journal_entries(backend: Backend) {
+    // The run that is never stopped, for comparison.
+    let Some(reference) = spawn_suite(backend, Knobs::default()).await else { return };
+    let fx = arrange(&reference, false).await;
+    let run = start(&reference, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
+    let expected = wait_for(&reference, &run.name, 60, terminal).await;
+    assert_eq!(expected.state, SUCCEEDED, "{:?}", expected.error);
+    assert_refreshed(&reference, &fx).await;
+    let expected_journal = reference.journal(run.name.trim_start_matches("refreshRuns/")).await;
+    drop(reference);
+
+    let knobs = Knobs { op_delay_ms: 400, holder_id: Some("coordinator-0".into()), lease_secs: 30, ..Knobs::default() };
+    let Some(mut s) = spawn_suite(backend, knobs).await else { return };
+    let fx = arrange(&s, false).await;
+    let poller = poll_copied_mapping(&s);
+    let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
+    let id = run.name.trim_start_matches("refreshRuns/").to_owned();
+    let mut seen = 0;
+    let mut stops = 0;
+    loop {
+        let now = get_run(&s, &run.name).await;
+        if terminal(&now) {
+            break;
+        }
+        // The next entry is journaled: stop the coordinator in the pause after it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let journaled = loop {
+            let n = s.journal(&id).await.len();
+            if n > seen || terminal(&get_run(&s, &run.name).await) || std::time::Instant::now() > deadline {
+                break n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        if journaled > seen {
+            s.crash_coordinator().await;
+            stops += 1;
+            assert_eq!(s.journal(&id).await.len(), journaled, "stopped before the next operation");
+            seen = journaled;
+            s.start_coordinator().await;
+        }
+        assert!(stops <= expected_journal.len() + 2, "the run makes progress across stops");
+    }
+    let last = wait_for(&s, &run.name, 60, terminal).await;
+    assert_eq!(last.state, SUCCEEDED, "run ended: {:?}", last.error);
+    let journal = s.journal(&id).await;
+    let ops = |j: &[(i32, String)]| {
+        let mut ops = j.to_vec();
+        ops.sort();
+        ops
+    };
+    assert_eq!(ops(&journal), ops(&expected_journal), "the same operations, each once");
+    assert!(stops + 1 >= journal.len(), "stopped after (nearly) every operation: {stops} stops, {} operations", journal.len());
+    assert_eq!(effects(&last), effects(&expected), "the same changes as a run never stopped");
+    let (_, allowed) = poller.finish().await;
+    assert_eq!(allowed, 0, "no sync of the copied production mapping was allowed");
+    assert_refreshed(&s, &fx).await;
+    assert_eq!(snapshot_count(&s).await, 1);
+}
+
 pub async fn integration_control_outage_post_refresh_is_retried(backend: Backend) {
     let Some(mut s) =
         spawn_suite(backend, Knobs { step_delay_ms: 2500, retry_attempts: 200, retry_base_ms: 100, ..Knobs::default() }).await
@@ -292,7 +367,7 @@ pub async fn abort_while_running_undoes_in_reverse(backend: Backend) {
 /// (two minutes here), and the report says when the run was interrupted and resumed.
 pub async fn restarted_coordinator_takes_its_runs_back_at_once(backend: Backend) {
     let holder = Some("coordinator-0".to_owned());
-    let knobs = Knobs { step_delay_ms: 200, retry_attempts: 200, retry_base_ms: 50, lease_secs: 120, holder_id: holder };
+    let knobs = Knobs { step_delay_ms: 200, retry_attempts: 200, retry_base_ms: 50, lease_secs: 120, holder_id: holder, op_delay_ms: 0 };
     let Some(mut s) = spawn_suite(backend, knobs).await else { return };
     let fx = arrange(&s, false).await;
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");

@@ -65,11 +65,13 @@ pub struct Knobs {
     /// The coordinator's holder id, the same on every restart; `None`: a new random one
     /// each time (a restart is another coordinator taking over).
     pub holder_id: Option<String>,
+    /// A pause after every journaled operation (a test stops the coordinator in it).
+    pub op_delay_ms: u64,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
-        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100, lease_secs: 1, holder_id: None }
+        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100, lease_secs: 1, holder_id: None, op_delay_ms: 0 }
     }
 }
 
@@ -235,6 +237,7 @@ impl Suite {
         config.lease_secs = self.knobs.lease_secs;
         config.holder_id = self.knobs.holder_id.clone();
         config.step_delay_ms = self.knobs.step_delay_ms;
+        config.op_delay_ms = self.knobs.op_delay_ms;
         config.retry_attempts = self.knobs.retry_attempts;
         config.retry_base_ms = self.knobs.retry_base_ms;
         let (server, driver) = refresh_coordinator::start(&config).await.expect("build refresh-coordinator");
@@ -244,6 +247,17 @@ impl Suite {
         self.refresh = RefreshServiceClient::with_interceptor(ch, i);
         let (ch, i) = client_channel(addr, VIEWER);
         self.refresh_viewer = RefreshServiceClient::with_interceptor(ch, i);
+    }
+
+    /// The operations in run `id`'s journal, as (step, op), in the order they were recorded.
+    pub async fn journal(&self, id: &str) -> Vec<(i32, String)> {
+        use sea_orm::ConnectionTrait;
+        let db = ferry_kit::db::connect(&self.refresh_db).await.expect("the coordinator's database");
+        let sql = "SELECT step, op FROM journal WHERE run_id = ? ORDER BY recorded_at, step, op";
+        let rows = db.query_all_raw(ferry_kit::db::stmt(db.get_database_backend(), sql, vec![id.into()])).await.expect("journal");
+        let entries = rows.iter().map(|r| (r.try_get_by_index(0).expect("step"), r.try_get_by_index(1).expect("op"))).collect();
+        let _ = db.close().await;
+        entries
     }
 
     /// Stops the coordinator at once, wherever its runs are (as a crash would).

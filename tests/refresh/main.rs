@@ -16,6 +16,7 @@ per_backend!(
     scenario::plan_says_concretely_what_each_step_changes,
     durability::coordinator_restarted_between_and_mid_step_completes_once,
     durability::restarted_coordinator_takes_its_runs_back_at_once,
+    durability::coordinator_stopped_between_every_pair_of_journal_entries,
     durability::integration_control_outage_post_refresh_is_retried,
     durability::step_failing_for_good_is_aborted_and_source_restored,
     durability::failed_step_retried_completes,

@@ -43,6 +43,10 @@ pub struct Config {
     /// A pause before every step, in milliseconds (0: none; demos use it to watch a run).
     #[arg(long, env = "FERRY_REFRESH_STEP_DELAY_MS", default_value_t = 0)]
     pub step_delay_ms: u64,
+    /// A pause after every journaled operation, in milliseconds (0: none; tests use it to
+    /// stop a coordinator between two operations of a step).
+    #[arg(long, env = "FERRY_REFRESH_OP_DELAY_MS", default_value_t = 0)]
+    pub op_delay_ms: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -68,6 +72,7 @@ impl Config {
             retry_attempts: 8,
             retry_base_ms: 500,
             step_delay_ms: 0,
+            op_delay_ms: 0,
             common,
         }
     }

@@ -69,6 +69,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         retry_base: Duration::from_millis(config.retry_base_ms.max(1)),
         poll: Duration::from_millis(500),
         step_delay: Duration::from_millis(config.step_delay_ms),
+        op_delay: Duration::from_millis(config.op_delay_ms),
     };
     let engine = engine::EngineBuilder::new().kind::<kinds::Refresh>().kind::<kinds::Promotion>().build(db, clients, settings);
     let server = ServerBuilder::new()

@@ -54,6 +54,9 @@ pub struct Settings {
     pub poll: Duration,
     /// A pause before every step (0 in production; demos and tests use it to watch runs).
     pub step_delay: Duration,
+    /// A pause after every journaled operation (0 in production; tests stop the
+    /// coordinator in it, between two operations).
+    pub op_delay: Duration,
 }
 
 /// How a step's execution ended.
@@ -306,6 +309,7 @@ impl<K: Kind> Cx<K> {
         let name = self.name();
         let out = self.engine.retrying(&name, op, || call(request_id.clone())).await?;
         self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &out).await?;
+        self.after_op().await;
         Ok(out)
     }
 
@@ -314,8 +318,16 @@ impl<K: Kind> Cx<K> {
         if !self.journal.has(step, op) {
             let request_id = self.request_id(step, op);
             self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &()).await?;
+            self.after_op().await;
         }
         Ok(())
+    }
+
+    async fn after_op(&self) {
+        let delay = self.engine.settings().op_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// `call`, retried while it fails transiently (nothing journaled: reads).
