@@ -122,6 +122,10 @@ pub mod names {
         if job.starts_with("jobs/") { job.to_owned() } else { format!("jobs/{job}") }
     }
     /// `refreshRuns/{run}`; a full name is taken as it is.
+    pub fn refresh_schedule(schedule: &str) -> String {
+        if schedule.starts_with("refreshSchedules/") { schedule.to_owned() } else { format!("refreshSchedules/{schedule}") }
+    }
+    /// `refreshRuns/{run}`; a full name is taken as it is.
     pub fn refresh_run(run: &str) -> String {
         if run.starts_with("refreshRuns/") { run.to_owned() } else { format!("refreshRuns/{run}") }
     }

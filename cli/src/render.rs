@@ -9,6 +9,7 @@
 pub mod integration;
 pub mod merge;
 pub mod refresh;
+pub mod schedule;
 
 use ferry_proto::common::v1::EntityRef;
 use ferry_proto::registry::v1 as pb;

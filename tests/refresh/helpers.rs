@@ -96,11 +96,13 @@ pub struct Suite {
     others: Vec<Running>,
     integration_server: Option<Running>,
     coordinator: Option<(Running, refresh_coordinator::Driver)>,
+    /// More coordinators on the same database (`start_replica`).
+    replicas: Vec<(Running, refresh_coordinator::Driver)>,
 }
 
 impl Drop for Suite {
     fn drop(&mut self) {
-        if let Some((r, d)) = self.coordinator.take() {
+        for (r, d) in self.coordinator.take().into_iter().chain(self.replicas.drain(..)) {
             d.stop();
             let _ = r.shutdown.send(());
         }
@@ -181,6 +183,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
         others,
         integration_server: None,
         coordinator: None,
+        replicas: Vec::new(),
     };
     suite.start_integration().await;
     let (ch, i) = client_channel(suite.integration_addr, ADMIN);
@@ -224,8 +227,7 @@ impl Suite {
         }
     }
 
-    /// Starts a coordinator on the coordinator's database (a restart resumes its runs).
-    pub async fn start_coordinator(&mut self) {
+    fn coordinator_config(&self) -> refresh_coordinator::Config {
         let mut config = refresh_coordinator::Config::new(
             "127.0.0.1:0".parse().expect("addr"),
             self.refresh_db.clone(),
@@ -240,13 +242,44 @@ impl Suite {
         config.op_delay_ms = self.knobs.op_delay_ms;
         config.retry_attempts = self.knobs.retry_attempts;
         config.retry_base_ms = self.knobs.retry_base_ms;
-        let (server, driver) = refresh_coordinator::start(&config).await.expect("build refresh-coordinator");
+        config
+    }
+
+    /// Starts a coordinator on the coordinator's database (a restart resumes its runs).
+    pub async fn start_coordinator(&mut self) {
+        let (server, driver) = refresh_coordinator::start(&self.coordinator_config()).await.expect("build refresh-coordinator");
         let addr = server.local_addr();
         self.coordinator = Some((serve(server), driver));
         let (ch, i) = client_channel(addr, ADMIN);
         self.refresh = RefreshServiceClient::with_interceptor(ch, i);
         let (ch, i) = client_channel(addr, VIEWER);
         self.refresh_viewer = RefreshServiceClient::with_interceptor(ch, i);
+    }
+
+    /// Starts one more coordinator on the same database, with a holder id of its own.
+    pub async fn start_replica(&mut self) {
+        let mut config = self.coordinator_config();
+        config.holder_id = Some(format!("replica-{}", self.replicas.len() + 1));
+        let (server, driver) = refresh_coordinator::start(&config).await.expect("build a replica");
+        self.replicas.push((serve(server), driver));
+    }
+
+    /// Makes schedule `id` due at `at` (microseconds), as if time had passed: its next due
+    /// time, in its row and its document.
+    pub async fn make_due(&self, id: &str, at: i64) {
+        use sea_orm::ConnectionTrait;
+        let db = ferry_kit::db::connect(&self.refresh_db).await.expect("the coordinator's database");
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one_raw(ferry_kit::db::stmt(backend, "SELECT body FROM schedules WHERE id = ?", vec![id.into()]))
+            .await
+            .expect("read schedule")
+            .expect("schedule row");
+        let mut body: serde_json::Value = serde_json::from_str(&row.try_get_by_index::<String>(0).expect("body")).expect("json");
+        body["next_due"] = at.into();
+        let sql = "UPDATE schedules SET next_due = ?, body = ? WHERE id = ?";
+        db.execute_raw(ferry_kit::db::stmt(backend, sql, vec![at.into(), body.to_string().into(), id.into()])).await.expect("make due");
+        let _ = db.close().await;
     }
 
     /// The operations in run `id`'s journal, as (step, op), in the order they were recorded.

@@ -6,6 +6,7 @@ mod gates;
 mod helpers;
 mod promotion;
 mod scenario;
+mod schedules;
 
 use ferry_testkit::per_backend;
 
@@ -30,4 +31,8 @@ per_backend!(
     promotion::promotion_resumes_after_coordinator_crash,
     promotion::promotion_abort_refused_for_changed_entities_then_forced,
     promotion::concurrent_starts_of_every_kind_exclude_each_other,
+    schedules::schedule_operations_and_refusals,
+    schedules::schedule_missed_while_down_starts_one_run,
+    schedules::schedule_due_while_locked_is_skipped,
+    schedules::two_coordinators_start_a_due_schedule_once,
 );

@@ -15,6 +15,7 @@ pub(crate) mod merge;
 mod project;
 mod promote;
 mod refresh;
+mod schedule;
 mod snapshot;
 mod sync;
 mod sync_job;

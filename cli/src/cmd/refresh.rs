@@ -27,7 +27,7 @@ pub struct RefreshArgs {
 
 /// How the refresh is done.
 #[derive(Debug, Args)]
-struct OptionArgs {
+pub(crate) struct OptionArgs {
     /// An outside refresh copies the data; step 5 waits for `ferry refresh confirm`.
     #[arg(long)]
     external: bool,
@@ -40,7 +40,7 @@ struct OptionArgs {
 }
 
 impl OptionArgs {
-    fn options(&self) -> pb::RefreshOptions {
+    pub(crate) fn options(&self) -> pb::RefreshOptions {
         let mode = if self.external { pb::RefreshMode::External } else { pb::RefreshMode::Managed };
         pb::RefreshOptions {
             mode: mode as i32,
@@ -130,6 +130,9 @@ enum RefreshCommand {
         /// Run id or refreshRuns/… name.
         run: String,
     },
+    /// Scheduled refreshes: started by the coordinator at the times of a cron expression.
+    #[command(subcommand)]
+    Schedule(super::schedule::ScheduleCommand),
 }
 
 pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
@@ -211,6 +214,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let run = s.refresh()?.abort_refresh_run(req).await?.into_inner();
             output::one(out, s.format, &run)?;
         }
+        RefreshCommand::Schedule(command) => super::schedule::run(&s, command, out).await?,
         RefreshCommand::Report { run } => {
             let name = format!("{}/report", names::refresh_run(&run));
             let report = s.refresh()?.get_refresh_report(pb::GetRefreshReportRequest { name }).await?.into_inner();

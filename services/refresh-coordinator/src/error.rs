@@ -14,6 +14,8 @@ pub enum Error {
     FailedPrecondition { message: String, preconditions: Vec<Precondition> },
     #[error("{0}")]
     Aborted(String),
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("request_id was already used for a different request")]
     RequestIdReused,
     /// Another service answered with an error (its status, kept whole).
@@ -74,6 +76,7 @@ impl Error {
                 preconditions.iter().map(|p| (p.kind.clone(), p.subject.clone(), p.description.clone())).collect(),
             ),
             Error::Aborted(m) => info(tonic::Code::Aborted, m.clone(), Vec::new()),
+            Error::AlreadyExists(m) => info(tonic::Code::AlreadyExists, m.clone(), Vec::new()),
             Error::RequestIdReused => info(tonic::Code::InvalidArgument, self.to_string(), Vec::new()),
             Error::Remote { service, status } if self.is_transient() => {
                 info(tonic::Code::Unavailable, format!("{service} unavailable: {}", status.message()), Vec::new())

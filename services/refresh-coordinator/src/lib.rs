@@ -59,6 +59,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
     };
     // Runs this holder id still leases were left by the process before this one.
     let taken_back = engine::leases::expire_held_by(&db, &owner).await?;
+    engine::schedules::expire_held_by(&db, &owner).await?;
     if taken_back > 0 {
         tracing::info!(holder = %owner, runs = taken_back, "taking back runs this holder left running");
     }
@@ -71,7 +72,11 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         step_delay: Duration::from_millis(config.step_delay_ms),
         op_delay: Duration::from_millis(config.op_delay_ms),
     };
-    let engine = engine::EngineBuilder::new().kind::<kinds::Refresh>().kind::<kinds::Promotion>().build(db, clients, settings);
+    let engine = engine::EngineBuilder::new()
+        .kind::<kinds::Refresh>()
+        .kind::<kinds::Promotion>()
+        .scheduled::<kinds::Refresh>()
+        .build(db, clients, settings);
     let server = ServerBuilder::new()
         .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(engine.clone())))
         .bind(config.listen, &config.common)

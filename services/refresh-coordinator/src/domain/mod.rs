@@ -7,8 +7,10 @@ mod promotion;
 mod refresh;
 pub mod remote;
 mod run;
+mod schedule;
 
 pub use names::{EnvName, ProjectName, new_run_id, run_id};
 pub use promotion::{PromotionOptions, PromotionRun, PromotionSpec, PromotionStep, PromotionStepKind};
-pub use refresh::{CopyCounts, Mode, Options, Plan, PlannedStep, RefreshRun, RefreshSpec, StepKind};
+pub use refresh::{CopyCounts, Mode, Options, Plan, PlannedStep, RefreshRequest, RefreshRun, RefreshSchedule, RefreshSpec, StepKind};
 pub use run::{AbortRequest, Change, ErrorInfo, Interruption, LeftAlone, Run, RunState, Step, StepState};
+pub use schedule::{Schedule, When, valid_schedule_id};

@@ -143,6 +143,17 @@ impl Plan {
     }
 }
 
+/// What a scheduled refresh starts at each due time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    pub source: EnvName,
+    pub destination: EnvName,
+    pub options: Options,
+}
+
+/// A schedule of refreshes.
+pub type RefreshSchedule = super::Schedule<RefreshRequest>;
+
 /// What a refresh run is about, and what it learnt on the way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshSpec {

@@ -19,19 +19,19 @@ use crate::metrics::{self, Outcome};
 /// The running driver; dropping it (or [`Driver::stop`]) stops it and every run it was
 /// executing, at whatever point they were (as a crash would).
 pub struct Driver {
-    task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Driver {
     pub fn stop(&self) {
-        if let Some(t) = &self.task {
+        for t in &self.tasks {
             t.abort();
         }
     }
 
     /// Lets the driver run for the life of the runtime.
     pub fn detach(mut self) {
-        self.task = None;
+        self.tasks.clear();
     }
 }
 
@@ -41,9 +41,12 @@ impl Drop for Driver {
     }
 }
 
-/// Starts the driver on the tokio runtime.
+/// Starts the driver, and the scheduler that starts runs when schedules are due, on the
+/// tokio runtime.
 pub fn spawn(engine: Engine) -> Driver {
-    Driver { task: Some(tokio::spawn(main_loop(engine))) }
+    let starters = engine.inner.starters.clone();
+    let scheduler = tokio::spawn(super::schedules::main_loop(engine.clone(), starters));
+    Driver { tasks: vec![tokio::spawn(main_loop(engine)), scheduler] }
 }
 
 async fn main_loop(engine: Engine) {

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod leases;
 pub mod locks;
 pub mod ops;
+pub mod schedules;
 pub mod store;
 pub mod watch;
 
@@ -137,16 +138,18 @@ struct Inner {
     wake: tokio::sync::Notify,
     events: tokio::sync::broadcast::Sender<Saved>,
     kinds: HashMap<&'static str, Box<dyn Drives>>,
+    starters: Arc<schedules::Starters>,
 }
 
 /// Builds an [`Engine`] with the kinds it drives.
 pub struct EngineBuilder {
     kinds: HashMap<&'static str, Box<dyn Drives>>,
+    starters: schedules::Starters,
 }
 
 impl EngineBuilder {
     pub fn new() -> Self {
-        Self { kinds: HashMap::new() }
+        Self { kinds: HashMap::new(), starters: HashMap::new() }
     }
 
     pub fn kind<K: Kind>(mut self) -> Self {
@@ -154,9 +157,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Kind `K` (registered with [`EngineBuilder::kind`]) can be started by schedules.
+    pub fn scheduled<K: schedules::Scheduled>(mut self) -> Self {
+        self.starters.insert(K::KIND, Box::new(schedules::Starter::<K>(std::marker::PhantomData)));
+        self
+    }
+
     pub fn build(self, db: sea_orm::DatabaseConnection, clients: Clients, settings: Settings) -> Engine {
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        Engine { inner: Arc::new(Inner { db, clients, settings, wake: tokio::sync::Notify::new(), events, kinds: self.kinds }) }
+        let starters = Arc::new(self.starters);
+        Engine { inner: Arc::new(Inner { db, clients, settings, wake: tokio::sync::Notify::new(), events, kinds: self.kinds, starters }) }
     }
 }
 

@@ -103,7 +103,7 @@ pub fn options(o: Option<pb::RefreshOptions>) -> Options {
     }
 }
 
-fn options_pb(o: &Options) -> pb::RefreshOptions {
+pub fn options_pb(o: &Options) -> pb::RefreshOptions {
     pb::RefreshOptions {
         mode: match o.mode {
             Mode::Managed => pb::RefreshMode::Managed as i32,

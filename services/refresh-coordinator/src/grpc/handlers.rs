@@ -10,6 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert as c;
+use super::schedules;
 use crate::domain::{AbortRequest, EnvName, ProjectName, PromotionRun, RefreshRun, RunState, run_id};
 use crate::engine::{Engine, Kind, ListFilter, RunOf};
 use crate::kinds::{Promotion, Refresh, promotion, refresh};
@@ -26,7 +27,7 @@ impl RefreshApi {
     }
 }
 
-fn caller(p: &Principal) -> String {
+pub(super) fn caller(p: &Principal) -> String {
     format!("{:?} token", p.role).to_lowercase()
 }
 
@@ -62,6 +63,10 @@ impl Scoped for PromotionRun {
 }
 
 impl RefreshApi {
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Run `id` of kind `K`, after checking the caller may see its environments.
     async fn visible<K: Kind>(&self, p: &Principal, id: &str) -> Result<RunOf<K>, Status>
     where
@@ -341,5 +346,70 @@ impl RefreshService for RefreshApi {
             markdown: refresh::report::markdown(&run),
             generate_time: Some(ferry_kit::db::timestamp(ferry_kit::db::now_micros())),
         }))
+    }
+
+    async fn create_refresh_schedule(
+        &self,
+        request: Request<pb::CreateRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        Ok(Response::new(self.create_schedule(&p, request.into_inner()).await?))
+    }
+
+    async fn get_refresh_schedule(&self, request: Request<pb::GetRefreshScheduleRequest>) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        Ok(Response::new(self.get_schedule(&p, request.into_inner()).await?))
+    }
+
+    async fn list_refresh_schedules(
+        &self,
+        request: Request<pb::ListRefreshSchedulesRequest>,
+    ) -> Result<Response<pb::ListRefreshSchedulesResponse>, Status> {
+        let p = Principal::of(&request);
+        Ok(Response::new(self.list_schedules(&p, request.into_inner()).await?))
+    }
+
+    async fn update_refresh_schedule(
+        &self,
+        request: Request<pb::UpdateRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        Ok(Response::new(self.update_schedule(&p, request.into_inner()).await?))
+    }
+
+    async fn pause_refresh_schedule(
+        &self,
+        request: Request<pb::PauseRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        let r = request.into_inner();
+        Ok(Response::new(self.set_schedule(&p, "PauseRefreshSchedule", &r, &r.name, &r.request_id, schedules::pause).await?))
+    }
+
+    async fn resume_refresh_schedule(
+        &self,
+        request: Request<pb::ResumeRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        let r = request.into_inner();
+        Ok(Response::new(self.set_schedule(&p, "ResumeRefreshSchedule", &r, &r.name, &r.request_id, schedules::resume).await?))
+    }
+
+    async fn delete_refresh_schedule(
+        &self,
+        request: Request<pb::DeleteRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        let r = request.into_inner();
+        Ok(Response::new(self.set_schedule(&p, "DeleteRefreshSchedule", &r, &r.name, &r.request_id, schedules::delete).await?))
+    }
+
+    async fn undelete_refresh_schedule(
+        &self,
+        request: Request<pb::UndeleteRefreshScheduleRequest>,
+    ) -> Result<Response<pb::RefreshSchedule>, Status> {
+        let p = Principal::of(&request);
+        let r = request.into_inner();
+        Ok(Response::new(self.set_schedule(&p, "UndeleteRefreshSchedule", &r, &r.name, &r.request_id, schedules::undelete).await?))
     }
 }

@@ -3,6 +3,7 @@
 
 mod convert;
 mod handlers;
+mod schedules;
 
 pub use handlers::RefreshApi;
 
@@ -18,6 +19,7 @@ pub fn status_of(e: &Error) -> Status {
         Error::NotFound { resource, name } => status::not_found(resource, name),
         Error::FailedPrecondition { message, preconditions } => status::failed_precondition(message.clone(), preconditions),
         Error::Aborted(m) => status::aborted(m.clone()),
+        Error::AlreadyExists(m) => Status::already_exists(m.clone()),
         Error::RequestIdReused => {
             let mut v = Violations::new();
             v.add("request_id", "was already used for a different request; use a new request_id for a new request");

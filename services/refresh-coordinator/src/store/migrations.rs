@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_add_run_heartbeat::Migration),
             Box::new(m20261203_000002_create_locks::Migration),
             Box::new(m20261203_000003_create_runs::Migration),
+            Box::new(m20261203_000004_create_schedules::Migration),
         ]
     }
 }
@@ -377,6 +378,47 @@ mod m20261203_000003_create_runs {
             for t in ["journal", "run_subjects", "runs"] {
                 db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
             }
+            Ok(())
+        }
+    }
+}
+
+/// Schedules of runs (`engine::schedules`): the document, its next due time (NULL while
+/// paused or deleted) and the lease of the coordinator handling a due time.
+mod m20261203_000004_create_schedules {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000004_create_schedules"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE schedules (
+            id {KEY} NOT NULL PRIMARY KEY,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            next_due BIGINT,
+            lease_owner TEXT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            version BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            deleted_at BIGINT
+        )",
+        "CREATE INDEX schedules_by_due ON schedules (next_due)",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS schedules").await?;
             Ok(())
         }
     }

@@ -15,8 +15,9 @@ use ferry_kit::idempotency::RequestKey;
 use futures::future::BoxFuture;
 
 use crate::domain::remote::{ChangeSet, CopyResult, Snapshot};
-use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRun, RefreshSpec, Run, Step, StepKind, StepState};
+use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind, StepState};
 use crate::engine::locks::Lock;
+use crate::engine::schedules::Scheduled;
 use crate::engine::{Cx, Engine, Flow, Kind};
 use crate::error::{Error, Result};
 
@@ -48,6 +49,18 @@ impl Kind for Refresh {
 
     fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>> {
         Box::pin(undo_next(cx))
+    }
+}
+
+impl Scheduled for Refresh {
+    type Request = RefreshRequest;
+    const SCHEDULES: &'static str = "refreshSchedules";
+
+    fn start_scheduled(engine: &Engine, r: RefreshRequest, actor: String, key: RequestKey) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let run = start(engine, r.source, r.destination, r.options, None, actor, Some(key)).await?;
+            Ok(crate::engine::name_of::<Refresh>(&run.id))
+        })
     }
 }
 
