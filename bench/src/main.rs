@@ -4,7 +4,8 @@
 //! work on an identical fresh copy with raw set-based SQL, and print one JSON line.
 //! `load` drives the registry at a fixed rate with a mix of calls and compares its
 //! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`). `fuzz` is
-//! the long run of the descriptor-driven fuzzer (see `fuzz.rs`).
+//! the long run of the descriptor-driven fuzzer (see `fuzz.rs`). `refresh` runs a MANAGED
+//! refresh of a large environment and prints each step's figures (see `refresh.rs`).
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ mod engine;
 mod fuzz;
 mod load;
 mod raw;
+mod refresh;
 
 use std::time::Instant;
 
@@ -42,6 +44,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Random well-formed requests to every RPC of the four services; fails on a bad code.
     Fuzz(fuzz::FuzzArgs),
+    /// A MANAGED refresh of a large environment: each step's time, the coordinator's own share, its writes.
+    Refresh(refresh::RefreshArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Clone(a) => (Workload::Clone, a),
         Command::Load(a) => return load::run(a).await,
         Command::Fuzz(a) => return fuzz::run(a).await,
+        Command::Refresh(a) => return refresh::run(a).await,
     };
     if args.entities < 2 {
         bail!("--entities must be at least 2");
@@ -125,6 +130,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

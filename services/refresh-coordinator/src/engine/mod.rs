@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 use crate::clients::Clients;
 use crate::domain::{Run, Step};
 use crate::error::{Error, Result};
+use crate::metrics;
 use journal::Journal;
 use locks::Lock;
 
@@ -258,12 +259,21 @@ impl<K: Kind> Cx<K> {
         &mut self.run.steps[number as usize - 1]
     }
 
+    /// The metrics label of step `number` (1-based; "run" for none).
+    fn label(&self, number: i32) -> &'static str {
+        match usize::try_from(number - 1).ok().and_then(|i| self.run.steps.get(i)) {
+            Some(step) => K::step_label(step),
+            None => "run",
+        }
+    }
+
     /// Writes the run if no one else changed it since it was read.
     pub async fn save(&mut self) -> Result<()> {
         let body = store::body(&self.run)?;
         if !store::save(self.engine.db(), &self.run.id, &body, self.run.state, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
         }
+        metrics::run_write(self.label(self.run.current_step), "runs");
         self.version += 1;
         self.engine.publish(&self.run.id, &body);
         Ok(())
@@ -278,6 +288,7 @@ impl<K: Kind> Cx<K> {
         }
         locks::release(&txn, &self.name()).await?;
         txn.commit().await?;
+        metrics::run_write("run", "runs");
         self.version += 1;
         self.engine.publish(&self.run.id, &body);
         Ok(())
@@ -317,8 +328,12 @@ impl<K: Kind> Cx<K> {
         }
         let request_id = self.request_id(step, op);
         let name = self.name();
-        let out = self.engine.retrying(&name, op, || call(request_id.clone())).await?;
+        let started = std::time::Instant::now();
+        let out = self.engine.retrying(&name, op, || call(request_id.clone())).await;
+        metrics::remote_call(self.label(step), started.elapsed());
+        let out = out?;
         self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &out).await?;
+        metrics::run_write(self.label(step), "journal");
         self.after_op().await;
         Ok(out)
     }
@@ -328,6 +343,7 @@ impl<K: Kind> Cx<K> {
         if !self.journal.has(step, op) {
             let request_id = self.request_id(step, op);
             self.journal.append(self.engine.db(), &self.run.id, step, op, &request_id, &()).await?;
+            metrics::run_write(self.label(step), "journal");
             self.after_op().await;
         }
         Ok(())
@@ -340,12 +356,16 @@ impl<K: Kind> Cx<K> {
         }
     }
 
-    /// `call`, retried while it fails transiently (nothing journaled: reads).
+    /// `call`, retried while it fails transiently (nothing journaled: reads), timed as
+    /// a remote call of the current step.
     pub async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        self.engine.retrying(&self.name(), what, call).await
+        let started = std::time::Instant::now();
+        let out = self.engine.retrying(&self.name(), what, call).await;
+        metrics::remote_call(self.label(self.run.current_step), started.elapsed());
+        out
     }
 }
