@@ -192,6 +192,28 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
     Status::new(Code::Internal, "internal error")
 }
 
+/// INVALID_ARGUMENT on `request_id`: the id was used for a different request (every
+/// service answers a reused request id the same way).
+pub fn request_id_reused() -> Status {
+    let mut v = Violations::new();
+    v.add("request_id", "was already used for a different request; use a new request_id for a new request");
+    invalid_argument(&v)
+}
+
+/// The status of a database error, the same in every service: UNAVAILABLE when the
+/// database cannot be reached, ABORTED when a concurrent write won (a unique key or a
+/// deadlock: the retry sees the winner's state), INTERNAL otherwise.
+pub fn database(e: &sea_orm::DbErr) -> Status {
+    if matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) {
+        tracing::warn!(error = %e, "database unavailable");
+        unavailable("database unavailable, retry later")
+    } else if crate::db::is_write_race(e) {
+        aborted("a concurrent change won the race; retry the request")
+    } else {
+        internal(e)
+    }
+}
+
 /// A dependency (another service, the database) is not reachable right now; retry later.
 pub fn unavailable(text: impl Into<String>) -> Status {
     Status::new(Code::Unavailable, message(text))

@@ -9,7 +9,7 @@ mod handlers;
 
 pub use handlers::IntegrationApi;
 
-use ferry_kit::status::{self, Violations};
+use ferry_kit::status;
 use tonic::Status;
 
 use crate::error::Error;
@@ -22,24 +22,15 @@ impl From<Error> for Status {
             Error::AlreadyExists { resource, name } => status::already_exists(resource, &name, format!("{resource} {name} already exists")),
             Error::FailedPrecondition { message, preconditions } => status::failed_precondition(message, &preconditions),
             Error::DataLoss(m) => Status::data_loss(m),
-            Error::RequestIdReused => {
-                let mut v = Violations::new();
-                v.add("request_id", "was already used for a different request; use a new request_id for a new request");
-                status::invalid_argument(&v)
-            }
+            Error::RequestIdReused => status::request_id_reused(),
             Error::RegistryUnavailable(m) => {
                 tracing::warn!(error = %m, "registry unavailable");
                 status::unavailable("registry unavailable, retry later")
             }
-            Error::Db(e) if matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                status::unavailable("database unavailable, retry later")
-            }
             // Two writers raced on one name (a concurrent create, fence or snapshot with
             // another request id): the loser retries and sees the winner's state.
-            Error::Db(e) if ferry_kit::db::is_unique_violation(&e) => status::aborted("a concurrent change won the race; retry"),
+            Error::Db(e) => status::database(&e),
             e @ Error::Registry(_) => status::internal(&e),
-            Error::Db(e) => status::internal(&e),
             Error::Codec(e) => status::internal(&e),
         }
     }

@@ -7,7 +7,7 @@ mod handlers;
 
 pub use handlers::MergeApi;
 
-use ferry_kit::status::{self, Violations};
+use ferry_kit::status;
 use tonic::Status;
 
 use crate::error::Error;
@@ -20,17 +20,9 @@ impl From<Error> for Status {
             Error::AlreadyExists { resource, name, message } => status::already_exists(resource, &name, message),
             Error::FailedPrecondition { message, preconditions } => status::failed_precondition(message, &preconditions),
             Error::Aborted(m) => status::aborted(m),
-            Error::RequestIdReused => {
-                let mut v = Violations::new();
-                v.add("request_id", "was already used for a different request; use a new request_id for a new request");
-                status::invalid_argument(&v)
-            }
+            Error::RequestIdReused => status::request_id_reused(),
             Error::Unavailable(m) => status::unavailable(m),
-            Error::Db(e) if matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                status::unavailable("database unavailable, retry later")
-            }
-            Error::Db(e) => status::internal(&e),
+            Error::Db(e) => status::database(&e),
             Error::Codec(e) => status::internal(&e),
             e @ Error::Child { .. } => {
                 let j = e.to_job_error();

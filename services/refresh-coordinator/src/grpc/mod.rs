@@ -7,7 +7,7 @@ mod schedules;
 
 pub use handlers::RefreshApi;
 
-use ferry_kit::status::{self, Violations};
+use ferry_kit::status;
 use tonic::Status;
 
 use crate::error::Error;
@@ -20,11 +20,7 @@ pub fn status_of(e: &Error) -> Status {
         Error::FailedPrecondition { message, preconditions } => status::failed_precondition(message.clone(), preconditions),
         Error::Aborted(m) => status::aborted(m.clone()),
         Error::AlreadyExists(m) => Status::already_exists(m.clone()),
-        Error::RequestIdReused => {
-            let mut v = Violations::new();
-            v.add("request_id", "was already used for a different request; use a new request_id for a new request");
-            status::invalid_argument(&v)
-        }
+        Error::RequestIdReused => status::request_id_reused(),
         Error::Remote { service, status: s } => match s.code() {
             _ if e.is_transient() => {
                 tracing::warn!(service, error = %s, "dependency unavailable");
@@ -35,12 +31,8 @@ pub fn status_of(e: &Error) -> Status {
             }
             _ => status::internal(e),
         },
-        Error::Db(d) if matches!(d, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) => {
-            tracing::warn!(error = %d, "database unavailable");
-            status::unavailable("database unavailable, retry later")
-        }
-        Error::Db(d) if ferry_kit::db::is_unique_violation(d) => status::aborted("a concurrent change won the race; retry"),
-        Error::Db(_) | Error::Codec(_) | Error::Internal(_) => status::internal(e),
+        Error::Db(d) => status::database(d),
+        Error::Codec(_) | Error::Internal(_) => status::internal(e),
     }
 }
 
