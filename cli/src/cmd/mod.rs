@@ -15,6 +15,7 @@ pub(crate) mod merge;
 mod project;
 mod promote;
 mod refresh;
+mod runs;
 mod schedule;
 mod snapshot;
 mod sync;

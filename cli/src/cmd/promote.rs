@@ -7,12 +7,11 @@ use clap::{Args, Subcommand};
 use ferry_proto::refresh::v1 as pb;
 
 use super::merge::Strategy;
-use super::refresh::{draw, outcome, waiting_step};
+use super::runs::{follow, waiting_step, watch};
 use crate::client::{ClientArgs, Session, all_pages};
-use crate::error::Hint;
 use crate::output::{self, Format};
-use crate::parse::{id_of, names};
-use crate::render::refresh::{Frame, promotion_plan_json, promotion_plan_text, run_is_terminal};
+use crate::parse::names;
+use crate::render::refresh::{promotion_plan_json, promotion_plan_text};
 
 /// Promotion runs: promote a project (e.g. test) into another (e.g. prod) of the same
 /// environment: one group merge per group pair, then the project merge.
@@ -163,7 +162,7 @@ pub async fn run(args: PromoteArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let run = s.refresh()?.start_promotion(req).await?.into_inner();
             follow(&s, run, no_wait, out).await?;
         }
-        PromoteCommand::Watch { run } => watch(&s, names::promotion_run(&run), out).await?,
+        PromoteCommand::Watch { run } => watch::<pb::PromotionRun>(&s, names::promotion_run(&run), out).await?,
         PromoteCommand::Get { run } => {
             let run = s.refresh()?.get_promotion_run(pb::GetPromotionRunRequest { name: names::promotion_run(&run) }).await?.into_inner();
             output::one(out, s.format, &run)?;
@@ -188,7 +187,7 @@ pub async fn run(args: PromoteArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
                 Some(n) => n,
                 None => {
                     let run = client.get_promotion_run(pb::GetPromotionRunRequest { name: name.clone() }).await?.into_inner();
-                    waiting_step(run.steps.iter().map(|st| (st.number, st.state)), &run.name, run.state)?
+                    waiting_step(&run)?
                 }
             };
             let req = pb::ConfirmPromotionStepRequest {
@@ -218,31 +217,4 @@ pub async fn run(args: PromoteArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
         }
     }
     Ok(())
-}
-
-/// Prints a run that was just started (or retried), or watches it unless `no_wait`.
-async fn follow(s: &Session, run: pb::PromotionRun, no_wait: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    if no_wait {
-        output::one(out, s.format, &run)?;
-        return Ok(());
-    }
-    watch(s, run.name, out).await
-}
-
-/// Renders a run's checklist on stderr until it ends, prints it, and fails when it ends
-/// FAILED or ABORTED.
-async fn watch(s: &Session, name: String, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let mut client = s.refresh()?;
-    let stream = match client.watch_promotion_run(pb::WatchPromotionRunRequest { name: name.clone() }).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => return Err(anyhow::Error::new(e).context(Hint(format!("look at the run with: ferry promote get {}", id_of(&name))))),
-    };
-    let last =
-        draw(stream, |r: &pb::PromotionRun| (Frame::promotion(r), r.state), &format!("ferry promote watch {}", id_of(&name))).await?;
-    let run = match last {
-        Some(run) if run_is_terminal(run.state) => run,
-        _ => client.get_promotion_run(pb::GetPromotionRunRequest { name: name.clone() }).await?.into_inner(),
-    };
-    output::one(out, s.format, &run)?;
-    outcome(&run.name, run.state, run.error.as_ref(), &run.abort_reason, "promote")
 }

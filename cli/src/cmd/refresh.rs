@@ -1,18 +1,16 @@
 //! `ferry refresh`: refresh runs (the nine-step checklist), planned, started, watched live,
 //! confirmed, retried, aborted and reported.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use ferry_proto::refresh::v1 as pb;
-use futures::{Stream, StreamExt};
 
+use super::runs::{follow, waiting_step, watch};
 use crate::client::{ClientArgs, Session, all_pages};
-use crate::error::{Exit, Hint, job_status};
 use crate::output::{self, Format};
-use crate::parse::{id_of, names};
-use crate::render::refresh::{Checklist, Frame, refresh_plan_json, refresh_plan_text, run_is_terminal, run_state_label};
+use crate::parse::names;
+use crate::render::refresh::{refresh_plan_json, refresh_plan_text};
 
 /// Refresh runs: copy one environment over a non-production one through the nine-step
 /// checklist (fence, deactivate, pause, snapshot, copy, disable, restore, reactivate,
@@ -161,7 +159,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let run = s.refresh()?.start_refresh(req).await?.into_inner();
             follow(&s, run, no_wait, out).await?;
         }
-        RefreshCommand::Watch { run } => watch(&s, names::refresh_run(&run), out).await?,
+        RefreshCommand::Watch { run } => watch::<pb::RefreshRun>(&s, names::refresh_run(&run), out).await?,
         RefreshCommand::Get { run } => {
             let run = s.refresh()?.get_refresh_run(pb::GetRefreshRunRequest { name: names::refresh_run(&run) }).await?.into_inner();
             output::one(out, s.format, &run)?;
@@ -187,7 +185,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
                 Some(n) => n,
                 None => {
                     let run = client.get_refresh_run(pb::GetRefreshRunRequest { name: name.clone() }).await?.into_inner();
-                    waiting_step(run.steps.iter().map(|st| (st.number, st.state)), &run.name, run.state)?
+                    waiting_step(&run)?
                 }
             };
             let req = pb::ConfirmRefreshStepRequest {
@@ -227,94 +225,3 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
     Ok(())
 }
 
-/// The number of the step a run waits on, or an error saying the run does not wait.
-pub(crate) fn waiting_step(steps: impl Iterator<Item = (i32, i32)>, name: &str, state: i32) -> anyhow::Result<i32> {
-    let mut steps = steps;
-    steps
-        .find(|(_, st)| *st == pb::StepState::WaitingForConfirmation as i32)
-        .map(|(n, _)| n)
-        .with_context(|| format!("{name} is {} and waits for no confirmation", run_state_label(state)))
-}
-
-/// Prints a run that was just started (or retried), or watches it unless `no_wait`.
-async fn follow(s: &Session, run: pb::RefreshRun, no_wait: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    if no_wait {
-        output::one(out, s.format, &run)?;
-        return Ok(());
-    }
-    watch(s, run.name, out).await
-}
-
-/// Renders a run's checklist on stderr until it ends, prints it, and fails when it ends
-/// FAILED or ABORTED.
-async fn watch(s: &Session, name: String, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let mut client = s.refresh()?;
-    let stream = match client.watch_refresh_run(pb::WatchRefreshRunRequest { name: name.clone() }).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => return Err(anyhow::Error::new(e).context(Hint(format!("look at the run with: ferry refresh get {}", id_of(&name))))),
-    };
-    let last = draw(stream, |r: &pb::RefreshRun| (Frame::refresh(r), r.state), &format!("ferry refresh watch {}", id_of(&name))).await?;
-    let run = match last {
-        Some(run) if run_is_terminal(run.state) => run,
-        _ => client.get_refresh_run(pb::GetRefreshRunRequest { name: name.clone() }).await?.into_inner(),
-    };
-    output::one(out, s.format, &run)?;
-    outcome(&run.name, run.state, run.error.as_ref(), &run.abort_reason, "refresh")
-}
-
-/// Draws every snapshot of a run stream on stderr as a checklist until a terminal state;
-/// returns the last snapshot.
-pub(crate) async fn draw<T, S>(mut stream: S, frame: impl Fn(&T) -> (Frame, i32), again: &str) -> anyhow::Result<Option<T>>
-where
-    S: Stream<Item = Result<T, tonic::Status>> + Unpin,
-{
-    let stderr = std::io::stderr();
-    let mut checklist = Checklist::new(stderr.is_terminal());
-    let mut last = None;
-    while let Some(next) = stream.next().await {
-        let run = next.map_err(|e| anyhow::Error::new(e).context(Hint(format!("the run goes on: {again}"))))?;
-        let (f, state) = frame(&run);
-        if let Some(text) = checklist.frame(&f) {
-            let mut err = stderr.lock();
-            // The checklist is best effort: a closed stderr must not fail the command.
-            let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
-        }
-        last = Some(run);
-        if run_is_terminal(state) {
-            break;
-        }
-    }
-    Ok(last)
-}
-
-/// Ok unless the run ended FAILED (its error, as a gRPC status) or ABORTED; an error too
-/// when it has not ended.
-pub(crate) fn outcome(
-    name: &str,
-    state: i32,
-    error: Option<&ferry_proto::common::v1::ErrorStatus>,
-    abort_reason: &str,
-    what: &str,
-) -> anyhow::Result<()> {
-    let label = run_state_label(state);
-    match pb::RunState::try_from(state) {
-        Ok(pb::RunState::Succeeded) => Ok(()),
-        Ok(pb::RunState::Failed) => {
-            let status = match error {
-                Some(e) => job_status(e),
-                None => tonic::Status::new(tonic::Code::Aborted, "run FAILED without an error recorded"),
-            };
-            Err(anyhow::Error::new(status))
-                .context(Hint(format!(
-                    "retry it with: ferry {what} retry {id}, or undo it with: ferry {what} abort {id}",
-                    id = id_of(name)
-                )))
-                .with_context(|| format!("{name} {label}"))
-        }
-        Ok(pb::RunState::Aborted) => {
-            let why = if abort_reason.is_empty() { String::new() } else { format!(": {abort_reason}") };
-            Err(anyhow::Error::new(Exit { code: 1, message: format!("{name} ABORTED{why}") }))
-        }
-        _ => anyhow::bail!("{name} is still {label}; the watch stream ended early: ferry {what} watch {}", id_of(name)),
-    }
-}
