@@ -197,3 +197,39 @@ async fn cli_sync_jobs_are_external_unless_said_otherwise() {
     assert!(both.is_err(), "--internal and --integration-id exclude each other");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cli_refreshes_with_the_server_titles_and_schedules_refreshes() {
+    // Arrange: production and a sandbox.
+    let app = spawn_suite().await;
+    app.cli_json(&["env", "create", "prod", "--tier", "production"]).await;
+    app.cli_json(&["env", "create", "sandbox", "--tier", "non-production"]).await;
+    app.cli_json(&["group", "create", "prod", "core"]).await;
+
+    // Act: a refresh watched to its end; a schedule created, listed, paused, deleted.
+    let run = app.cli_json(&["refresh", "start", "prod", "sandbox"]).await;
+    let created = app
+        .cli_json(&["refresh", "schedule", "create", "nightly", "prod", "sandbox", "--cron", "0 3 * * MON", "--tz", "Europe/Berlin"])
+        .await;
+    let listed = app.cli(&["refresh", "schedule", "list"]).await.expect("list");
+    let paused = app.cli_json(&["refresh", "schedule", "pause", "nightly"]).await;
+    let bad =
+        app.cli(&["refresh", "schedule", "create", "weekly", "prod", "sandbox", "--cron", "every monday"]).await.expect_err("bad cron");
+    app.cli_json(&["refresh", "schedule", "delete", "nightly"]).await;
+    let gone = app.cli(&["refresh", "schedule", "get", "nightly"]).await.expect_err("deleted");
+    let back = app.cli_json(&["refresh", "schedule", "undelete", "nightly"]).await;
+
+    // Assert
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    let titles: Vec<&str> = run["steps"].as_array().expect("steps").iter().map(|s| s["title"].as_str().unwrap_or_default()).collect();
+    assert_eq!(titles.len(), 9);
+    assert_eq!(titles[2], "Pause external jobs", "the server's titles");
+    assert_eq!((created["state"].as_str(), created["time_zone"].as_str()), (Some("active"), Some("Europe/Berlin")));
+    assert!(created["next_run_time"].is_string(), "{created}");
+    assert!(listed.lines().nth(1).is_some_and(|l| l.starts_with("nightly") && l.contains("0 3 * * MON")), "{listed}");
+    assert_eq!((paused["state"].as_str(), paused["next_run_time"].is_null()), (Some("paused"), true), "{paused}");
+    assert_eq!(ferry_cli::status_of(&bad).map(tonic::Status::code), Some(Code::InvalidArgument));
+    assert_eq!(ferry_cli::status_of(&gone).map(tonic::Status::code), Some(Code::NotFound));
+    assert_eq!(back["state"], "paused", "undeleted as it was");
+    app.stop().await;
+}

@@ -224,4 +224,3 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
     }
     Ok(())
 }
-
