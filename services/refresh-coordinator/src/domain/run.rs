@@ -133,8 +133,13 @@ pub struct Step<D> {
     /// The gate was confirmed (approval, external refresh).
     pub confirmed: bool,
     pub log: Vec<String>,
+    /// What the step changed, left alone, and what its undo changed: kept beside the run
+    /// document (they grow large), see `engine::store::PARTS`.
+    #[serde(default)]
     pub changes: Vec<Change>,
+    #[serde(default)]
     pub left_alone: Vec<LeftAlone>,
+    #[serde(default)]
     pub undo_changes: Vec<Change>,
     pub error: Option<ErrorInfo>,
     /// An abort has dealt with this step (undone it, or found nothing to undo).

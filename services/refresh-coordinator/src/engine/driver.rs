@@ -142,12 +142,23 @@ pub(super) async fn drive<K: Kind>(engine: &Engine, id: &str, mut resumed: Optio
     let mut journal = Journal::load(engine.db(), id).await?;
     // The step the configured pause before a step was last taken for.
     let mut paused_before = None;
+    // The steps' parts (kept beside the document): read once, then carried from one
+    // transition to the next, as this driver is the only one writing them.
+    let mut parts: Option<Vec<store::StepParts>> = None;
+    let mut written = Vec::new();
     loop {
         let Some(stored) = store::find(engine.db(), id).await? else { return Ok(()) };
         let traceparent = stored.traceparent.clone();
-        let mut cx = Cx::<K> { engine: engine.clone(), run: stored.run::<K>()?, version: stored.version, journal };
+        let mut run = stored.run::<K>()?;
+        match parts.take() {
+            Some(carried) => store::put_parts(&mut run, carried),
+            None => store::with_parts(engine.db(), std::slice::from_mut(&mut run)).await?,
+        }
+        let mut cx = Cx::<K> { engine: engine.clone(), run, version: stored.version, journal, written };
         let result = transition(&mut cx, stored.abort_request, resumed.take(), traceparent.as_deref(), &mut paused_before).await;
         journal = cx.journal;
+        written = cx.written;
+        parts = Some(store::take_parts(&mut cx.run));
         match result? {
             Next::Again => {}
             Next::Stop => return Ok(()),

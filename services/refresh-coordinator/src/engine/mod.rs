@@ -242,6 +242,8 @@ pub struct Cx<K: Kind> {
     pub run: RunOf<K>,
     version: i64,
     journal: Journal,
+    /// The steps' parts as last written by this transition (see `store::split`).
+    written: store::PartLengths,
 }
 
 impl<K: Kind> Cx<K> {
@@ -267,10 +269,22 @@ impl<K: Kind> Cx<K> {
         }
     }
 
-    /// Writes the run if no one else changed it since it was read.
+    /// Writes the run if no one else changed it since it was read (with the parts of its
+    /// steps that changed, in one transaction).
     pub async fn save(&mut self) -> Result<()> {
-        let body = store::body(&self.run)?;
-        if !store::save(self.engine.db(), &self.run.id, &body, self.run.state, self.version).await? {
+        let (body, parts) = store::split(&mut self.run, &mut self.written)?;
+        let saved = if parts.is_empty() {
+            store::save(self.engine.db(), &self.run.id, &body, self.run.state, self.version).await?
+        } else {
+            let txn = ferry_kit::db::begin(self.engine.db()).await?;
+            let saved = store::save(&txn, &self.run.id, &body, self.run.state, self.version).await?;
+            if saved {
+                store::save_parts(&txn, &self.run.id, &parts).await?;
+                txn.commit().await?;
+            }
+            saved
+        };
+        if !saved {
             return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
         }
         metrics::run_write(self.label(self.run.current_step), "runs");
@@ -281,11 +295,12 @@ impl<K: Kind> Cx<K> {
 
     /// Saves the run in its final state and releases its locks, in one transaction.
     async fn finish(&mut self) -> Result<()> {
-        let body = store::body(&self.run)?;
+        let (body, parts) = store::split(&mut self.run, &mut self.written)?;
         let txn = ferry_kit::db::begin(self.engine.db()).await?;
         if !store::save(&txn, &self.run.id, &body, self.run.state, self.version).await? {
             return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
         }
+        store::save_parts(&txn, &self.run.id, &parts).await?;
         locks::release(&txn, &self.name()).await?;
         txn.commit().await?;
         metrics::run_write("run", "runs");

@@ -110,13 +110,18 @@ impl Engine {
     }
 
     pub async fn get<K: Kind>(&self, id: &str) -> Result<RunOf<K>> {
-        view::<K>(&self.stored::<K>(id).await?)
+        let mut run = [view::<K>(&self.stored::<K>(id).await?)?];
+        store::with_parts(self.db(), &mut run).await?;
+        let [run] = run;
+        Ok(run)
     }
 
     /// A page of runs of kind `K`, newest first, after the cursor `(create_time, id)`.
     pub async fn list<K: Kind>(&self, filter: &ListFilter, after: Option<&(i64, String)>, limit: u64) -> Result<Vec<RunOf<K>>> {
         let rows = store::list(self.db(), K::KIND, &filter.states, filter.subject.as_deref(), after, limit).await?;
-        rows.iter().map(view::<K>).collect()
+        let mut runs = rows.iter().map(view::<K>).collect::<Result<Vec<_>>>()?;
+        store::with_parts(self.db(), &mut runs).await?;
+        Ok(runs)
     }
 
     /// Changes a run that no driver holds (waiting, failed) in one transaction; `change`

@@ -1,11 +1,12 @@
-//! The runs table (every kind; the run document in `body`) and the subjects runs are
-//! listed by.
+//! The runs table (every kind; the run document in `body`), the subjects runs are listed
+//! by, and the large parts of each step kept beside the document (`run_step_parts`: what a
+//! step changed, so a transition does not rewrite every earlier step's changes).
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
 
 use super::{Kind, RunOf};
-use crate::domain::{AbortRequest, RunState};
+use crate::domain::{AbortRequest, Run, RunState, Step};
 use crate::error::Result;
 use crate::store::{all, exec, one};
 
@@ -46,6 +47,99 @@ fn read(row: &QueryResult) -> Result<Stored, DbErr> {
         traceparent: row.try_get_by_index(5)?,
         created_at: row.try_get_by_index(6)?,
     })
+}
+
+/// The parts of a step kept beside the run document.
+pub const PARTS: [&str; 3] = ["changes", "undo_changes", "left_alone"];
+
+/// How long each part of each step is (what was last written of them, in a driver).
+pub type PartLengths = Vec<[usize; 3]>;
+
+/// A part to write: step number, part name, its JSON.
+pub type Part = (i32, &'static str, String);
+
+fn lengths<D>(s: &Step<D>) -> [usize; 3] {
+    [s.changes.len(), s.undo_changes.len(), s.left_alone.len()]
+}
+
+fn part_json<D>(s: &Step<D>, part: usize) -> Result<String> {
+    Ok(match part {
+        0 => serde_json::to_string(&s.changes)?,
+        1 => serde_json::to_string(&s.undo_changes)?,
+        _ => serde_json::to_string(&s.left_alone)?,
+    })
+}
+
+/// A step's parts: changes, undo changes, left alone.
+pub type StepParts = (Vec<crate::domain::Change>, Vec<crate::domain::Change>, Vec<crate::domain::LeftAlone>);
+
+/// Takes every step's parts out of `run`.
+pub fn take_parts<S, D>(run: &mut Run<S, D>) -> Vec<StepParts> {
+    run.steps
+        .iter_mut()
+        .map(|s| (std::mem::take(&mut s.changes), std::mem::take(&mut s.undo_changes), std::mem::take(&mut s.left_alone)))
+        .collect()
+}
+
+/// Puts parts taken with [`take_parts`] back.
+pub fn put_parts<S, D>(run: &mut Run<S, D>, parts: Vec<StepParts>) {
+    for (s, (c, u, l)) in run.steps.iter_mut().zip(parts) {
+        (s.changes, s.undo_changes, s.left_alone) = (c, u, l);
+    }
+}
+
+/// The run document without the steps' parts, and the parts that changed since `written`
+/// (step, part, JSON), which it then records as written.
+pub fn split<S: Serialize, D: Serialize>(run: &mut Run<S, D>, written: &mut PartLengths) -> Result<(String, Vec<Part>)> {
+    written.resize(run.steps.len(), [0; 3]);
+    let mut parts = Vec::new();
+    for (step, seen) in run.steps.iter().zip(written.iter_mut()) {
+        let now = lengths(step);
+        for i in 0..3 {
+            if now[i] != seen[i] && now[i] > 0 {
+                parts.push((step.number, PARTS[i], part_json(step, i)?));
+            }
+        }
+        *seen = now;
+    }
+    let taken = take_parts(run);
+    let body = serde_json::to_string(run);
+    put_parts(run, taken);
+    Ok((body?, parts))
+}
+
+/// Writes parts of run `id`'s steps (replacing what was there).
+pub async fn save_parts<C: ConnectionTrait>(db: &C, id: &str, parts: &[Part]) -> Result<(), DbErr> {
+    for (step, part, json) in parts {
+        exec(
+            db,
+            "INSERT INTO run_step_parts (run_id, step, part, body) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (run_id, step, part) DO UPDATE SET body = excluded.body",
+            vec![id.into(), (*step).into(), (*part).into(), json.as_str().into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Puts the stored parts of `runs`' steps back into them.
+pub async fn with_parts<C: ConnectionTrait, S, D>(db: &C, runs: &mut [Run<S, D>]) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT run_id, step, part, body FROM run_step_parts WHERE run_id IN ({})", ferry_kit::db::placeholders(runs.len()));
+    let rows = all(db, &sql, runs.iter().map(|r| Value::from(r.id.as_str())).collect()).await?;
+    for row in &rows {
+        let (id, step, part, json): (String, i32, String, String) =
+            (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+        let Some(s) = runs.iter_mut().find(|r| r.id == id).and_then(|r| r.steps.get_mut(step as usize - 1)) else { continue };
+        match part.as_str() {
+            "changes" => s.changes = serde_json::from_str(&json)?,
+            "undo_changes" => s.undo_changes = serde_json::from_str(&json)?,
+            _ => s.left_alone = serde_json::from_str(&json)?,
+        }
+    }
+    Ok(())
 }
 
 pub fn body<T: Serialize>(run: &T) -> Result<String> {

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_create_locks::Migration),
             Box::new(m20261203_000003_create_runs::Migration),
             Box::new(m20261203_000004_create_schedules::Migration),
+            Box::new(m20261203_000005_create_run_step_parts::Migration),
         ]
     }
 }
@@ -419,6 +420,40 @@ mod m20261203_000004_create_schedules {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS schedules").await?;
+            Ok(())
+        }
+    }
+}
+
+/// The large parts of a run's steps (what each changed, left alone, and undid), kept beside
+/// the run document so a transition rewrites only what it changed (`engine::store::split`).
+mod m20261203_000005_create_run_step_parts {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000005_create_run_step_parts"
+        }
+    }
+
+    const UP: &[&str] = &["CREATE TABLE run_step_parts (
+        run_id {KEY} NOT NULL,
+        step INTEGER NOT NULL,
+        part {KEY} NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, part)
+    )"];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS run_step_parts").await?;
             Ok(())
         }
     }
