@@ -157,6 +157,9 @@ pub async fn schedule_operations_and_refusals(backend: Backend) {
     assert_eq!(e.code(), Code::AlreadyExists);
     let e = rf.get_refresh_schedule(pb::GetRefreshScheduleRequest { name: "refreshSchedules/Bad".into() }).await.expect_err("bad name");
     assert_eq!(field_violations(&e), ["name"]);
+    assert!(e.message().contains("refreshSchedules/{schedule}"), "{e:?}");
+    let e = rf.get_refresh_schedule(pb::GetRefreshScheduleRequest { name: "refreshRuns/nightly".into() }).await.expect_err("a run's name");
+    assert!(field_violations(&e) == ["name"] && e.message().contains("refreshSchedules/{schedule}"), "{e:?}");
     // A viewer cannot create one.
     let viewer = pb::CreateRefreshScheduleRequest {
         schedule_id: "other".into(),

@@ -41,11 +41,8 @@ pub fn schedule_pb(s: &RefreshSchedule) -> pb::RefreshSchedule {
 
 /// The schedule id of `refreshSchedules/{schedule}` in `field`.
 fn id_of(v: &mut Violations, field: &str, name: &str) -> Option<String> {
-    v.check(
-        field,
-        run_id(Refresh::SCHEDULES, name, "")
-            .and_then(|id| if valid_schedule_id(&id) { Ok(id) } else { Err(format!("must be {}/{{schedule}}", Refresh::SCHEDULES)) }),
-    )
+    let wrong = || format!("must be {}/{{schedule}}", Refresh::SCHEDULES);
+    v.check(field, run_id(Refresh::SCHEDULES, name, "").ok().filter(|id| valid_schedule_id(id)).ok_or_else(wrong))
 }
 
 /// The fields a person sets, checked together (every violation at once).
