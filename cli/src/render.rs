@@ -6,6 +6,7 @@
 //! Registry resources are here; merge-engine, integration-control and refresh-coordinator
 //! resources are in [`merge`], [`integration`] and [`refresh`].
 
+pub mod checklist;
 pub mod integration;
 pub mod merge;
 pub mod refresh;

@@ -13,7 +13,7 @@ use crate::client::{Refresh, Session};
 use crate::error::{Exit, Hint, job_status};
 use crate::output::{self, Resource};
 use crate::parse::id_of;
-use crate::render::refresh::{Checklist, Frame, run_is_terminal, run_state_label};
+use crate::render::checklist::{Checklist, Frame, run_is_terminal, run_state_label};
 
 /// A run as the watch path needs it.
 pub(crate) trait Run: Resource + Sized + Send + 'static {

@@ -3,7 +3,7 @@
 use ferry_proto::refresh::v1::RefreshSchedule;
 use serde_json::{Value, json};
 
-use super::refresh::mode_label;
+use super::checklist::mode_label;
 use super::{when, when_json};
 use crate::output::Resource;
 use crate::parse::id_of;
