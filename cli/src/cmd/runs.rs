@@ -30,25 +30,32 @@ pub(crate) trait Run: Resource + Sized + Send + 'static {
     async fn watch(client: &mut Refresh, name: String) -> Result<tonic::Streaming<Self>, tonic::Status>;
 }
 
+/// The accessors both run messages have under the same field names.
+macro_rules! run_fields {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn state(&self) -> i32 {
+            self.state
+        }
+        fn error(&self) -> Option<&ErrorStatus> {
+            self.error.as_ref()
+        }
+        fn abort_reason(&self) -> &str {
+            &self.abort_reason
+        }
+        fn steps(&self) -> Vec<(i32, i32)> {
+            self.steps.iter().map(|s| (s.number, s.state)).collect()
+        }
+    };
+}
+
 impl Run for pb::RefreshRun {
     const COMMAND: &'static str = "refresh";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn state(&self) -> i32 {
-        self.state
-    }
-    fn error(&self) -> Option<&ErrorStatus> {
-        self.error.as_ref()
-    }
-    fn abort_reason(&self) -> &str {
-        &self.abort_reason
-    }
+    run_fields!();
     fn frame(&self) -> Frame {
         Frame::refresh(self)
-    }
-    fn steps(&self) -> Vec<(i32, i32)> {
-        self.steps.iter().map(|s| (s.number, s.state)).collect()
     }
     async fn get(client: &mut Refresh, name: String) -> Result<Self, tonic::Status> {
         Ok(client.get_refresh_run(pb::GetRefreshRunRequest { name }).await?.into_inner())
@@ -60,23 +67,9 @@ impl Run for pb::RefreshRun {
 
 impl Run for pb::PromotionRun {
     const COMMAND: &'static str = "promote";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn state(&self) -> i32 {
-        self.state
-    }
-    fn error(&self) -> Option<&ErrorStatus> {
-        self.error.as_ref()
-    }
-    fn abort_reason(&self) -> &str {
-        &self.abort_reason
-    }
+    run_fields!();
     fn frame(&self) -> Frame {
         Frame::promotion(self)
-    }
-    fn steps(&self) -> Vec<(i32, i32)> {
-        self.steps.iter().map(|s| (s.number, s.state)).collect()
     }
     async fn get(client: &mut Refresh, name: String) -> Result<Self, tonic::Status> {
         Ok(client.get_promotion_run(pb::GetPromotionRunRequest { name }).await?.into_inner())

@@ -119,11 +119,10 @@ impl<K: Kind> Drives for Driver<K> {
     }
 }
 
-/// A saved run, for watchers in this process.
+/// A run saved by this process (its id), for watchers in this process, who read it again.
 #[derive(Debug, Clone)]
 pub struct Saved {
     pub id: String,
-    pub body: Arc<str>,
 }
 
 /// The engine: its database, the services runs call, the kinds it drives.
@@ -200,9 +199,9 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    fn publish(&self, id: &str, body: &str) {
+    fn publish(&self, id: &str) {
         if self.inner.events.receiver_count() > 0 {
-            let _ = self.inner.events.send(Saved { id: id.to_owned(), body: Arc::from(body) });
+            let _ = self.inner.events.send(Saved { id: id.to_owned() });
         }
     }
 
@@ -289,7 +288,7 @@ impl<K: Kind> Cx<K> {
         }
         metrics::run_write(self.label(self.run.current_step), "runs");
         self.version += 1;
-        self.engine.publish(&self.run.id, &body);
+        self.engine.publish(&self.run.id);
         Ok(())
     }
 
@@ -305,7 +304,7 @@ impl<K: Kind> Cx<K> {
         txn.commit().await?;
         metrics::run_write("run", "runs");
         self.version += 1;
-        self.engine.publish(&self.run.id, &body);
+        self.engine.publish(&self.run.id);
         Ok(())
     }
 

@@ -153,11 +153,8 @@ impl Engine {
         })
         .await?;
         self.wake();
-        let run = self.get::<K>(id).await?;
-        if let Some(stored) = store::find(self.db(), id).await? {
-            self.publish(id, &stored.body);
-        }
-        Ok(run)
+        self.publish(id);
+        self.get::<K>(id).await
     }
 
     /// Confirms step `number`, which the run waits on (an approval, an outside refresh).

@@ -21,7 +21,6 @@ pub struct Stored {
     pub abort_request: Option<AbortRequest>,
     /// The W3C trace context of the call that started the run.
     pub traceparent: Option<String>,
-    pub created_at: i64,
 }
 
 impl Stored {
@@ -31,7 +30,7 @@ impl Stored {
     }
 }
 
-const COLS: &str = "id, kind, body, version, abort_request, traceparent, created_at";
+const COLS: &str = "id, kind, body, version, abort_request, traceparent";
 
 fn read(row: &QueryResult) -> Result<Stored, DbErr> {
     let abort: Option<String> = row.try_get_by_index(4)?;
@@ -45,7 +44,6 @@ fn read(row: &QueryResult) -> Result<Stored, DbErr> {
             .transpose()
             .map_err(|e| DbErr::Custom(format!("stored abort request: {e}")))?,
         traceparent: row.try_get_by_index(5)?,
-        created_at: row.try_get_by_index(6)?,
     })
 }
 
