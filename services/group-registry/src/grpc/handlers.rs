@@ -5,28 +5,16 @@ use ferry_kit::auth::Principal;
 use ferry_kit::status::Violations;
 use ferry_proto::registry::v1 as pb;
 use ferry_proto::registry::v1::registry_service_server::RegistryService;
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self as c, done};
-use crate::domain::{
-    ConfigItemName, EntityKey, EntityName, EnvName, Environment, GroupName, MAX_REFERENCES, ProjectName, RequestKey, ResourceId, Tier,
-    display_name,
-};
-use crate::service::{ImportStart, Registry};
-use crate::store::bulk::KeyFilter;
-
-/// Most entities in one import message, operations in one batch, refs in one lookup.
-const MAX_BATCH: usize = 5000;
-const MAX_OPS: usize = 10_000;
-const EXPORT_PAGE: u64 = 500;
+use crate::domain::{EntityKey, EntityName, EnvName, Environment, GroupName, MAX_REFERENCES, ResourceId, Tier, display_name};
+use crate::service::Registry;
 
 /// The gRPC face of the registry.
 #[derive(Clone)]
 pub struct RegistryApi {
-    registry: Registry,
+    pub(super) registry: Registry,
 }
 
 impl RegistryApi {
@@ -35,9 +23,9 @@ impl RegistryApi {
     }
 }
 
-type Stream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(super) type Stream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn scope(p: &Principal, env: &EnvName) -> Result<(), Status> {
+pub(super) fn scope(p: &Principal, env: &EnvName) -> Result<(), Status> {
     p.check_environment(env.id())
 }
 
@@ -263,204 +251,36 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(c::entity(self.registry.unlink_entity(key, name, group).await?)))
     }
 
-    #[tracing::instrument(skip_all)]
     async fn import_entities(
         &self,
         req: Request<Streaming<pb::ImportEntitiesRequest>>,
     ) -> Result<Response<pb::ImportEntitiesResponse>, Status> {
-        let p = Principal::of(&req);
-        let mut stream = req.into_inner();
-        let first = stream.message().await?.ok_or_else(|| {
-            let mut v = Violations::new();
-            v.add("parent", "the stream was empty: the first message names the group");
-            ferry_kit::status::invalid_argument(&v)
-        })?;
-        let mut v = Violations::new();
-        let group = v.check("parent", GroupName::parse(&first.parent));
-        let request_id = first.request_id.clone();
-        if !request_id.is_empty() {
-            v.check("request_id", RequestKey::parse(&request_id, String::new()));
-        }
-        let group = done(v, || group)?;
-        scope(&p, &group.env)?;
-        let mut hash = Sha256::new();
-        hash.update(IMPORT.as_bytes());
-        let start = self.registry.import_begin(&group, (!request_id.is_empty()).then_some(request_id.as_str())).await?;
-        // A replayed import is read to the end (to fingerprint it) but writes nothing.
-        let (mut tx, replay) = match start {
-            ImportStart::Fresh(tx) => (Some(tx), None),
-            ImportStart::Replayed { fingerprint, reply } => (None, Some((fingerprint, reply))),
-        };
-        let parent = group.to_string();
-        let mut next = Some(first);
-        // Violations name the message of the stream and the entity in it:
-        // `messages[1].entities[2].payload_json`.
-        let mut m = 0usize;
-        while let Some(msg) = next.take() {
-            hash.update(prost::Message::encode_to_vec(&msg));
-            let mut v = Violations::new();
-            if !msg.parent.is_empty() && msg.parent != parent {
-                v.add(format!("messages[{m}].parent"), "must not change within one import");
-            }
-            if m > 0 && !msg.request_id.is_empty() && msg.request_id != request_id {
-                v.add(format!("messages[{m}].request_id"), "must not change within one import");
-            }
-            if msg.entities.len() > MAX_BATCH {
-                v.add(format!("messages[{m}].entities"), format!("at most {MAX_BATCH} entities per message"));
-            }
-            let batch: Vec<_> = msg
-                .entities
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| c::new_entity(&mut v, &format!("messages[{m}].entities[{i}]"), e))
-                .collect();
-            m += 1;
-            done(v, || Some(()))?;
-            if let Some(tx) = tx.as_mut() {
-                tx.add(&batch).await?;
-            }
-            next = stream.message().await?;
-        }
-        let fingerprint = hex::encode(&hash.finalize()[..16]);
-        let key = RequestKey::parse(&request_id, fingerprint.clone()).ok().flatten();
-        let (created, revision) = match (tx, replay) {
-            (Some(tx), _) => tx.finish(key).await?,
-            (None, Some((fp, reply))) if fp == fingerprint => reply,
-            (None, _) => return Err(crate::error::Error::RequestIdReused.into()),
-        };
-        Ok(Response::new(pb::ImportEntitiesResponse { created, revision }))
+        self.import(req).await
     }
 
     async fn export_entities(
         &self,
         req: Request<pb::ExportEntitiesRequest>,
     ) -> Result<Response<Stream<pb::ExportEntitiesResponse>>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let group = v.check("parent", GroupName::parse(&r.parent));
-        let kinds = c::kinds(&mut v, "kinds", &r.kinds);
-        let (group, kinds) = done(v, || Some((group?, kinds?)))?;
-        scope(&p, &group.env)?;
-        let (group_id, _) = self.registry.stream_start(&group).await?;
-        let registry = self.registry.clone();
-        let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(async move {
-            let mut after: Option<(i32, String)> = None;
-            loop {
-                let page = match registry.export_page(group_id, &kinds, after.clone(), EXPORT_PAGE).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
-                        return;
-                    }
-                };
-                after = page.last().map(|e| (e.kind.number(), e.key.as_str().to_owned()));
-                let last = (page.len() as u64) < EXPORT_PAGE;
-                if !page.is_empty()
-                    && tx.send(Ok(pb::ExportEntitiesResponse { entities: page.into_iter().map(c::entity).collect() })).await.is_err()
-                {
-                    return;
-                }
-                if last {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.export(req).await
     }
 
     async fn stream_key_manifest(
         &self,
         req: Request<pb::StreamKeyManifestRequest>,
     ) -> Result<Response<Stream<pb::StreamKeyManifestResponse>>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let group = v.check("group", GroupName::parse(&r.group));
-        let kinds = c::kinds(&mut v, "kinds", &r.kinds);
-        if r.keys.len() > MAX_OPS {
-            v.add("keys", format!("at most {MAX_OPS} keys"));
-        }
-        let keys: Option<Vec<EntityKey>> =
-            r.keys.iter().enumerate().map(|(i, k)| v.check(&format!("keys[{i}]"), EntityKey::parse(k))).collect();
-        let chunk = match r.chunk_size {
-            0 => Some(2000u64),
-            n if (1..=10_000).contains(&n) => Some(n as u64),
-            _ => {
-                v.add("chunk_size", "must be between 1 and 10000");
-                None
-            }
-        };
-        let (group, kinds, keys, chunk) = done(v, || Some((group?, kinds?, keys?, chunk?)))?;
-        scope(&p, &group.env)?;
-        let (group_id, revision) = self.registry.stream_start(&group).await?;
-        let filter = KeyFilter { kinds, keys };
-        let registry = self.registry.clone();
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut after: Option<(i32, String)> = None;
-            loop {
-                let page = match registry.manifest_page(group_id, &filter, after.as_ref(), chunk).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
-                        return;
-                    }
-                };
-                after = page.last().map(|e| (e.kind.number(), e.key.as_str().to_owned()));
-                let last = (page.len() as u64) < chunk;
-                let msg = pb::StreamKeyManifestResponse { entries: page.into_iter().map(c::manifest_entry).collect(), revision };
-                if (!msg.entries.is_empty() || last) && tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
-                if last {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.key_manifest(req).await
     }
 
     async fn lookup_keys(&self, req: Request<pb::LookupKeysRequest>) -> Result<Response<pb::LookupKeysResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let group = v.check("group", GroupName::parse(&r.group));
-        if r.refs.len() > MAX_OPS {
-            v.add("refs", format!("at most {MAX_OPS} refs"));
-        }
-        let refs = c::refs(&mut v, "refs", &r.refs, MAX_OPS);
-        let (group, refs) = done(v, || Some((group?, refs?)))?;
-        scope(&p, &group.env)?;
-        Ok(Response::new(pb::LookupKeysResponse { present: self.registry.lookup_keys(&group, &refs).await? }))
+        self.lookup(req).await
     }
 
-    #[tracing::instrument(skip_all, fields(recipient = %req.get_ref().recipient, operations = req.get_ref().operations.len()))]
     async fn apply_merge_operations(
         &self,
         req: Request<pb::ApplyMergeOperationsRequest>,
     ) -> Result<Response<pb::ApplyMergeOperationsResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "ApplyMergeOperations", &r, &r.request_id);
-        let group = v.check("recipient", GroupName::parse(&r.recipient));
-        if r.operations.len() > MAX_OPS {
-            v.add("operations", format!("at most {MAX_OPS} operations per batch"));
-        }
-        let ops: Option<Vec<_>> = r.operations.iter().enumerate().map(|(i, o)| c::merge_op(&mut v, i, o)).collect();
-        let (key, group, ops) = done(v, || Some((key?, group?, ops?)))?;
-        scope(&p, &group.env)?;
-        let batch = self.registry.apply_merge_operations(key, group, ops).await?;
-        use crate::domain::Outcome;
-        Ok(Response::new(pb::ApplyMergeOperationsResponse {
-            applied: batch.count(Outcome::Applied),
-            already_present: batch.count(Outcome::AlreadyPresent),
-            conflicts: batch.count(Outcome::Conflict),
-            revision: batch.revision,
-            results: batch.results.iter().map(|r| pb::OperationResult { outcome: c::outcome(r.outcome), entity_id: r.entity_id }).collect(),
-        }))
+        self.apply_operations(req).await
     }
 
     #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, destination = %req.get_ref().destination))]
@@ -487,205 +307,52 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, project = %req.get_ref().project_id))]
     async fn create_project(&self, req: Request<pb::CreateProjectRequest>) -> Result<Response<pb::Project>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "CreateProject", &r, &r.request_id);
-        let env = v.check("parent", EnvName::parse(&r.parent));
-        let id = v.check("project_id", ResourceId::parse(&r.project_id));
-        let body = r.project.clone().unwrap_or_default();
-        let display = v.check("project.display_name", display_name(&body.display_name));
-        let groups = group_names(&mut v, "project.groups", &body.groups);
-        let (key, env, id, display, groups) = done(v, || Some((key?, env?, id?, display?, groups?)))?;
-        scope(&p, &env)?;
-        let name = ProjectName { env, project: id };
-        Ok(Response::new(c::project(self.registry.create_project(key, name, display, groups).await?)))
+        self.do_create_project(req).await
     }
 
     async fn get_project(&self, req: Request<pb::GetProjectRequest>) -> Result<Response<pb::Project>, Status> {
-        let p = Principal::of(&req);
-        let mut v = Violations::new();
-        let name = v.check("name", ProjectName::parse(&req.get_ref().name));
-        let name = done(v, || name)?;
-        scope(&p, &name.env)?;
-        Ok(Response::new(c::project(self.registry.get_project(&name).await?)))
+        self.do_get_project(req).await
     }
 
     async fn list_projects(&self, req: Request<pb::ListProjectsRequest>) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let env = v.check("parent", EnvName::parse(&r.parent));
-        let list = format!("projects:{}", r.parent);
-        let size = c::page_size(&mut v, r.page_size);
-        let after = c::page_token::<String>(&mut v, &list, &r.page_token);
-        let (env, size, after) = done(v, || Some((env?, size?, after?)))?;
-        scope(&p, &env)?;
-        let page = self.registry.list_projects(&env, after, size).await?;
-        Ok(Response::new(pb::ListProjectsResponse {
-            next_page_token: c::next_token(&list, &page.next),
-            projects: page.items.into_iter().map(c::project).collect(),
-        }))
+        self.do_list_projects(req).await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn update_project(&self, req: Request<pb::UpdateProjectRequest>) -> Result<Response<pb::Project>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "UpdateProject", &r, &r.request_id);
-        let body = r.project.clone().unwrap_or_default();
-        let name = v.check("project.name", ProjectName::parse(&body.name));
-        let mut display = Some(None);
-        let mut groups = Some(None);
-        let paths = c::mask_paths(&r.update_mask);
-        if paths.is_empty() {
-            v.add("update_mask", "name the fields to update: groups, display_name");
-        }
-        for path in &paths {
-            match path.as_str() {
-                "display_name" => display = v.check("project.display_name", display_name(&body.display_name)).map(Some),
-                "groups" => groups = group_names(&mut v, "project.groups", &body.groups).map(Some),
-                other => v.add("update_mask", format!("{other:?} cannot be updated (groups, display_name)")),
-            }
-        }
-        let (key, name, display, groups) = done(v, || Some((key?, name?, display?, groups?)))?;
-        scope(&p, &name.env)?;
-        Ok(Response::new(c::project(self.registry.update_project(key, name, display, groups).await?)))
+        self.do_update_project(req).await
     }
 
-    #[tracing::instrument(skip_all, fields(project = %req.get_ref().name))]
     async fn delete_project(&self, req: Request<pb::DeleteProjectRequest>) -> Result<Response<pb::DeleteProjectResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "DeleteProject", &r, &r.request_id);
-        let name = v.check("name", ProjectName::parse(&r.name));
-        let (key, name) = done(v, || Some((key?, name?)))?;
-        scope(&p, &name.env)?;
-        let n = self.registry.delete_project(key, name).await?;
-        Ok(Response::new(pb::DeleteProjectResponse { deleted_config_items: n }))
+        self.do_delete_project(req).await
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, item = %req.get_ref().config_item_id))]
     async fn create_config_item(&self, req: Request<pb::CreateConfigItemRequest>) -> Result<Response<pb::ConfigItem>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "CreateConfigItem", &r, &r.request_id);
-        let project = v.check("parent", ProjectName::parse(&r.parent));
-        let id = v.check("config_item_id", ResourceId::parse(&r.config_item_id));
-        let name = project.clone().zip(id).map(|(project, item)| ConfigItemName { project, item });
-        let item = c::parse_config_item(&mut v, "config_item", name, &r.config_item.clone().unwrap_or_default());
-        let (key, project, item) = done(v, || Some((key?, project?, item?)))?;
-        scope(&p, &project.env)?;
-        Ok(Response::new(c::config_item(self.registry.create_config_item(key, item).await?)))
+        self.do_create_config_item(req).await
     }
 
     async fn list_config_items(&self, req: Request<pb::ListConfigItemsRequest>) -> Result<Response<pb::ListConfigItemsResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let project = v.check("parent", ProjectName::parse(&r.parent));
-        let list = format!("configItems:{}", r.parent);
-        let size = c::page_size(&mut v, r.page_size);
-        let after = c::page_token::<String>(&mut v, &list, &r.page_token);
-        let (project, size, after) = done(v, || Some((project?, size?, after?)))?;
-        scope(&p, &project.env)?;
-        let page = self.registry.list_config_items(&project, after, size).await?;
-        Ok(Response::new(pb::ListConfigItemsResponse {
-            next_page_token: c::next_token(&list, &page.next),
-            config_items: page.items.into_iter().map(c::config_item).collect(),
-        }))
+        self.do_list_config_items(req).await
     }
 
-    #[tracing::instrument(skip_all, fields(item = %req.get_ref().name))]
     async fn delete_config_item(
         &self,
         req: Request<pb::DeleteConfigItemRequest>,
     ) -> Result<Response<pb::DeleteConfigItemResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "DeleteConfigItem", &r, &r.request_id);
-        let name = v.check("name", ConfigItemName::parse(&r.name));
-        let (key, name) = done(v, || Some((key?, name?)))?;
-        scope(&p, &name.project.env)?;
-        self.registry.delete_config_item(key, name).await?;
-        Ok(Response::new(pb::DeleteConfigItemResponse {}))
+        self.do_delete_config_item(req).await
     }
 
-    #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, items = req.get_ref().config_items.len()))]
     async fn upsert_config_items(
         &self,
         req: Request<pb::UpsertConfigItemsRequest>,
     ) -> Result<Response<pb::UpsertConfigItemsResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = c::request_key(&mut v, "UpsertConfigItems", &r, &r.request_id);
-        let project = v.check("parent", ProjectName::parse(&r.parent));
-        if r.config_items.len() > MAX_BATCH {
-            v.add("config_items", format!("at most {MAX_BATCH} items per call"));
-        }
-        let items: Option<Vec<_>> = r
-            .config_items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let field = format!("config_items[{i}]");
-                let name = v.check(&format!("{field}.name"), ConfigItemName::parse(&item.name));
-                c::parse_config_item(&mut v, &field, name, item)
-            })
-            .collect();
-        let (key, project, items) = done(v, || Some((key?, project?, items?)))?;
-        scope(&p, &project.env)?;
-        let n = self.registry.upsert_config_items(key, project, items).await?;
-        Ok(Response::new(pb::UpsertConfigItemsResponse {
-            created: n.created,
-            updated: n.updated,
-            unchanged: n.unchanged,
-            revision: n.revision,
-        }))
+        self.do_upsert_config_items(req).await
     }
 
     async fn resolve_project(&self, req: Request<pb::ResolveProjectRequest>) -> Result<Response<pb::ResolveProjectResponse>, Status> {
-        let p = Principal::of(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let name = v.check("name", ProjectName::parse(&r.name));
-        let list = format!("resolve:{}:{}", r.name, r.missing_only);
-        let size = c::page_size(&mut v, r.page_size);
-        let after = c::page_token::<(String, i32)>(&mut v, &list, &r.page_token);
-        let (name, size, after) = done(v, || Some((name?, size?, after?)))?;
-        scope(&p, &name.env)?;
-        let (page, missing) = self.registry.resolve_project(&name, r.missing_only, after, size).await?;
-        Ok(Response::new(pb::ResolveProjectResponse {
-            next_page_token: c::next_token(&list, &page.next),
-            missing_count: missing,
-            resolutions: page
-                .items
-                .into_iter()
-                .map(|res| pb::Resolution {
-                    config_item: res.config_item.to_string(),
-                    reference: Some(c::entity_ref(&res.reference)),
-                    entity: res.entity.map(|e| e.to_string()).unwrap_or_default(),
-                    group: res.group.map(|g| g.to_string()).unwrap_or_default(),
-                })
-                .collect(),
-        }))
+        self.do_resolve_project(req).await
     }
 }
 
 /// The method name under which imports are recorded.
 pub(crate) const IMPORT: &str = crate::service::IMPORT_METHOD;
-
-fn group_names(v: &mut Violations, field: &str, names: &[String]) -> Option<Vec<GroupName>> {
-    if names.is_empty() {
-        v.add(field, "at least one group is required");
-        return None;
-    }
-    names.iter().enumerate().map(|(i, n)| v.check(&format!("{field}[{i}]"), GroupName::parse(n))).collect::<Vec<_>>().into_iter().collect()
-}

@@ -2,8 +2,10 @@
 //! domain values ([`convert`]); every field problem is reported at once as a BadRequest
 //! field violation; domain errors map to precise codes with google.rpc details.
 
+mod bulk;
 mod convert;
 mod handlers;
+mod projects;
 
 pub use handlers::RegistryApi;
 
