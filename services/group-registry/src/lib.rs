@@ -57,7 +57,7 @@ async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, f
 /// What the start-up check says about stored sharing: `None` when every entity's sharing
 /// is its kind's (or a portal's choice), else how many are not and the first 20 of them.
 pub async fn sharing_report(db: &sea_orm::DatabaseConnection) -> Result<Option<String>, Error> {
-    let (n, first) = store::bulk::disallowed_sharing(db, None, 20).await?;
+    let (n, first) = store::sharing::disallowed_sharing(db, None, 20).await?;
     if n == 0 {
         return Ok(None);
     }

@@ -5,6 +5,7 @@
 mod bulk;
 mod entities;
 mod projects;
+mod settle;
 
 pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};
 

@@ -1,14 +1,15 @@
-//! The bulk paths: import, key manifests, key lookups, merge operations and environment
-//! copy. All set-based: multi-row statements chunked under the bind-parameter limits,
-//! `INSERT … SELECT` and `ON CONFLICT DO NOTHING`.
+//! The bulk paths: import, key manifests, key lookups and merge operations (the
+//! environment copy is in `copy`). All set-based: multi-row statements chunked under the
+//! bind-parameter limits, `INSERT … SELECT` and `ON CONFLICT DO NOTHING`.
 
 use std::collections::HashMap;
 
 use ferry_kit::db::{placeholders, rows_per_chunk};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::{all, col, corrupt, entities, exec, one};
-use crate::domain::{CopyCounts, EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json, rules};
+use super::sharing::sharing_allowed_sql;
+use super::{all, col, corrupt, entities, exec};
+use crate::domain::{EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json};
 
 /// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
 fn tuples(rows: usize, cols: usize) -> String {
@@ -271,75 +272,6 @@ impl Take {
     }
 }
 
-/// The condition, on an `entities` row, that its sharing is one its kind allows
-/// ([`rules::sharing_allowed`]), spelled from the rule itself: e.g. `(kind IN (7, 8, 9)
-/// AND sharing = 1 OR kind IN (1, 2, 3, 4, 5) AND sharing = 2 OR kind IN (6))`.
-/// `on` qualifies the columns (`""` or `"e."`).
-pub fn sharing_allowed_sql(on: &str) -> String {
-    let kinds = |f: &dyn Fn(Option<Sharing>) -> bool| -> String {
-        Kind::ALL.iter().filter(|k| f(rules::fixed_sharing(**k))).map(|k| k.number().to_string()).collect::<Vec<_>>().join(", ")
-    };
-    let mut terms: Vec<String> = [Sharing::Duplicated, Sharing::Shared]
-        .into_iter()
-        .map(|s| format!("{on}kind IN ({}) AND {on}sharing = {}", kinds(&|f| f == Some(s)), s.number()))
-        .collect();
-    terms.push(format!("{on}kind IN ({})", kinds(&|f| f.is_none())));
-    format!("({})", terms.join(" OR "))
-}
-
-/// Entities (of environment `env_id`, or of every environment) whose stored sharing
-/// their kind does not allow: how many, and the first `limit` as (environment, id, kind,
-/// sharing), in id order. Rows like these come from before the registry enforced the
-/// rule; nothing changes them behind the owner's back.
-pub async fn disallowed_sharing<C: ConnectionTrait>(db: &C, env_id: Option<i64>, limit: u64) -> Result<(i64, Vec<Disallowed>), DbErr> {
-    let (scope, mut values) = match env_id {
-        Some(id) => (" AND e.environment_id = ?", vec![Value::from(id)]),
-        None => ("", Vec::new()),
-    };
-    let cond = format!("NOT {}{scope}", sharing_allowed_sql("e."));
-    let n = one(db, &format!("SELECT COUNT(*) FROM entities e WHERE {cond}"), values.clone())
-        .await?
-        .ok_or_else(|| DbErr::Custom("count returned no row".into()))?;
-    let count: i64 = col(&n, 0)?;
-    if count == 0 {
-        return Ok((0, Vec::new()));
-    }
-    values.push(Value::from(limit as i64));
-    let rows = all(
-        db,
-        &format!(
-            "SELECT v.name, e.id, e.kind, e.sharing FROM entities e JOIN environments v ON v.id = e.environment_id \
-             WHERE {cond} ORDER BY e.id LIMIT ?"
-        ),
-        values,
-    )
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let (kind, sharing): (i32, i32) = (col(r, 2)?, col(r, 3)?);
-        out.push(Disallowed {
-            entity: crate::domain::EntityName::new(&col::<String>(r, 0)?, col(r, 1)?),
-            kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
-            sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
-        })
-    }
-    Ok((count, out))
-}
-
-/// An entity whose sharing its kind does not allow ([`disallowed_sharing`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disallowed {
-    pub entity: crate::domain::EntityName,
-    pub kind: Kind,
-    pub sharing: Sharing,
-}
-
-impl std::fmt::Display for Disallowed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({} stored as {})", self.entity, self.kind.label(), self.sharing.label())
-    }
-}
-
 /// Copies duplicated source entities as new instances of the recipient group (those
 /// `take` takes). Returns source id → new id.
 pub async fn copy_into<C: ConnectionTrait>(
@@ -470,99 +402,4 @@ pub use ferry_kit::db::ANALYZE_AFTER_ROWS;
 /// transaction (PostgreSQL only).
 pub async fn analyze<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     ferry_kit::db::analyze(db, "entities, memberships").await
-}
-
-async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64, DbErr> {
-    let row = one(db, sql, vec![env_id.into()]).await?.ok_or_else(|| DbErr::Custom("count returned no row".into()))?;
-    col(&row, 0)
-}
-
-/// Replaces everything the destination environment holds (groups, entities, links,
-/// projects, configuration) with a copy of the source's. Revisions in the destination
-/// only grow, so a plan made before the copy is stale after it.
-pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, now: i64) -> Result<CopyCounts, DbErr> {
-    let replaced_groups = count(db, "SELECT COUNT(*) FROM groups WHERE environment_id = ?", dst).await?;
-    let replaced_entities = count(db, "SELECT COUNT(*) FROM entities WHERE environment_id = ?", dst).await?;
-    let replaced_projects = count(db, "SELECT COUNT(*) FROM projects WHERE environment_id = ?", dst).await?;
-    let group_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM groups WHERE environment_id = ?", dst).await?;
-    let project_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM projects WHERE environment_id = ?", dst).await?;
-
-    exec(db, "DELETE FROM projects WHERE environment_id = ?", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE environment_id = ?)", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM entities WHERE environment_id = ?", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM groups WHERE environment_id = ?", vec![dst.into()]).await?;
-
-    let groups = exec(
-        db,
-        "INSERT INTO groups (environment_id, name, display_name, revision, created_at) \
-         SELECT ?, name, display_name, revision + ?, ? FROM groups WHERE environment_id = ?",
-        vec![dst.into(), group_rev.into(), now.into(), src.into()],
-    )
-    .await?;
-    let entities = exec(
-        db,
-        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
-         SELECT ?, kind, key, sharing, payload, refs, content_hash, id, created_at, ? FROM entities WHERE environment_id = ?",
-        vec![dst.into(), now.into(), src.into()],
-    )
-    .await?;
-    let links = exec(
-        db,
-        "INSERT INTO memberships (group_id, kind, key, entity_id) \
-         SELECT ng.id, m.kind, m.key, ne.id FROM memberships m \
-         JOIN groups sg ON sg.id = m.group_id AND sg.environment_id = ? \
-         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name \
-         JOIN entities ne ON ne.environment_id = ? AND ne.copied_from = m.entity_id",
-        vec![src.into(), dst.into(), dst.into()],
-    )
-    .await?;
-    let projects = exec(
-        db,
-        "INSERT INTO projects (environment_id, name, display_name, revision, created_at) \
-         SELECT ?, name, display_name, revision + ?, ? FROM projects WHERE environment_id = ?",
-        vec![dst.into(), project_rev.into(), now.into(), src.into()],
-    )
-    .await?;
-    exec(
-        db,
-        "INSERT INTO project_groups (project_id, position, group_id) \
-         SELECT np.id, pg.position, ng.id FROM project_groups pg \
-         JOIN projects sp ON sp.id = pg.project_id AND sp.environment_id = ? \
-         JOIN projects np ON np.environment_id = ? AND np.name = sp.name \
-         JOIN groups sg ON sg.id = pg.group_id \
-         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name",
-        vec![src.into(), dst.into(), dst.into()],
-    )
-    .await?;
-    let config_items = exec(
-        db,
-        "INSERT INTO config_items (project_id, name, value, refs, updated_at) \
-         SELECT np.id, c.name, c.value, c.refs, c.updated_at FROM config_items c \
-         JOIN projects sp ON sp.id = c.project_id AND sp.environment_id = ? \
-         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
-        vec![src.into(), dst.into()],
-    )
-    .await?;
-    exec(
-        db,
-        "INSERT INTO config_item_refs (project_id, item_name, position, kind, key) \
-         SELECT np.id, r.item_name, r.position, r.kind, r.key FROM config_item_refs r \
-         JOIN projects sp ON sp.id = r.project_id AND sp.environment_id = ? \
-         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
-        vec![src.into(), dst.into()],
-    )
-    .await?;
-    if entities as i64 >= ANALYZE_AFTER_ROWS {
-        analyze(db).await?;
-    }
-    Ok(CopyCounts {
-        groups: groups as i64,
-        entities: entities as i64,
-        links: links as i64,
-        projects: projects as i64,
-        config_items: config_items as i64,
-        replaced_groups,
-        replaced_entities,
-        replaced_projects,
-    })
 }

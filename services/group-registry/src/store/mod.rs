@@ -4,11 +4,13 @@
 //! paths.
 
 pub mod bulk;
+pub mod copy;
 pub mod entities;
 pub mod environments;
 pub mod groups;
 pub mod migrations;
 pub mod projects;
+pub mod sharing;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 

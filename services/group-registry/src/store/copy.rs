@@ -1,0 +1,103 @@
+//! The environment copy a refresh runs: the destination's groups, entities, links,
+//! projects and configuration replaced by the source's, set-based.
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::bulk::{ANALYZE_AFTER_ROWS, analyze};
+use super::{col, exec, one};
+use crate::domain::CopyCounts;
+
+async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64, DbErr> {
+    let row = one(db, sql, vec![env_id.into()]).await?.ok_or_else(|| DbErr::Custom("count returned no row".into()))?;
+    col(&row, 0)
+}
+
+/// Replaces everything the destination environment holds (groups, entities, links,
+/// projects, configuration) with a copy of the source's. Revisions in the destination
+/// only grow, so a plan made before the copy is stale after it.
+pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, now: i64) -> Result<CopyCounts, DbErr> {
+    let replaced_groups = count(db, "SELECT COUNT(*) FROM groups WHERE environment_id = ?", dst).await?;
+    let replaced_entities = count(db, "SELECT COUNT(*) FROM entities WHERE environment_id = ?", dst).await?;
+    let replaced_projects = count(db, "SELECT COUNT(*) FROM projects WHERE environment_id = ?", dst).await?;
+    let group_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM groups WHERE environment_id = ?", dst).await?;
+    let project_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM projects WHERE environment_id = ?", dst).await?;
+
+    exec(db, "DELETE FROM projects WHERE environment_id = ?", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE environment_id = ?)", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM entities WHERE environment_id = ?", vec![dst.into()]).await?;
+    exec(db, "DELETE FROM groups WHERE environment_id = ?", vec![dst.into()]).await?;
+
+    let groups = exec(
+        db,
+        "INSERT INTO groups (environment_id, name, display_name, revision, created_at) \
+         SELECT ?, name, display_name, revision + ?, ? FROM groups WHERE environment_id = ?",
+        vec![dst.into(), group_rev.into(), now.into(), src.into()],
+    )
+    .await?;
+    let entities = exec(
+        db,
+        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
+         SELECT ?, kind, key, sharing, payload, refs, content_hash, id, created_at, ? FROM entities WHERE environment_id = ?",
+        vec![dst.into(), now.into(), src.into()],
+    )
+    .await?;
+    let links = exec(
+        db,
+        "INSERT INTO memberships (group_id, kind, key, entity_id) \
+         SELECT ng.id, m.kind, m.key, ne.id FROM memberships m \
+         JOIN groups sg ON sg.id = m.group_id AND sg.environment_id = ? \
+         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name \
+         JOIN entities ne ON ne.environment_id = ? AND ne.copied_from = m.entity_id",
+        vec![src.into(), dst.into(), dst.into()],
+    )
+    .await?;
+    let projects = exec(
+        db,
+        "INSERT INTO projects (environment_id, name, display_name, revision, created_at) \
+         SELECT ?, name, display_name, revision + ?, ? FROM projects WHERE environment_id = ?",
+        vec![dst.into(), project_rev.into(), now.into(), src.into()],
+    )
+    .await?;
+    exec(
+        db,
+        "INSERT INTO project_groups (project_id, position, group_id) \
+         SELECT np.id, pg.position, ng.id FROM project_groups pg \
+         JOIN projects sp ON sp.id = pg.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name \
+         JOIN groups sg ON sg.id = pg.group_id \
+         JOIN groups ng ON ng.environment_id = ? AND ng.name = sg.name",
+        vec![src.into(), dst.into(), dst.into()],
+    )
+    .await?;
+    let config_items = exec(
+        db,
+        "INSERT INTO config_items (project_id, name, value, refs, updated_at) \
+         SELECT np.id, c.name, c.value, c.refs, c.updated_at FROM config_items c \
+         JOIN projects sp ON sp.id = c.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
+        vec![src.into(), dst.into()],
+    )
+    .await?;
+    exec(
+        db,
+        "INSERT INTO config_item_refs (project_id, item_name, position, kind, key) \
+         SELECT np.id, r.item_name, r.position, r.kind, r.key FROM config_item_refs r \
+         JOIN projects sp ON sp.id = r.project_id AND sp.environment_id = ? \
+         JOIN projects np ON np.environment_id = ? AND np.name = sp.name",
+        vec![src.into(), dst.into()],
+    )
+    .await?;
+    if entities as i64 >= ANALYZE_AFTER_ROWS {
+        analyze(db).await?;
+    }
+    Ok(CopyCounts {
+        groups: groups as i64,
+        entities: entities as i64,
+        links: links as i64,
+        projects: projects as i64,
+        config_items: config_items as i64,
+        replaced_groups,
+        replaced_entities,
+        replaced_projects,
+    })
+}
