@@ -20,6 +20,24 @@ use serde_json::{Value, json};
 use crate::output::{Resource, truncate};
 use crate::parse::{id_of, kind_label, ref_label, sharing_label, tier_label};
 
+/// An enum value's name without its prefix (`READY`), or the number when unknown.
+pub(crate) fn label<E: TryFrom<i32>>(n: i32, name: impl Fn(&E) -> &'static str, prefix: &str) -> String {
+    E::try_from(n).map_or_else(|_| n.to_string(), |e| name(&e).trim_start_matches(prefix).to_owned())
+}
+
+/// A recorded error (a failed job or run step) in JSON; `null` when there is none.
+pub(crate) fn error_json(e: Option<&ferry_proto::common::v1::ErrorStatus>) -> Value {
+    e.map_or(Value::Null, |e| {
+        json!({
+            "code": crate::error::code_name(tonic::Code::from_i32(e.code)),
+            "message": e.message,
+            "violations": e.violations.iter().map(|v| json!({
+                "violation_type": v.violation_type, "subject": v.subject, "description": v.description,
+            })).collect::<Vec<_>>(),
+        })
+    })
+}
+
 /// A timestamp to the second, for tables (`-` when absent).
 pub fn when(t: Option<&Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| Timestamp { seconds: t.seconds, nanos: 0 }.to_string())

@@ -6,15 +6,10 @@ use std::fmt::Write as _;
 
 use ferry_proto::common::v1::{ErrorStatus, Progress};
 use ferry_proto::refresh::v1::{PromotionRun, PromotionStep, RefreshMode, RefreshRun, RefreshStep, RunState, StepState};
-use serde_json::{Value, json};
 
+use super::label;
 use super::merge::done_of_total;
 use crate::parse::id_of;
-
-/// An enum value's name without its prefix (`RUNNING`), or the number when unknown.
-pub(super) fn label<E: TryFrom<i32>>(n: i32, name: impl Fn(&E) -> &'static str, prefix: &str) -> String {
-    E::try_from(n).map_or_else(|_| n.to_string(), |e| name(&e).trim_start_matches(prefix).to_owned())
-}
 
 pub fn run_state_label(n: i32) -> String {
     label(n, RunState::as_str_name, "RUN_STATE_")
@@ -56,18 +51,6 @@ pub(super) fn title(given: &[&str], number: i32) -> String {
 /// `CODE: message`.
 pub(super) fn error_line(e: &ErrorStatus) -> String {
     format!("{}: {}", crate::error::code_name(tonic::Code::from_i32(e.code)), e.message)
-}
-
-pub(super) fn error_json(e: Option<&ErrorStatus>) -> Value {
-    e.map_or(Value::Null, |e| {
-        json!({
-            "code": crate::error::code_name(tonic::Code::from_i32(e.code)),
-            "message": e.message,
-            "violations": e.violations.iter().map(|v| json!({
-                "violation_type": v.violation_type, "subject": v.subject, "description": v.description,
-            })).collect::<Vec<_>>(),
-        })
-    })
 }
 
 /// The one-line summary of a step: its error, what it waits for, its progress, or what

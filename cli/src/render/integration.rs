@@ -9,13 +9,10 @@ use ferry_proto::integration::v1::{
 };
 use serde_json::{Value, json};
 
-use super::{pretty, when, when_json};
+use super::{label, pretty, when, when_json};
 use crate::output::{Resource, truncate};
 use crate::parse::id_of;
 
-fn label<E: TryFrom<i32>>(n: i32, name: impl Fn(&E) -> &'static str, prefix: &str) -> String {
-    E::try_from(n).map_or_else(|_| n.to_string(), |e| name(&e).trim_start_matches(prefix).to_owned())
-}
 fn credential_label(n: i32) -> String {
     label(n, CredentialState::as_str_name, "CREDENTIAL_STATE_")
 }

@@ -9,14 +9,9 @@ use ferry_proto::merge::v1::{
 };
 use serde_json::{Value, json};
 
-use super::{ref_json, when, when_json};
+use super::{error_json, label, ref_json, when, when_json};
 use crate::output::Resource;
 use crate::parse::{id_of, kind_label, ref_label, sharing_label};
-
-/// An enum value's name without its prefix (`READY`), or the number when unknown.
-fn label<E: TryFrom<i32>>(n: i32, name: impl Fn(&E) -> &'static str, prefix: &str) -> String {
-    E::try_from(n).map_or_else(|_| n.to_string(), |e| name(&e).trim_start_matches(prefix).to_owned())
-}
 
 pub fn job_state_label(n: i32) -> String {
     label(n, JobState::as_str_name, "JOB_STATE_")
@@ -58,16 +53,6 @@ fn error_text(e: &ErrorStatus) -> String {
         let _ = write!(s, "\n{} {}: {}", v.violation_type, v.subject, v.description);
     }
     s
-}
-
-fn error_json(e: &ErrorStatus) -> Value {
-    json!({
-        "code": crate::error::code_name(tonic::Code::from_i32(e.code)),
-        "message": e.message,
-        "violations": e.violations.iter().map(|v| json!({
-            "violation_type": v.violation_type, "subject": v.subject, "description": v.description,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// The counters of a job result that are set, as `created 3, linked 2`.
@@ -157,7 +142,7 @@ impl Resource for Job {
                 "done": p.done, "total": p.total, "rate_per_second": p.rate_per_second, "phase": p.phase,
             })),
             "result": result,
-            "error": self.error.as_ref().map_or(Value::Null, error_json),
+            "error": error_json(self.error.as_ref()),
             "plan": self.plan,
             "source": self.source,
             "recipient": self.recipient,

@@ -10,11 +10,9 @@ use ferry_proto::refresh::v1::{
 };
 use serde_json::{Value, json};
 
-use super::checklist::{
-    error_json, error_line, label, mode_label, promotion_step_line, refresh_step_line, run_state_label, step_state_label, title,
-};
+use super::checklist::{error_line, mode_label, promotion_step_line, refresh_step_line, run_state_label, step_state_label, title};
 use super::merge::strategy_label;
-use super::{when, when_json};
+use super::{error_json, label, when, when_json};
 use crate::output::Resource;
 use crate::parse::id_of;
 
