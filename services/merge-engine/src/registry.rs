@@ -43,7 +43,7 @@ fn upstream(s: Status) -> Error {
     if ferry_kit::client::is_transient(&s) || s.code() == Code::ResourceExhausted {
         return Error::Unavailable(format!("group registry unavailable: {}", s.message()));
     }
-    Error::Registry(s)
+    Error::remote("group-registry", s)
 }
 
 impl Registry {
@@ -121,7 +121,7 @@ impl Registry {
                 Err(s) => return Err(upstream(s)),
             };
             if present.len() != chunk.len() {
-                return Err(Error::Registry(Status::internal("lookup reply not aligned with its request")));
+                return Err(Error::Internal("lookup reply not aligned with its request".into()));
             }
             out.extend(present);
         }
@@ -160,7 +160,7 @@ impl Registry {
             Err(s) => return Err(upstream(s)),
         };
         if reply.results.len() != actions.len() {
-            return Err(Error::Registry(Status::internal("merge batch reply not aligned with its operations")));
+            return Err(Error::Internal("merge batch reply not aligned with its operations".into()));
         }
         reply
             .results
@@ -170,7 +170,7 @@ impl Registry {
                     Ok(pb::OperationOutcome::Applied) => OpOutcome::Applied,
                     Ok(pb::OperationOutcome::AlreadyPresent) => OpOutcome::AlreadyPresent,
                     Ok(pb::OperationOutcome::Conflict) => OpOutcome::Conflict,
-                    _ => return Err(Error::Registry(Status::internal(format!("unknown operation outcome {}", r.outcome)))),
+                    _ => return Err(Error::Internal(format!("unknown operation outcome {}", r.outcome))),
                 };
                 Ok((outcome, r.entity_id))
             })
@@ -182,7 +182,7 @@ impl Registry {
 pub const MAX_ITEMS: usize = 5000;
 
 fn project_info(p: pb::Project) -> Result<ProjectInfo> {
-    let bad = |e: String| Error::Registry(Status::internal(format!("project from the registry: {e}")));
+    let bad = |e: String| Error::Internal(format!("project from the registry: {e}"));
     Ok(ProjectInfo {
         name: ProjectName::parse(&p.name).map_err(bad)?,
         groups: p.groups.iter().map(|g| GroupName::parse(g).map_err(bad)).collect::<Result<_>>()?,
@@ -291,7 +291,7 @@ pub struct Manifest {
 }
 
 fn entry(e: pb::ManifestEntry) -> Result<ManifestEntry> {
-    let bad = |what: &str| Error::Registry(Status::internal(format!("manifest entry with unknown {what}")));
+    let bad = |what: &str| Error::Internal(format!("manifest entry with unknown {what}"));
     Ok(ManifestEntry {
         kind: Kind::from_number(e.kind).ok_or_else(|| bad("kind"))?,
         key: e.key,

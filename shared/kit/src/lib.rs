@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod idempotency;
 pub mod metrics;
 pub mod paging;
@@ -19,7 +20,8 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 
-/// Errors of the kit itself (start-up, configuration, storage set-up).
+/// Errors of the kit itself (start-up, configuration, storage set-up); a service's
+/// requests fail with [`error::Error`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("configuration: {0}")]

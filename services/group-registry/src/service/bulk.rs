@@ -135,7 +135,7 @@ impl Registry {
         const LOCKED_ATTEMPTS: usize = 4;
         let again = |e: &Error| match e {
             Error::Db(e) => ferry_kit::db::is_write_race(e),
-            e => matches!(e, Error::InOrder),
+            e => matches!(e, Error::Again(crate::error::IN_ORDER)),
         };
         if ops.iter().all(|op| matches!(op, MergeOp::Copy(_) | MergeOp::Link(_))) {
             match self.merge_batch(key.clone(), recipient.clone(), ops.clone(), Way::Deliver).await {

@@ -46,7 +46,7 @@ pub(super) async fn one_by_one(txn: &DatabaseTransaction, g: &GroupKey, ops: &[M
 /// classification would apply (the recipient's environment, the right sharing, a key the
 /// recipient does not hold), without reading each entity and key first. Only operations
 /// left over are classified, against what the recipient holds now. The results are
-/// [`one_by_one`]'s, or [`Error::InOrder`] where they could differ: when a later operation
+/// [`one_by_one`]'s, or [`crate::error::IN_ORDER`] where they could differ: when a later operation
 /// of the batch took a key an earlier one would have had, or an operation is invalid.
 pub(super) async fn deliver(txn: &DatabaseTransaction, g: &GroupKey, ops: &[MergeOp]) -> Result<Vec<OpResult>> {
     let of = |copy: bool| -> Vec<i64> {
@@ -87,13 +87,13 @@ pub(super) async fn deliver(txn: &DatabaseTransaction, g: &GroupKey, ops: &[Merg
         Ok(plan) => plan,
         // Its violations name operations by their place among the leftovers; in order,
         // they name them by their place in the batch.
-        Err(Error::InvalidArgument(_)) => return Err(Error::InOrder),
+        Err(Error::InvalidArgument(_)) => return Err(Error::Again(crate::error::IN_ORDER)),
         Err(e) => return Err(e),
     };
     for (i, r) in rest.into_iter().zip(plan.results) {
         let taken_by_later = delivered_by.get(&r.entity_id).is_some_and(|&j| j > i);
         if r.outcome == Outcome::Applied || taken_by_later {
-            return Err(Error::InOrder);
+            return Err(Error::Again(crate::error::IN_ORDER));
         }
         results[i] = r;
     }

@@ -204,7 +204,7 @@ impl Control {
         if !self.replayed(&key, M).await? {
             self.envs.exists(&source).await?;
             if self.envs.tier(&dest).await? == Tier::Production {
-                return Err(Error::precondition(
+                return Err(Error::unmet(
                     "DESTINATION_PRODUCTION",
                     &dest,
                     format!("{dest} is a production environment; production is never a refresh destination"),
@@ -366,7 +366,7 @@ impl Control {
                 let mut cs = ChangeSet::new(env.clone(), now);
                 match store::fences::find(txn, &env).await? {
                     Some(f) if f.holder != holder => {
-                        return Err(Error::precondition(
+                        return Err(Error::unmet(
                             "FENCED_BY_OTHER_HOLDER",
                             &f.holder,
                             format!("{env} is fenced by {}; only that holder can change its fence", f.holder),
@@ -420,7 +420,7 @@ impl Control {
                 let mut cs = ChangeSet::new(env.clone(), now_micros());
                 if let Some(f) = store::fences::find(txn, &env).await? {
                     if f.holder != holder && !force {
-                        return Err(Error::precondition(
+                        return Err(Error::unmet(
                             "FENCED_BY_OTHER_HOLDER",
                             &f.holder,
                             format!("{env} is fenced by {}; set force to lift another holder's fence", f.holder),

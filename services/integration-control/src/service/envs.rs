@@ -38,11 +38,10 @@ impl Environments {
             Ok(e) => match EnvironmentTier::try_from(e.into_inner().tier) {
                 Ok(EnvironmentTier::Production) => Ok(Tier::Production),
                 Ok(EnvironmentTier::NonProduction) => Ok(Tier::NonProduction),
-                _ => Err(Error::Registry(format!("{env} has no known tier"))),
+                _ => Err(Error::Internal(format!("the registry knows no tier of {env}"))),
             },
             Err(s) if s.code() == tonic::Code::NotFound => Err(Error::not_found("environment", env)),
-            Err(s) if ferry_kit::client::is_transient(&s) => Err(Error::RegistryUnavailable(s.message().to_owned())),
-            Err(s) => Err(Error::Registry(format!("{:?}: {}", s.code(), s.message()))),
+            Err(s) => Err(Error::remote("group-registry", s)),
         }
     }
 

@@ -158,7 +158,7 @@ impl Control {
                 let mut row = integration_row(txn, &name).await?;
                 let i = &mut row.integration;
                 if i.credential_state == CredentialState::None {
-                    return Err(Error::precondition("CREDENTIALS_NONE", &name, format!("{name} has no credentials; rotate them in first")));
+                    return Err(Error::unmet("CREDENTIALS_NONE", &name, format!("{name} has no credentials; rotate them in first")));
                 }
                 if i.credential_state != to {
                     i.credential_state = to;

@@ -26,11 +26,7 @@ pub struct MappingPatch {
 }
 
 fn targets_elsewhere(name: &MappingName, target: &EnvName) -> Error {
-    Error::precondition(
-        "TARGETS_OTHER_ENVIRONMENT",
-        name,
-        format!("{name} is for {target}, not {}; it can be active only there", name.env()),
-    )
+    Error::unmet("TARGETS_OTHER_ENVIRONMENT", name, format!("{name} is for {target}, not {}; it can be active only there", name.env()))
 }
 
 impl Control {
@@ -47,7 +43,7 @@ impl Control {
                     return Err(Error::already_exists("mapping", &new.name));
                 }
                 if new.active && &target != new.name.env() {
-                    return Err(Error::precondition(
+                    return Err(Error::unmet(
                         "TARGETS_OTHER_ENVIRONMENT",
                         &new.name,
                         format!("a mapping provisioned for {target} must be created inactive"),
@@ -165,7 +161,7 @@ impl Control {
                         } else {
                             ("BOUND_ELSEWHERE", format!("{name} is bound to {}; set rebind to bind it to {env}", m.bound))
                         };
-                        return Err(Error::precondition(kind, &name, why));
+                        return Err(Error::unmet(kind, &name, why));
                     }
                     m.bound = env;
                     m.fenced = false;

@@ -99,7 +99,7 @@ impl Control {
             Box::pin(async move {
                 let row = store::snapshots::find(txn, &name).await?.ok_or_else(|| Error::not_found("snapshot", &name))?;
                 if env != name.env {
-                    return Err(Error::precondition(
+                    return Err(Error::unmet(
                         "SNAPSHOT_OF_OTHER_ENVIRONMENT",
                         &env,
                         format!("{name} was taken of {}; it restores only there", name.env),
@@ -156,7 +156,7 @@ impl Control {
                         continue;
                     }
                     if store::integrations::find(txn, &m.name.integration).await?.is_none() {
-                        return Err(Error::precondition(
+                        return Err(Error::unmet(
                             "INTEGRATION_MISSING",
                             &m.name.integration,
                             format!("{} does not exist; restore it too to restore {}", m.name.integration, m.name),

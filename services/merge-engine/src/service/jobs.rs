@@ -180,7 +180,7 @@ impl Engine {
 
     /// The request a CLONE_GROUP job plans.
     pub(crate) fn clone_request(job: &Job) -> Result<PlanRequest> {
-        let parse = |s: &str| GroupName::parse(s).map_err(|e| Error::Registry(tonic::Status::internal(format!("stored job group: {e}"))));
+        let parse = |s: &str| GroupName::parse(s).map_err(|e| Error::Internal(format!("stored job group: {e}")));
         Ok(PlanRequest {
             plan_type: PlanType::GroupClone,
             source: parse(&job.source)?,

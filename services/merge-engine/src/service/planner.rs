@@ -93,7 +93,7 @@ async fn join(
     let mut n: i64 = 0;
     while let Some(s) = src.next().await? {
         if previous.as_ref().is_some_and(|p| manifest_order(p, &s) != Ordering::Less) {
-            return Err(Error::Registry(tonic::Status::internal("source manifest is not in (kind, key) order")));
+            return Err(Error::Internal("source manifest is not in (kind, key) order".into()));
         }
         let matched = match rec.as_mut() {
             Some(r) => advance(r, &s).await?,

@@ -19,7 +19,7 @@ use crate::store::jobs::JobRow;
 const CHILD_POLL: Duration = Duration::from_millis(100);
 
 fn project(s: &str) -> Result<ProjectName> {
-    ProjectName::parse(s).map_err(|e| Error::Registry(tonic::Status::internal(format!("stored project name: {e}"))))
+    ProjectName::parse(s).map_err(|e| Error::Internal(format!("stored project name: {e}")))
 }
 
 impl Engine {
@@ -116,7 +116,7 @@ impl Engine {
                     return Ok(());
                 }
                 let error = c.job.error.unwrap_or_else(cancelled_error);
-                return Err(Error::Child { job: child.clone(), error });
+                return Err(Error::Recorded { context: child.to_string(), info: (&error).into() });
             }
             let now = now_micros();
             match store::jobs::claim_one(&self.db, child, &self.settings.owner, now, now + self.lease_micros()).await? {

@@ -65,8 +65,7 @@ impl Engine {
                 "nothing to revert",
             ));
         }
-        let recipient =
-            GroupName::parse(&applied.recipient).map_err(|e| Error::Registry(tonic::Status::internal(format!("stored recipient: {e}"))))?;
+        let recipient = GroupName::parse(&applied.recipient).map_err(|e| Error::Internal(format!("stored recipient: {e}")))?;
         let (changed, n) = self.changed_since(&target, &recipient).await?;
         if n > 0 && !proceed {
             return Err(Error::precondition(

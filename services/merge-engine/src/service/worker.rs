@@ -100,7 +100,7 @@ impl Engine {
                 {
                     tracing::error!(error = %e, cause = ?e, "job failed");
                 }
-                if let Err(e2) = self.end(&id, JobState::Failed, Some(e.to_job_error())).await {
+                if let Err(e2) = self.end(&id, JobState::Failed, Some(crate::domain::JobError::from(&e))).await {
                     tracing::warn!(error = %e2, "recording the job's failure failed; it is retried when its lease expires");
                 }
             }
@@ -318,7 +318,7 @@ impl Chunks<'_> {
             let actions: Vec<Action> =
                 items.iter().filter_map(|i| action(i.outcome, self.plan.strategy, i.source_entity_id, i.recipient_entity_id)).collect();
             if actions.len() != items.len() {
-                return Err(Error::Registry(tonic::Status::internal("a plan item has no action")));
+                return Err(Error::Internal("a plan item has no action".into()));
             }
             let (registry, recipient, sent) = (self.engine.registry.clone(), self.plan.recipient.clone(), actions.clone());
             let request_id = format!("{}:{}", self.job, self.number);
@@ -341,8 +341,7 @@ struct InFlight {
 
 impl InFlight {
     async fn finish(self) -> Result<Applied> {
-        let results =
-            self.task.await.map_err(|e| Error::Registry(tonic::Status::internal(format!("sending a merge batch failed: {e}"))))??;
+        let results = self.task.await.map_err(|e| Error::Internal(format!("sending a merge batch failed: {e}")))??;
         Ok(Applied { items: self.items, actions: self.actions, results })
     }
 }
@@ -358,10 +357,8 @@ enum Flow {
 impl Engine {
     /// Undoes an applied merge's copies and links, chunk by chunk like an apply.
     async fn run_revert(&self, mut row: JobRow) -> Result<Ended> {
-        let target =
-            row.job.reverted_job.clone().ok_or_else(|| Error::Registry(tonic::Status::internal("revert job without its target")))?;
-        let recipient =
-            GroupName::parse(&row.job.recipient).map_err(|e| Error::Registry(tonic::Status::internal(format!("stored recipient: {e}"))))?;
+        let target = row.job.reverted_job.clone().ok_or_else(|| Error::Internal("revert job without its target".into()))?;
+        let recipient = GroupName::parse(&row.job.recipient).map_err(|e| Error::Internal(format!("stored recipient: {e}")))?;
         if row.job.progress.phase != REVERTING {
             row.job.progress.phase = REVERTING.into();
             if self.checkpoint(&self.db, &row, None).await?.is_none() {

@@ -13,7 +13,7 @@ use super::journal::Journal;
 use super::leases::{self, Claim};
 use super::{Cx, Engine, Flow, Kind, store};
 use crate::domain::{Interruption, RunState, StepState};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunError};
 use crate::metrics::{self, Outcome};
 
 /// The running driver; dropping it (or [`Driver::stop`]) stops it and every run it was
@@ -272,7 +272,7 @@ async fn run_step<K: Kind>(cx: &mut Cx<K>, index: usize) -> Result<()> {
 /// The run (and step `index`, if any) FAILED with `e`; it waits for a retry or an abort.
 fn fail<K: Kind>(cx: &mut Cx<K>, index: Option<usize>, e: &Error, what: &str) {
     tracing::warn!(run = %cx.name(), step = index.map(|i| i + 1), error = %e, "run step {what}");
-    let info = e.info();
+    let info: crate::domain::ErrorInfo = e.info().into();
     if let Some(i) = index {
         let step = &mut cx.run.steps[i];
         step.log.push(format!("{what}: {}", info.message));

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 pub fn locked(held: locks::Held) -> Error {
     let kind = if held.resource.contains("/projects/") { "PROJECT_LOCKED" } else { "ENVIRONMENT_LOCKED" };
     let description = format!("{} is held by {}; wait for it to end, or retry or abort it", held.resource, held.run);
-    Error::precondition(kind, held.run, description)
+    Error::unmet(kind, held.run, description)
 }
 
 /// What a list asks for.
@@ -182,12 +182,12 @@ impl Engine {
                     run.state = RunState::Running;
                     Ok(true)
                 }
-                Some(i) => Err(Error::precondition(
+                Some(i) => Err(Error::unmet(
                     "STEP_NOT_WAITING",
                     format!("{name}/steps/{number}"),
                     format!("step {number} is not waiting for confirmation; step {} is", i + 1),
                 )),
-                None => Err(Error::precondition(
+                None => Err(Error::unmet(
                     "STEP_NOT_WAITING",
                     format!("{name}/steps/{number}"),
                     format!("no step of {name} is waiting for confirmation"),
@@ -202,7 +202,7 @@ impl Engine {
         let name = name_of::<K>(id);
         self.update::<K, _>(id, key.as_ref(), method, move |run, _| {
             if run.state != RunState::Failed {
-                return Err(Error::precondition("RUN_NOT_FAILED", &name, format!("{name} is not FAILED")));
+                return Err(Error::unmet("RUN_NOT_FAILED", &name, format!("{name} is not FAILED")));
             }
             run.state = if run.aborting() { RunState::Aborting } else { RunState::Running };
             run.error = None;
@@ -222,7 +222,7 @@ impl Engine {
     pub async fn abort<K: Kind>(&self, id: &str, request: AbortRequest, key: Option<RequestKey>, method: &'static str) -> Result<RunOf<K>> {
         let name = name_of::<K>(id);
         self.update::<K, _>(id, key.as_ref(), method, move |run, asked| match run.state {
-            RunState::Succeeded => Err(Error::precondition("RUN_SUCCEEDED", &name, format!("{name} succeeded; there is nothing to abort"))),
+            RunState::Succeeded => Err(Error::unmet("RUN_SUCCEEDED", &name, format!("{name} succeeded; there is nothing to abort"))),
             RunState::Aborted => Ok(false),
             // An abort that failed (say, a revert refused for changed entities): asking
             // again with `proceed_with_changed` resumes it, allowing that.

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Engine, Kind};
 use crate::domain::Schedule;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunError};
 use crate::store::{all, exec, one};
 
 /// A run kind that schedules can start.
@@ -140,7 +140,7 @@ impl Engine {
                     if let Some(existing) = find(txn, &schedule.id).await? {
                         let deleted = serde_json::from_str::<ScheduleOf<K>>(&existing.body).ok().and_then(|s| s.delete_time).is_some();
                         let hint = if deleted { " (deleted: undelete it, or choose another id)" } else { "" };
-                        return Err(Error::AlreadyExists(format!("{name} already exists{hint}")));
+                        return Err(Error::AlreadyExists { resource: "schedule", message: format!("{name} already exists{hint}"), name });
                     }
                     exec(
                         txn,

@@ -243,7 +243,8 @@ pub fn delete(s: &mut RefreshSchedule) -> Result<bool, Error> {
 /// UndeleteRefreshSchedule.
 pub fn undelete(s: &mut RefreshSchedule) -> Result<bool, Error> {
     if s.delete_time.is_none() {
-        return Err(Error::AlreadyExists(format!("{} exists (it is not deleted)", name(&s.id))));
+        let name = name(&s.id);
+        return Err(Error::AlreadyExists { resource: "schedule", message: format!("{name} exists (it is not deleted)"), name });
     }
     s.delete_time = None;
     Ok(true)

@@ -20,7 +20,7 @@ use crate::domain::remote::{GroupPair, MergeJob, MergeJobState, MergePlanInfo, P
 use crate::domain::{ProjectName, PromotionOptions, PromotionRun, PromotionSpec, PromotionStep, PromotionStepKind, Run, Step, StepState};
 use crate::engine::locks::Lock;
 use crate::engine::{Cx, Engine, Flow, Kind, RunOf};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunError};
 
 /// The promotion run kind.
 pub struct Promotion;
@@ -58,7 +58,7 @@ impl Kind for Promotion {
         let project = run.steps.last().filter(|s| s.detail.kind == PromotionStepKind::MergeProject);
         if project.is_some_and(|s| !matches!(s.state, StepState::Pending | StepState::Skipped)) {
             let name = crate::engine::name_of::<Self>(&run.id);
-            return Err(Error::precondition(
+            return Err(Error::unmet(
                 "MERGE_PROJECT_STARTED",
                 &name,
                 format!("the project merge of {name} has started; it cannot be aborted"),

@@ -37,7 +37,7 @@ async fn inventory(c: &Clients, env: &EnvName) -> Result<Inventory> {
 pub async fn check_environments(c: &Clients, source: &EnvName, destination: &EnvName) -> Result<()> {
     c.registry.tier(source).await?;
     if c.registry.tier(destination).await? == Tier::Production {
-        return Err(Error::precondition(
+        return Err(Error::unmet(
             "DESTINATION_IS_PRODUCTION",
             destination,
             format!("{destination} is PRODUCTION: production is never a refresh destination"),
