@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_create_runs::Migration),
             Box::new(m20261203_000004_create_schedules::Migration),
             Box::new(m20261203_000005_create_run_step_parts::Migration),
+            Box::new(m20261203_000006_compress_documents::Migration),
         ]
     }
 }
@@ -454,6 +455,32 @@ mod m20261203_000005_create_run_step_parts {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS run_step_parts").await?;
+            Ok(())
+        }
+    }
+}
+
+/// The run documents, journal results and step parts are JSON, the largest a few hundred
+/// KiB (a 1,000-mapping change set): on PostgreSQL they are compressed with lz4 rather
+/// than pglz, which took most of a step's own time on such a value (docs/performance.md).
+mod m20261203_000006_compress_documents {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000006_compress_documents"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::compress_with_lz4(manager.get_connection(), &["runs.body", "journal.result", "run_step_parts.body"]).await
+        }
+
+        async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
             Ok(())
         }
     }
