@@ -109,7 +109,7 @@ pub async fn start_registry(database_url: &str) -> anyhow::Result<Registry> {
 
 /// The registry in-process on loopback with `common`; the returned client presents `token`.
 pub async fn start_registry_with(database_url: &str, common: CommonArgs, token: Option<&str>) -> anyhow::Result<Registry> {
-    let config = group_registry::Config { listen: "127.0.0.1:0".parse()?, database_url: database_url.to_owned(), common };
+    let config = group_registry::Config::new("127.0.0.1:0".parse()?, database_url.to_owned(), common);
     let server = group_registry::build(&config).await?;
     let url = format!("http://{}", server.local_addr());
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();

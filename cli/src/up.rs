@@ -191,13 +191,10 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
 
     // Build (and so bind) all four before serving any: a port in use fails the start
     // without leaving a partial suite behind.
-    let registry = group_registry::build(&group_registry::Config {
-        listen: at(opts.registry_port),
-        database_url: format!("sqlite://{db_path}"),
-        common: common.clone(),
-    })
-    .await
-    .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
+    let registry =
+        group_registry::build(&group_registry::Config::new(at(opts.registry_port), format!("sqlite://{db_path}"), common.clone()))
+            .await
+            .with_context(|| format!("starting group-registry on {}", at(opts.registry_port)))?;
     // Metrics are one registry per process: the registry's endpoint (--metrics-listen)
     // serves all four services' metrics, so the others bind none.
     common.metrics_listen = None;

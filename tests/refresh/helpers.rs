@@ -139,9 +139,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
         ..CommonArgs::default()
     };
 
-    let registry = group_registry::build(&group_registry::Config { listen: any, database_url: registry_db, common: common.clone() })
-        .await
-        .expect("build registry");
+    let registry = group_registry::build(&group_registry::Config::new(any, registry_db, common.clone())).await.expect("build registry");
     let registry_addr = registry.local_addr();
     let metrics = registry.metrics_addr().expect("metrics endpoint");
     let registry_url = format!("http://{registry_addr}");

@@ -18,9 +18,7 @@ async fn every_service_migrates_a_fresh_sqlite_file() {
     let nowhere = "http://127.0.0.1:1"; // nothing listens: migrating calls no other service
     let common = CommonArgs::default();
 
-    group_registry::migrate(&group_registry::Config { listen, database_url: url("registry.db"), common: common.clone() })
-        .await
-        .expect("registry migrates");
+    group_registry::migrate(&group_registry::Config::new(listen, url("registry.db"), common.clone())).await.expect("registry migrates");
     merge_engine::migrate(&merge_engine::Config::new(listen, url("merge.db"), nowhere, common.clone())).await.expect("engine migrates");
     let absent_key = dir.path().join("no-such-sealing.key");
     integration_control::migrate(&integration_control::Config {

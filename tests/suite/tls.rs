@@ -96,11 +96,11 @@ impl Registry {
     async fn start(mut common: CommonArgs) -> Self {
         let dir = TempDir::new();
         common.no_auth = true;
-        let config = group_registry::Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: format!("sqlite://{}", dir.path().join("registry.db").display()),
+        let config = group_registry::Config::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            format!("sqlite://{}", dir.path().join("registry.db").display()),
             common,
-        };
+        );
         let server = group_registry::build(&config).await.expect("start group-registry");
         let (addr, health_addr) = (server.local_addr(), server.health_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

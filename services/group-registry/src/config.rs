@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 
 use ferry_kit::config::CommonArgs;
 
+/// How long a restore point is kept by default: 7 days.
+pub const DEFAULT_RESTORE_POINT_RETENTION_HOURS: u64 = 7 * 24;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "group-registry", about = "Ferry's system of record: environments, groups, entities, projects")]
 pub struct Config {
@@ -13,6 +16,17 @@ pub struct Config {
     /// Database URL: sqlite://path/registry.db or postgres://user:pass@host/db.
     #[arg(long, env = "FERRY_REGISTRY_DATABASE_URL", default_value = "sqlite://.ferry/registry.db", hide_env_values = true)]
     pub database_url: String,
+    /// How long a restore point is kept (hours) before it expires: it can no longer be
+    /// restored and is pruned.
+    #[arg(long, env = "FERRY_REGISTRY_RESTORE_POINT_RETENTION_HOURS", default_value_t = DEFAULT_RESTORE_POINT_RETENTION_HOURS)]
+    pub restore_point_retention_hours: u64,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl Config {
+    /// A registry on `listen` and `database_url` with the default retention.
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>, common: CommonArgs) -> Self {
+        Self { listen, database_url: database_url.into(), restore_point_retention_hours: DEFAULT_RESTORE_POINT_RETENTION_HOURS, common }
+    }
 }

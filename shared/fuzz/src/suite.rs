@@ -82,7 +82,7 @@ impl Suite {
         let mut suite = Self { endpoints: Vec::new(), tokens, servers: Vec::new(), workers: None, driver: None };
         let url = |addr: SocketAddr| format!("http://{addr}");
 
-        let config = group_registry::Config { listen: any, database_url: dbs.registry.clone(), common: common.clone() };
+        let config = group_registry::Config::new(any, dbs.registry.clone(), common.clone());
         let registry = group_registry::build(&config).await?;
         let registry_url = url(registry.local_addr());
         suite.add("ferry.registry.v1.RegistryService", &registry_url, registry);

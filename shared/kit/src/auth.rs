@@ -120,11 +120,12 @@ pub fn required_role(method: &str) -> Role {
     // `Plan*` is not a read: plans are stored resources (a refresh or promotion plan, a
     // clone plan), so planning needs the operator role.
     const READ: [&str; 8] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Authorize"];
-    // Environment-wide operations: the registry's copy and the refresh steps of
+    // Environment-wide operations: the registry's copy and restore, and the refresh steps of
     // integration-control. The refresh coordinator calls them with its service token.
-    const ADMIN: [&str; 12] = [
+    const ADMIN: [&str; 13] = [
         "CreateEnvironment",
         "CopyEnvironment",
+        "RestoreEnvironment",
         "DeleteEnvironment",
         "DeactivateIntegrations",
         "ReactivateIntegrations",

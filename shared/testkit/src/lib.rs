@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod content;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

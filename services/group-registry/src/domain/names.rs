@@ -118,6 +118,35 @@ impl fmt::Display for ProjectName {
     }
 }
 
+/// `environments/{environment}/restorePoints/{restore_point}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RestorePointName {
+    pub env: EnvName,
+    pub id: ResourceId,
+}
+
+impl RestorePointName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let p = segments(s, &["environments", "restorePoints"])?;
+        Ok(Self { env: EnvName(id(p[0])?), id: id(p[1])? })
+    }
+    pub fn new(env: &str, id: &str) -> Self {
+        Self { env: EnvName(ResourceId::from_stored(env)), id: ResourceId::from_stored(id) }
+    }
+    /// The name of the hidden environment that holds the restore point's content. Its
+    /// `~` can never start an environment id, so no request can name it, and
+    /// ListEnvironments stops before it (names sort byte-wise; `~` follows every letter).
+    pub fn archive(&self) -> String {
+        format!("~{}~{}", self.env.id(), self.id)
+    }
+}
+
+impl fmt::Display for RestorePointName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/restorePoints/{}", self.env, self.id)
+    }
+}
+
 /// `environments/{environment}/projects/{project}/configItems/{item}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConfigItemName {

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigItemName, EntityKey, EntityName, EntityRef, EnvName, GroupName, Json, Kind, ProjectName, Sharing, Tier};
+use super::{
+    ConfigItemName, EntityKey, EntityName, EntityRef, EnvName, GroupName, Json, Kind, ProjectName, RestorePointName, Sharing, Tier,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
@@ -124,6 +126,52 @@ pub struct CopyCounts {
     pub replaced_groups: i64,
     pub replaced_entities: i64,
     pub replaced_projects: i64,
+}
+
+/// What an environment's content holds (a restore point's counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ContentCounts {
+    pub groups: i64,
+    pub entities: i64,
+    pub links: i64,
+    pub projects: i64,
+    pub config_items: i64,
+}
+
+impl From<CopyCounts> for ContentCounts {
+    fn from(c: CopyCounts) -> Self {
+        Self { groups: c.groups, entities: c.entities, links: c.links, projects: c.projects, config_items: c.config_items }
+    }
+}
+
+/// An environment's whole content kept at one moment (see `store::restore_points`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    pub name: RestorePointName,
+    pub run: String,
+    pub integration_snapshot: String,
+    pub description: String,
+    pub counts: ContentCounts,
+    pub size_bytes: i64,
+    pub created_at: i64,
+    pub expire_at: i64,
+    pub restored_at: Option<i64>,
+}
+
+/// What a caller gives of a new restore point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRestorePoint {
+    pub name: RestorePointName,
+    pub run: String,
+    pub integration_snapshot: String,
+    pub description: String,
+}
+
+/// A restore done: the restore point as it is now, and what the environment held before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    pub restore_point: RestorePoint,
+    pub replaced: CopyCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

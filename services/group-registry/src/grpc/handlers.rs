@@ -307,6 +307,35 @@ impl RegistryService for RegistryApi {
         }))
     }
 
+    async fn create_restore_point(&self, req: Request<pb::CreateRestorePointRequest>) -> Result<Response<pb::RestorePoint>, Status> {
+        self.do_create_restore_point(req).await
+    }
+
+    async fn get_restore_point(&self, req: Request<pb::GetRestorePointRequest>) -> Result<Response<pb::RestorePoint>, Status> {
+        self.do_get_restore_point(req).await
+    }
+
+    async fn list_restore_points(
+        &self,
+        req: Request<pb::ListRestorePointsRequest>,
+    ) -> Result<Response<pb::ListRestorePointsResponse>, Status> {
+        self.do_list_restore_points(req).await
+    }
+
+    async fn delete_restore_point(
+        &self,
+        req: Request<pb::DeleteRestorePointRequest>,
+    ) -> Result<Response<pb::DeleteRestorePointResponse>, Status> {
+        self.do_delete_restore_point(req).await
+    }
+
+    async fn restore_environment(
+        &self,
+        req: Request<pb::RestoreEnvironmentRequest>,
+    ) -> Result<Response<pb::RestoreEnvironmentResponse>, Status> {
+        self.do_restore_environment(req).await
+    }
+
     async fn create_project(&self, req: Request<pb::CreateProjectRequest>) -> Result<Response<pb::Project>, Status> {
         self.do_create_project(req).await
     }

@@ -6,5 +6,6 @@ mod bulk;
 mod convert;
 mod handlers;
 mod projects;
+mod restore_points;
 
 pub use handlers::RegistryApi;

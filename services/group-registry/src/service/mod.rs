@@ -5,6 +5,7 @@
 mod bulk;
 mod entities;
 mod projects;
+mod restore_points;
 mod settle;
 
 pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};
@@ -32,11 +33,20 @@ pub struct Registry {
     /// GetEntity's reads (`ferry_kit::db::point_reads`): in place on a SQLite file, a pool
     /// keeping generic plans on PostgreSQL.
     points: Arc<PointReads>,
+    /// How long a new restore point is kept.
+    restore_point_retention: std::time::Duration,
 }
 
 impl Registry {
     pub fn new(db: DatabaseConnection, reads: DatabaseConnection, points: PointReads) -> Self {
-        Self { db, reads, points: Arc::new(points) }
+        let restore_point_retention = std::time::Duration::from_secs(crate::config::DEFAULT_RESTORE_POINT_RETENTION_HOURS * 3600);
+        Self { db, reads, points: Arc::new(points), restore_point_retention }
+    }
+
+    /// Keeps new restore points for `retention`.
+    pub fn with_restore_point_retention(mut self, retention: std::time::Duration) -> Self {
+        self.restore_point_retention = retention;
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {

@@ -1,5 +1,6 @@
 //! The environment copy a refresh runs: the destination's groups, entities, links,
-//! projects and configuration replaced by the source's, set-based.
+//! projects and configuration replaced by the source's, set-based. Restore points are the
+//! same copy into and out of a hidden environment (`store::restore_points`).
 
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -12,33 +13,58 @@ async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64
     col(&row, 0)
 }
 
+/// The times the copies carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Times {
+    /// A refresh: groups and projects are created now, entities updated now.
+    Now(i64),
+    /// A restore point taken or restored: every time stays as it was.
+    Kept,
+}
+
+/// Removes everything environment `env` holds (groups, entities, links, projects,
+/// configuration), children first.
+pub async fn clear_environment<C: ConnectionTrait>(db: &C, env: i64) -> Result<(), DbErr> {
+    exec(db, "DELETE FROM projects WHERE environment_id = ?", vec![env.into()]).await?;
+    exec(db, "DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE environment_id = ?)", vec![env.into()]).await?;
+    exec(db, "DELETE FROM entities WHERE environment_id = ?", vec![env.into()]).await?;
+    exec(db, "DELETE FROM groups WHERE environment_id = ?", vec![env.into()]).await?;
+    Ok(())
+}
+
 /// Replaces everything the destination environment holds (groups, entities, links,
 /// projects, configuration) with a copy of the source's. Revisions in the destination
 /// only grow, so a plan made before the copy is stale after it.
-pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, now: i64) -> Result<CopyCounts, DbErr> {
+pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, times: Times) -> Result<CopyCounts, DbErr> {
     let replaced_groups = count(db, "SELECT COUNT(*) FROM groups WHERE environment_id = ?", dst).await?;
     let replaced_entities = count(db, "SELECT COUNT(*) FROM entities WHERE environment_id = ?", dst).await?;
     let replaced_projects = count(db, "SELECT COUNT(*) FROM projects WHERE environment_id = ?", dst).await?;
     let group_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM groups WHERE environment_id = ?", dst).await?;
     let project_rev = count(db, "SELECT COALESCE(MAX(revision), 0) FROM projects WHERE environment_id = ?", dst).await?;
 
-    exec(db, "DELETE FROM projects WHERE environment_id = ?", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE environment_id = ?)", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM entities WHERE environment_id = ?", vec![dst.into()]).await?;
-    exec(db, "DELETE FROM groups WHERE environment_id = ?", vec![dst.into()]).await?;
+    clear_environment(db, dst).await?;
 
+    // A time column as copied: the source's, or `now` bound as a parameter.
+    let (created, updated, now) = match times {
+        Times::Now(now) => ("?", "?", vec![sea_orm::Value::from(now)]),
+        Times::Kept => ("created_at", "updated_at", vec![]),
+    };
     let groups = exec(
         db,
-        "INSERT INTO groups (environment_id, name, display_name, revision, created_at) \
-         SELECT ?, name, display_name, revision + ?, ? FROM groups WHERE environment_id = ?",
-        vec![dst.into(), group_rev.into(), now.into(), src.into()],
+        &format!(
+            "INSERT INTO groups (environment_id, name, display_name, revision, created_at) \
+             SELECT ?, name, display_name, revision + ?, {created} FROM groups WHERE environment_id = ?"
+        ),
+        [vec![dst.into(), group_rev.into()], now.clone(), vec![src.into()]].concat(),
     )
     .await?;
     let entities = exec(
         db,
-        "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
-         SELECT ?, kind, key, sharing, payload, refs, content_hash, id, created_at, ? FROM entities WHERE environment_id = ?",
-        vec![dst.into(), now.into(), src.into()],
+        &format!(
+            "INSERT INTO entities (environment_id, kind, key, sharing, payload, refs, content_hash, copied_from, created_at, updated_at) \
+             SELECT ?, kind, key, sharing, payload, refs, content_hash, id, created_at, {updated} FROM entities WHERE environment_id = ?"
+        ),
+        [vec![dst.into()], now.clone(), vec![src.into()]].concat(),
     )
     .await?;
     let links = exec(
@@ -53,9 +79,11 @@ pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, no
     .await?;
     let projects = exec(
         db,
-        "INSERT INTO projects (environment_id, name, display_name, revision, created_at) \
-         SELECT ?, name, display_name, revision + ?, ? FROM projects WHERE environment_id = ?",
-        vec![dst.into(), project_rev.into(), now.into(), src.into()],
+        &format!(
+            "INSERT INTO projects (environment_id, name, display_name, revision, created_at) \
+             SELECT ?, name, display_name, revision + ?, {created} FROM projects WHERE environment_id = ?"
+        ),
+        [vec![dst.into(), project_rev.into()], now, vec![src.into()]].concat(),
     )
     .await?;
     exec(

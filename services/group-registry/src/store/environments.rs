@@ -47,7 +47,7 @@ pub async fn find<C: ConnectionTrait>(db: &C, name: &EnvName) -> Result<Option<E
 pub async fn list<C: ConnectionTrait>(db: &C, after: Option<&str>, limit: u64) -> Result<Vec<EnvRow>, DbErr> {
     let rows = all(
         db,
-        &format!("SELECT {COLS} FROM environments WHERE name > ? ORDER BY name LIMIT ?"),
+        &format!("SELECT {COLS} FROM environments WHERE name > ? AND name < '~' ORDER BY name LIMIT ?"),
         vec![after.unwrap_or("").into(), Value::from(limit as i64)],
     )
     .await?;

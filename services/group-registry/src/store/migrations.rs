@@ -11,7 +11,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_registry::Migration), Box::new(m20261124_000001_tune_bulk_paths::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_registry::Migration),
+            Box::new(m20261124_000001_tune_bulk_paths::Migration),
+            Box::new(m20261203_000001_create_restore_points::Migration),
+        ]
     }
 }
 
@@ -179,6 +183,54 @@ mod m20261124_000001_tune_bulk_paths {
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), postgres(manager, DOWN_POSTGRES)).await?;
             ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
+        }
+    }
+}
+
+/// Restore points: the row naming each, beside the hidden environment holding its content
+/// (`store::restore_points`).
+mod m20261203_000001_create_restore_points {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_create_restore_points"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE restore_points (
+            id {SERIAL},
+            environment_id BIGINT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+            name {KEY} NOT NULL,
+            archive_id BIGINT NOT NULL REFERENCES environments(id),
+            run TEXT NOT NULL,
+            integration_snapshot TEXT NOT NULL,
+            description TEXT NOT NULL,
+            groups BIGINT NOT NULL,
+            entities BIGINT NOT NULL,
+            links BIGINT NOT NULL,
+            projects BIGINT NOT NULL,
+            config_items BIGINT NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expire_at BIGINT NOT NULL,
+            restored_at BIGINT,
+            UNIQUE (environment_id, name)
+        )",
+        "CREATE INDEX restore_points_by_expiry ON restore_points (expire_at)",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE restore_points"]).await
         }
     }
 }

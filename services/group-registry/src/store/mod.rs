@@ -10,6 +10,7 @@ pub mod environments;
 pub mod groups;
 pub mod migrations;
 pub mod projects;
+pub mod restore_points;
 pub mod sharing;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};

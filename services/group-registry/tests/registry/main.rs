@@ -7,6 +7,7 @@ mod bulk;
 mod edge;
 mod migrate_only;
 mod projects;
+mod restore_points;
 mod rules;
 
 use helpers::Backend;
@@ -40,4 +41,6 @@ per_backend!(
     edge::get_group_read_mask_returns_only_the_fields_asked_for,
     edge::concurrent_retries_with_one_request_id_answer_alike,
     migrate_only::migrate_only_creates_the_schema_and_exits_without_serving,
+    restore_points::restore_point_gives_back_exactly_what_was_there,
+    restore_points::an_expired_restore_point_is_refused_naming_when,
 );

@@ -7,11 +7,11 @@ use tonic::Code;
 use crate::Backend;
 use crate::helpers::*;
 
-fn r(kind: i32, key: &str) -> EntityRef {
+pub(crate) fn r(kind: i32, key: &str) -> EntityRef {
     EntityRef { kind, key: key.into() }
 }
 
-async fn project(app: &TestApp, env: &str, id: &str, groups: &[&str]) -> Result<pb::Project, tonic::Status> {
+pub(crate) async fn project(app: &TestApp, env: &str, id: &str, groups: &[&str]) -> Result<pb::Project, tonic::Status> {
     app.admin
         .clone()
         .create_project(pb::CreateProjectRequest {
@@ -24,7 +24,7 @@ async fn project(app: &TestApp, env: &str, id: &str, groups: &[&str]) -> Result<
         .map(|r| r.into_inner())
 }
 
-async fn item(app: &TestApp, project: &str, id: &str, refs: Vec<EntityRef>) {
+pub(crate) async fn item(app: &TestApp, project: &str, id: &str, refs: Vec<EntityRef>) {
     app.admin
         .clone()
         .create_config_item(pb::CreateConfigItemRequest {

@@ -73,13 +73,9 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     )
     .expect("tokens file");
     let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };
-    let registry = group_registry::build(&group_registry::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: registry_db,
-        common: common.clone(),
-    })
-    .await
-    .expect("build registry");
+    let registry = group_registry::build(&group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), registry_db, common.clone()))
+        .await
+        .expect("build registry");
     let registry_addr = registry.local_addr();
     let mut shutdown = vec![serve(registry)];
     let sealing_key_file = dir.join("sealing.key");

@@ -120,8 +120,7 @@ pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestAp
     let engine_db = database(backend, &dir, "merge.db").await?;
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{ADMIN} admin *\n")).expect("tokens file");
-    let rconfig =
-        group_registry::Config { listen: "127.0.0.1:0".parse().expect("addr"), database_url: registry_db, common: common(&tokens) };
+    let rconfig = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), registry_db, common(&tokens));
     let server = group_registry::build(&rconfig).await.expect("build registry");
     let raddr = server.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
