@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod integration;
 pub mod merge;
 pub mod refresh;
+pub mod restore_point;
 pub mod schedule;
 
 use ferry_proto::common::v1::EntityRef;

@@ -7,10 +7,6 @@ use ferry_proto::refresh::v1 as pb;
 use crate::helpers::*;
 use crate::scenario::*;
 
-fn terminal(run: &pb::RefreshRun) -> bool {
-    matches!(run.state, SUCCEEDED | FAILED | ABORTED)
-}
-
 async fn snapshot_count(s: &Suite) -> usize {
     s.integration
         .clone()
@@ -263,7 +259,11 @@ pub async fn step_failing_for_good_is_aborted_and_source_restored(backend: Backe
         .await
         .expect("report")
         .into_inner();
-    assert!(report.markdown.contains("cannot be restored"), "{}", report.markdown);
+    assert!(
+        report.markdown.contains("registry: restored environments/sandbox from environments/sandbox/restorePoints/"),
+        "{}",
+        report.markdown
+    );
     assert!(report.markdown.contains("Undone by the abort"));
 
     // Aborting again changes nothing; retrying an aborted run is refused; locks are free.

@@ -475,6 +475,11 @@ pub async fn get_run(s: &Suite, name: &str) -> pb::RefreshRun {
     s.refresh.clone().get_refresh_run(pb::GetRefreshRunRequest { name: name.into() }).await.expect("get run").into_inner()
 }
 
+/// The run ended (or failed and waits).
+pub fn terminal(run: &pb::RefreshRun) -> bool {
+    matches!(run.state, SUCCEEDED | FAILED | ABORTED)
+}
+
 pub const SUCCEEDED: i32 = pb::RunState::Succeeded as i32;
 pub const FAILED: i32 = pb::RunState::Failed as i32;
 pub const WAITING: i32 = pb::RunState::Waiting as i32;

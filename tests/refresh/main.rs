@@ -5,6 +5,7 @@ mod durability;
 mod gates;
 mod helpers;
 mod promotion;
+mod restore;
 mod scenario;
 mod schedules;
 
@@ -22,6 +23,7 @@ per_backend!(
     durability::step_failing_for_good_is_aborted_and_source_restored,
     durability::failed_step_retried_completes,
     durability::abort_while_running_undoes_in_reverse,
+    restore::abort_after_the_copy_gives_the_destination_back,
     gates::external_mode_with_approval_gates,
     gates::refusals,
     promotion::plan_promotion_shows_the_merge_plans,

@@ -233,3 +233,33 @@ async fn cli_refreshes_with_the_server_titles_and_schedules_refreshes() {
     assert_eq!(back["state"], "paused", "undeleted as it was");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cli_keeps_and_restores_an_environments_content() {
+    // Arrange
+    let app = spawn_suite().await;
+    env_and_group(&app, "sbx", &["core"]).await;
+    app.cli_json(&["entity", "create", "sbx", "core", "--kind", "lookup", "--key", "countries"]).await;
+
+    // Act
+    let point = app.cli_json(&["restore-point", "create", "sbx", "before", "--description", "before the change"]).await;
+    app.cli_json(&["entity", "create", "sbx", "core", "--kind", "table", "--key", "orders"]).await;
+    let unconfirmed = app.cli(&["restore-point", "restore", "sbx", "before"]).await.expect_err("needs --yes");
+    let restored = app.cli_json(&["restore-point", "restore", "sbx", "before", "--yes"]).await;
+    let after = app.cli_json(&["entity", "list", "sbx", "core"]).await;
+    let listed = app.cli(&["restore-point", "list", "sbx"]).await.expect("table output");
+    app.cli_json(&["restore-point", "delete", "sbx", "before"]).await;
+    let gone = app.cli(&["restore-point", "get", "sbx", "before"]).await.expect_err("deleted");
+
+    // Assert
+    assert_eq!(point["name"], "environments/sbx/restorePoints/before");
+    assert_eq!((point["counts"]["groups"].as_i64(), point["counts"]["entities"].as_i64()), (Some(1), Some(1)));
+    assert!(point["expire_time"].is_string(), "{point}");
+    assert!(unconfirmed.to_string().contains("--yes"), "{unconfirmed}");
+    assert_eq!(restored["replaced_entities"], 2);
+    assert!(restored["restore_point"]["restore_time"].is_string(), "{restored}");
+    assert_eq!(keys(&after), ["countries"], "the table made after the restore point is gone");
+    assert!(listed.lines().nth(1).is_some_and(|l| l.starts_with("before")), "{listed}");
+    assert_eq!(ferry_cli::status_of(&gone).map(tonic::Status::code), Some(Code::NotFound));
+    app.stop().await;
+}

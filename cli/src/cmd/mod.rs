@@ -15,6 +15,7 @@ pub(crate) mod merge;
 mod project;
 mod promote;
 mod refresh;
+mod restore_point;
 mod runs;
 mod schedule;
 mod snapshot;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Snapshots of an environment's integrations, mappings and sync jobs: create, get,
     /// list, restore.
     Snapshot(snapshot::SnapshotArgs),
+    /// Restore points of an environment's registry content (groups, entities, links,
+    /// projects, configuration): create, get, list, delete, restore.
+    RestorePoint(restore_point::RestorePointArgs),
     /// Ask whether a mapping may sync now (exit 0 allowed, 3 denied).
     Sync(sync::SyncArgs),
     /// Refresh runs (the nine-step checklist): plan, start, watch, get, list, confirm,
@@ -120,6 +124,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         Command::Mapping(args) => mapping::run(args, out).await,
         Command::Job(args) => sync_job::run(args, out).await,
         Command::Snapshot(args) => snapshot::run(args, out).await,
+        Command::RestorePoint(args) => restore_point::run(args, out).await,
         Command::Sync(args) => sync::run(args, out).await,
         Command::Refresh(args) => refresh::run(args, out).await,
         Command::Promote(args) => promote::run(args, out).await,

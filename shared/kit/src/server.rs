@@ -33,13 +33,18 @@ pub struct Server {
     tls: Option<ServerTlsConfig>,
     health_listener: Option<(TcpListener, SocketAddr)>,
     metrics: Option<crate::metrics::Endpoint>,
+    background: Vec<Background>,
 }
+
+/// Work a server does beside its calls (a pruner), for as long as it serves.
+type Background = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Builds a server: add services with [`ServerBuilder::with_service`], then [`Server::serve`].
 pub struct ServerBuilder {
     routes: tonic::service::RoutesBuilder,
     health: HealthReporter,
     services: Vec<&'static str>,
+    background: Vec<Background>,
 }
 
 impl ServerBuilder {
@@ -47,7 +52,13 @@ impl ServerBuilder {
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut routes = tonic::service::RoutesBuilder::default();
         routes.add_service(health_service);
-        Self { routes, health, services: Vec::new() }
+        Self { routes, health, services: Vec::new(), background: Vec::new() }
+    }
+
+    /// Runs `work` beside the calls while the server serves; it stops when serving ends.
+    pub fn with_background(mut self, work: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.background.push(Box::pin(work));
+        self
     }
 
     /// Adds a generated service; it reports SERVING once the server runs.
@@ -121,6 +132,7 @@ impl ServerBuilder {
             tls,
             health_listener,
             metrics,
+            background: self.background,
         })
     }
 }
@@ -149,13 +161,15 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens, tls, health_listener, metrics, .. } = self;
+        let Server { listener, routes, health, services, args, tokens, tls, health_listener, metrics, background, .. } = self;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
         // The metrics endpoint stops when this function returns.
         let _metrics = metrics.map(|m| crate::metrics::AbortOnDrop(tokio::spawn(m.serve())));
+        // So does the background work.
+        let _background: Vec<_> = background.into_iter().map(|w| crate::metrics::AbortOnDrop(tokio::spawn(w))).collect();
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }

@@ -133,11 +133,12 @@ impl RestorePointName {
     pub fn new(env: &str, id: &str) -> Self {
         Self { env: EnvName(ResourceId::from_stored(env)), id: ResourceId::from_stored(id) }
     }
-    /// The name of the hidden environment that holds the restore point's content. Its
-    /// `~` can never start an environment id, so no request can name it, and
-    /// ListEnvironments stops before it (names sort byte-wise; `~` follows every letter).
-    pub fn archive(&self) -> String {
-        format!("~{}~{}", self.env.id(), self.id)
+    /// The name of the hidden environment that holds the content of the restore point
+    /// made at `created_at`. Its `~` can never start an environment id, so no request can
+    /// name it, and ListEnvironments stops before it (names sort byte-wise; `~` follows
+    /// every letter). The time keeps it apart from a deleted one still being pruned.
+    pub fn archive(&self, created_at: i64) -> String {
+        format!("~{}~{}~{created_at}", self.env.id(), self.id)
     }
 }
 

@@ -250,6 +250,20 @@ pub fn display_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Longest note (a restore point's run, snapshot name or description), in bytes.
+pub const MAX_NOTE_BYTES: usize = 1024;
+
+/// A note kept with a resource: at most [`MAX_NOTE_BYTES`], no control characters.
+pub fn note(s: &str) -> Result<String, String> {
+    if s.len() > MAX_NOTE_BYTES {
+        return Err(format!("is longer than {MAX_NOTE_BYTES} bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
 /// A `request_id` and the fingerprint of the request it came with (shared by every service).
 pub use ferry_kit::idempotency::RequestKey;
 

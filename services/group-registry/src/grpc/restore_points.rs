@@ -10,12 +10,8 @@ use super::convert::{self as c, done, ts};
 use super::handlers::{RegistryApi, scope};
 use crate::domain::{self as d, EnvName, NewRestorePoint, ResourceId, RestorePointName};
 
-/// Longest run, snapshot name or description a restore point keeps.
-const MAX_TEXT: usize = 1024;
-
 fn text(v: &mut Violations, field: &str, s: &str) -> Option<String> {
-    let ok = if s.len() > MAX_TEXT { Err(format!("is longer than {MAX_TEXT} bytes")) } else { Ok(s.to_owned()) };
-    v.check(field, ok)
+    v.check(field, d::note(s))
 }
 
 pub fn restore_point(p: d::RestorePoint) -> pb::RestorePoint {

@@ -6,6 +6,7 @@ mod bulk;
 mod entities;
 mod projects;
 mod restore_points;
+pub use restore_points::{PRUNE_BATCH, pruner};
 mod settle;
 
 pub use bulk::{IMPORT_METHOD, ImportStart, ImportTx};

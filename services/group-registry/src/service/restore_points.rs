@@ -57,7 +57,7 @@ impl Registry {
         self.write(key, "DeleteRestorePoint", move |txn| {
             Box::pin(async move {
                 let (_, row) = point_row(txn, &name).await?;
-                store::restore_points::delete(txn, &row).await?;
+                store::restore_points::retire(txn, &row).await?;
                 Ok(())
             })
         })
@@ -83,5 +83,45 @@ impl Registry {
             })
         })
         .await
+    }
+}
+
+/// Rows a prune statement deletes at most: a restore point of a million entities goes in
+/// two hundred statements, each short, rather than one that holds the writer for long.
+pub const PRUNE_BATCH: u64 = 5_000;
+
+impl Registry {
+    /// Prunes every restore point that expired or was deleted, in batches of `batch`
+    /// rows, each its own statement; logs each one pruned with its rate. How many.
+    pub async fn prune_restore_points(&self, batch: u64) -> Result<usize> {
+        let mut pruned = 0;
+        while let Some((id, archive, name)) = store::restore_points::due(&self.db, now_micros()).await? {
+            let started = std::time::Instant::now();
+            let mut rows = 0;
+            loop {
+                let (n, gone) = store::restore_points::prune(&self.db, id, archive, batch).await?;
+                rows += n;
+                if gone {
+                    break;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(restore_point = %name, rows, secs, rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64, "restore point pruned");
+            pruned += 1;
+        }
+        Ok(pruned)
+    }
+}
+
+/// Prunes due restore points now and then every `interval`, for as long as the server
+/// serves; a failure is logged and tried again at the next tick.
+pub async fn pruner(registry: Registry, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = registry.prune_restore_points(PRUNE_BATCH).await {
+            tracing::warn!(error = %e, "pruning restore points failed; trying again later");
+        }
     }
 }

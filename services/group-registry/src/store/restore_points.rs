@@ -59,7 +59,7 @@ pub async fn find<C: ConnectionTrait>(db: &C, env_id: i64, id: &str) -> Result<O
 pub async fn list<C: ConnectionTrait>(db: &C, env_id: i64, after: Option<&str>, limit: u64) -> Result<Vec<PointRow>, DbErr> {
     let rows = all(
         db,
-        &format!("SELECT {COLS} {FROM} WHERE r.environment_id = ? AND r.name > ? ORDER BY r.name LIMIT ?"),
+        &format!("SELECT {COLS} {FROM} WHERE r.environment_id = ? AND r.name > ? AND r.name < '~' ORDER BY r.name LIMIT ?"),
         vec![env_id.into(), after.unwrap_or("").into(), Value::from(limit as i64)],
     )
     .await?;
@@ -73,7 +73,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, env: &EnvRow, mut point: Restore
     let archive = environments::insert(
         db,
         &Environment {
-            name: crate::domain::EnvName(crate::domain::ResourceId::from_stored(&point.name.archive())),
+            name: crate::domain::EnvName(crate::domain::ResourceId::from_stored(&point.name.archive(point.created_at))),
             tier: env.env.tier,
             display_name: format!("content of {} kept as {}", env.env.name, point.name),
             created_at: point.created_at,
@@ -120,10 +120,44 @@ pub async fn restore<C: ConnectionTrait>(db: &C, row: &PointRow, env_id: i64, no
     Ok(counts)
 }
 
-/// Deletes restore point `row` and the hidden environment holding its content.
-pub async fn delete<C: ConnectionTrait>(db: &C, row: &PointRow) -> Result<(), DbErr> {
-    exec(db, "DELETE FROM restore_points WHERE id = ?", vec![row.id.into()]).await?;
-    copy::clear_environment(db, row.archive_id).await?;
-    exec(db, "DELETE FROM environments WHERE id = ?", vec![row.archive_id.into()]).await?;
+/// Retires restore point `row`: it is no longer found, listed or restorable, its id is
+/// free again, and [`prune`] removes its content in bounded batches. (`~` never starts
+/// an id, so the retired name meets no live one.)
+pub async fn retire<C: ConnectionTrait>(db: &C, row: &PointRow) -> Result<(), DbErr> {
+    exec(db, "UPDATE restore_points SET name = ?, expire_at = 0 WHERE id = ?", vec![format!("~{}", row.id).into(), row.id.into()]).await?;
     Ok(())
+}
+
+/// A restore point to prune: expired or retired, the longest due first.
+pub async fn due<C: ConnectionTrait>(db: &C, now: i64) -> Result<Option<(i64, i64, String)>, DbErr> {
+    let row = one(
+        db,
+        &format!("SELECT r.id, r.archive_id, e.name, r.name {FROM} WHERE r.expire_at <= ? ORDER BY r.expire_at, r.id LIMIT 1"),
+        vec![now.into()],
+    )
+    .await?;
+    row.map(|r| Ok((col(&r, 0)?, col(&r, 1)?, format!("environments/{}/restorePoints/{}", col::<String>(&r, 2)?, col::<String>(&r, 3)?))))
+        .transpose()
+}
+
+/// Deletes at most `batch` rows of what restore point `id` (held in environment
+/// `archive_id`) keeps, one statement, entities first (their links go with them), then
+/// projects (with their groups and configuration), then groups; when nothing is left, the
+/// restore point and its hidden environment. How many rows it deleted, and whether the
+/// restore point is gone.
+pub async fn prune<C: ConnectionTrait>(db: &C, id: i64, archive_id: i64, batch: u64) -> Result<(u64, bool), DbErr> {
+    for table in ["entities", "projects", "groups"] {
+        let n = exec(
+            db,
+            &format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE environment_id = ? ORDER BY id LIMIT ?)"),
+            vec![archive_id.into(), Value::from(batch as i64)],
+        )
+        .await?;
+        if n > 0 {
+            return Ok((n, false));
+        }
+    }
+    exec(db, "DELETE FROM restore_points WHERE id = ?", vec![id.into()]).await?;
+    exec(db, "DELETE FROM environments WHERE id = ?", vec![archive_id.into()]).await?;
+    Ok((0, true))
 }

@@ -48,7 +48,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, group_registry::config::DEFAULT_RESTORE_POINT_RETENTION_HOURS).await
 }
 
-/// [`spawn_app`] keeping restore points `retention_hours` (0: they expire at once).
+/// [`spawn_app`] keeping restore points `retention_hours` (0: they expire at once) and
+/// pruning them every second.
 pub async fn spawn_app_with(backend: Backend, retention_hours: u64) -> Option<TestApp> {
     let dir = temp_dir("ferry-registry-test");
     let database_url = database(backend, &dir, "registry.db").await?;
@@ -57,6 +58,7 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64) -> Option<Te
     let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };
     let mut config = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), database_url.clone(), common);
     config.restore_point_retention_hours = retention_hours;
+    config.prune_interval_secs = 1;
     let server = group_registry::build(&config).await.expect("build registry");
     let addr = server.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -42,5 +42,5 @@ per_backend!(
     edge::concurrent_retries_with_one_request_id_answer_alike,
     migrate_only::migrate_only_creates_the_schema_and_exits_without_serving,
     restore_points::restore_point_gives_back_exactly_what_was_there,
-    restore_points::an_expired_restore_point_is_refused_naming_when,
+    restore_points::an_expired_restore_point_is_refused_naming_when_then_pruned,
 );

@@ -1,6 +1,7 @@
 //! Restore points: an environment's whole content kept, and given back exactly.
 
 use ferry_proto::registry::v1 as pb;
+use sea_orm::ConnectionTrait;
 use tonic::Code;
 
 use crate::Backend;
@@ -68,7 +69,7 @@ pub async fn restore_point_gives_back_exactly_what_was_there(b: Backend) {
 
     let point = create_point(&app, "sandbox", "before-refresh", "rp-1").await.expect("create");
     assert_eq!(point.name, "environments/sandbox/restorePoints/before-refresh");
-    let counts = point.counts.clone().expect("counts");
+    let counts = point.counts.expect("counts");
     assert_eq!((counts.groups, counts.entities, counts.links, counts.projects, counts.config_items), (2, 4, 5, 1, 1));
     assert!(point.size_bytes > 0);
     let (created, expires) = (point.create_time.expect("created").seconds, point.expire_time.expect("expires").seconds);
@@ -126,9 +127,11 @@ pub async fn restore_point_gives_back_exactly_what_was_there(b: Backend) {
     assert_eq!(restore(&mut admin, &point.name, "").await.unwrap_err().code(), Code::NotFound);
     assert_eq!(admin.get_restore_point(pb::GetRestorePointRequest { name: point.name.clone() }).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(ferry_testkit::content::environment(&mut admin, "environments/sandbox").await, before, "deleting keeps the environment");
+    let again = create_point(&app, "sandbox", "before-refresh", "").await.expect("the id is free again");
+    assert_eq!(again.counts, point.counts);
 }
 
-pub async fn an_expired_restore_point_is_refused_naming_when(b: Backend) {
+pub async fn an_expired_restore_point_is_refused_naming_when_then_pruned(b: Backend) {
     let Some(app) = spawn_app_with(b, 0).await else { return };
     arrange(&app).await;
     let point = create_point(&app, "sandbox", "gone", "").await.expect("create");
@@ -136,4 +139,25 @@ pub async fn an_expired_restore_point_is_refused_naming_when(b: Backend) {
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains("expired at 20"), "{}", refused.message());
     assert_eq!(precondition_subjects(&refused), vec![point.name.clone()]);
+
+    // Pruned in the background (every second here): gone, with everything it kept.
+    let db = ferry_kit::db::connect(&app.database_url).await.expect("database");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.expect("count").expect("row");
+            row.try_get_by_index::<i64>(0).expect("count")
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count("SELECT COUNT(*) FROM restore_points").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "not pruned within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = app.admin.clone().get_restore_point(pb::GetRestorePointRequest { name: point.name.clone() }).await.unwrap_err();
+    assert_eq!(got.code(), Code::NotFound);
+    assert_eq!(count("SELECT COUNT(*) FROM environments").await, 2, "the hidden environment is gone");
+    assert_eq!(count("SELECT COUNT(*) FROM entities WHERE environment_id NOT IN (SELECT id FROM environments)").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM groups WHERE environment_id NOT IN (SELECT id FROM environments)").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM entities").await, 5, "the sandbox's 4 and production's 1 stay");
 }

@@ -1,4 +1,5 @@
-//! group-registry: environment tiers, group and project counts, the environment copy.
+//! group-registry: environment tiers, group and project counts, the environment copy,
+//! restore points.
 
 use ferry_kit::client::all_pages;
 use ferry_proto::common::v1::EnvironmentTier;
@@ -7,14 +8,14 @@ use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 
 use super::Svc;
 use crate::domain::EnvName;
-use crate::domain::remote::{CopyResult, GroupInfo, Tier};
+use crate::domain::remote::{CopyResult, GroupInfo, RestorePoint, Restored, Tier};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct RegistryClient(RegistryServiceClient<Svc>);
 
 fn remote(status: tonic::Status) -> Error {
-    Error::Remote { service: "group-registry", status }
+    Error::remote("group-registry", status)
 }
 
 impl RegistryClient {
@@ -63,6 +64,50 @@ impl RegistryClient {
     pub async fn copy_environment(&self, source: &EnvName, destination: &EnvName, request_id: String) -> Result<CopyResult> {
         let req = rpb::CopyEnvironmentRequest { source: source.to_string(), destination: destination.to_string(), request_id };
         Ok(copy_result(self.0.clone().copy_environment(req).await.map_err(remote)?.into_inner()))
+    }
+
+    /// Takes restore point `id` of `env`, naming the run and the integration snapshot.
+    pub async fn create_restore_point(
+        &self,
+        env: &EnvName,
+        id: String,
+        run: String,
+        snapshot: String,
+        description: String,
+        request_id: String,
+    ) -> Result<RestorePoint> {
+        let req = rpb::CreateRestorePointRequest {
+            parent: env.to_string(),
+            restore_point_id: id,
+            restore_point: Some(rpb::RestorePoint { run, integration_snapshot: snapshot, description, ..Default::default() }),
+            request_id,
+        };
+        Ok(restore_point(self.0.clone().create_restore_point(req).await.map_err(remote)?.into_inner()))
+    }
+
+    /// Puts restore point `name`'s content back into its environment.
+    pub async fn restore_environment(&self, name: &str, request_id: String) -> Result<Restored> {
+        let req = rpb::RestoreEnvironmentRequest { restore_point: name.to_owned(), request_id };
+        let r = self.0.clone().restore_environment(req).await.map_err(remote)?.into_inner();
+        Ok(Restored {
+            restore_point: r.restore_point.map(restore_point).unwrap_or_default(),
+            replaced_groups: r.replaced_groups,
+            replaced_entities: r.replaced_entities,
+            replaced_projects: r.replaced_projects,
+        })
+    }
+}
+
+fn restore_point(p: rpb::RestorePoint) -> RestorePoint {
+    let c = p.counts.unwrap_or_default();
+    RestorePoint {
+        name: p.name,
+        groups: c.groups,
+        entities: c.entities,
+        links: c.links,
+        projects: c.projects,
+        config_items: c.config_items,
+        expire_time: p.expire_time.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000).unwrap_or_default(),
     }
 }
 

@@ -163,6 +163,9 @@ pub struct RefreshSpec {
     pub plan_etag: String,
     /// The destination snapshot step 4 took.
     pub snapshot: String,
+    /// The registry restore point of the destination step 4 took (MANAGED).
+    #[serde(default)]
+    pub restore_point: String,
 }
 
 /// A refresh run.

@@ -48,6 +48,28 @@ pub struct SyncJobInfo {
     pub state: JobState,
 }
 
+/// A registry restore point: an environment's content kept (what it holds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    pub name: String,
+    pub groups: i64,
+    pub entities: i64,
+    pub links: i64,
+    pub projects: i64,
+    pub config_items: i64,
+    /// Microseconds.
+    pub expire_time: i64,
+}
+
+/// A registry restore done: what it put back, and what the environment held just before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    pub restore_point: RestorePoint,
+    pub replaced_groups: i64,
+    pub replaced_entities: i64,
+    pub replaced_projects: i64,
+}
+
 /// What the registry's environment copy did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyResult {

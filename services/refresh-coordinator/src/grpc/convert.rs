@@ -192,6 +192,7 @@ pub fn run_pb(r: &RefreshRun) -> pb::RefreshRun {
         current_step: c.current_step,
         progress: Some(c.progress),
         snapshot: r.spec.snapshot.clone(),
+        restore_point: r.spec.restore_point.clone(),
         error: c.error,
         created_by: r.created_by.clone(),
         abort_reason: c.abort_reason,

@@ -39,6 +39,7 @@ fn new_run(source: &str, destination: &str) -> RefreshRun {
         options: Options::default(),
         plan_etag: "e".into(),
         snapshot: String::new(),
+        restore_point: String::new(),
     };
     Run::new(refresh_coordinator::domain::new_run_id(), spec, steps, "test".into(), now_micros())
 }

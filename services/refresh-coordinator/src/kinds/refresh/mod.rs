@@ -14,7 +14,7 @@ use ferry_kit::db::now_micros;
 use ferry_kit::idempotency::RequestKey;
 use futures::future::BoxFuture;
 
-use crate::domain::remote::{ChangeSet, CopyResult, Snapshot};
+use crate::domain::remote::{ChangeSet, CopyResult, RestorePoint, Restored, Snapshot};
 use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind, StepState};
 use crate::engine::locks::Lock;
 use crate::engine::schedules::Scheduled;
@@ -85,7 +85,7 @@ pub async fn start(
     {
         return Err(Error::Aborted(format!("the plan changed since it was reviewed (etag {etag}, now {}); plan again", plan.etag)));
     }
-    let spec = RefreshSpec { source, destination, options, plan_etag: plan.etag, snapshot: String::new() };
+    let spec = RefreshSpec { source, destination, options, plan_etag: plan.etag, snapshot: String::new(), restore_point: String::new() };
     let run = Run::new(crate::domain::new_run_id(), spec, plan.steps, actor, now_micros());
     engine.start::<Refresh>(run, key, METHOD).await
 }
@@ -142,13 +142,39 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             let (id, description) = (format!("refresh-{}", cx.run.id), format!("taken by {run} before the refresh from {src}"));
             let snap: Snapshot = cx.op(n, "snapshot", |rid| ic.create_snapshot(&dst, id.clone(), description.clone(), rid)).await?;
             cx.run.spec.snapshot = snap.name.clone();
-            let step = cx.step_mut(n);
-            step.changes =
-                vec![Change { resource: snap.name.clone(), field: "exists".into(), before: "false".into(), after: "true".into() }];
-            step.log.push(format!(
+            let exists = |resource: &str| Change {
+                resource: resource.to_owned(),
+                field: "exists".into(),
+                before: "false".into(),
+                after: "true".into(),
+            };
+            let mut changes = vec![exists(&snap.name)];
+            let mut log = vec![format!(
                 "snapshot {}: {} integration(s), {} mapping(s), {} job(s), checksum {}",
                 snap.name, snap.integration_count, snap.mapping_count, snap.sync_job_count, snap.checksum
-            ));
+            )];
+            if options.mode == Mode::Managed {
+                let point: RestorePoint = cx
+                    .op(n, "restore-point", |rid| {
+                        registry.create_restore_point(&dst, id.clone(), run.clone(), snap.name.clone(), description.clone(), rid)
+                    })
+                    .await?;
+                cx.run.spec.restore_point = point.name.clone();
+                changes.push(exists(&point.name));
+                log.push(format!(
+                    "restore point {}: {} group(s), {} entities, {} link(s), {} project(s), {} config item(s), kept until {}",
+                    point.name,
+                    point.groups,
+                    point.entities,
+                    point.links,
+                    point.projects,
+                    point.config_items,
+                    ferry_kit::db::rfc3339(point.expire_time)
+                ));
+            }
+            let step = cx.step_mut(n);
+            step.changes = changes;
+            step.log.extend(log);
         }
         StepKind::Copy => match options.mode {
             Mode::Managed => {
@@ -227,7 +253,7 @@ async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
     // Steps not reached are skipped; a step caught in the middle is undone from what it
     // journaled.
     let run_id = cx.run.id.clone();
-    let journaled: Vec<bool> = cx.run.steps.iter().map(|s| cx.count(s.number, "") > 0).collect();
+    let journaled: Vec<bool> = cx.run.steps.iter().map(|s| touched(cx, s.number)).collect();
     for (s, journaled) in cx.run.steps.iter_mut().zip(journaled) {
         match s.state {
             StepState::Pending => s.state = StepState::Skipped,
@@ -245,7 +271,7 @@ async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
     }
     let pending = UNDONE.into_iter().find(|k| {
         let s = cx.step(k.number());
-        matches!(s.state, StepState::Succeeded | StepState::Failed) && cx.count(k.number(), "") > 0 && !s.undo_done
+        matches!(s.state, StepState::Succeeded | StepState::Failed) && touched(cx, k.number()) && !s.undo_done
     });
     let Some(kind) = pending else {
         lift_fences(cx).await?;
@@ -255,6 +281,13 @@ async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
     cx.run.current_step = kind.number();
     undo(cx, kind).await?;
     Ok(true)
+}
+
+/// Whether step `n` may have changed something: it journaled an operation, or it is the
+/// copy and a restore point was taken (a copy the registry made just before a crash is not
+/// journaled yet; restoring what was kept is right either way).
+fn touched(cx: &Cx<Refresh>, n: i32) -> bool {
+    cx.count(n, "") > 0 || (n == StepKind::Copy.number() && !cx.run.spec.restore_point.is_empty() && cx.step(n).attempts > 0)
 }
 
 /// Undoes step `kind` as the proto says.
@@ -267,6 +300,23 @@ async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
     let mut undone = true;
     match kind {
         StepKind::Copy => {
+            let point = cx.run.spec.restore_point.clone();
+            if !point.is_empty() {
+                let registry = &c.registry;
+                let r: Restored = cx.op(n, "undo-restore-registry", |rid| registry.restore_environment(&point, rid)).await?;
+                let p = &r.restore_point;
+                cx.step_mut(n).log.push(format!(
+                    "registry: restored {dst} from {point}: {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); \
+                     replaced {} group(s), {} entities, {} project(s)",
+                    p.groups, p.entities, p.links, p.projects, p.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
+                ));
+                cx.step_mut(n).undo_changes.push(Change {
+                    resource: dst.to_string(),
+                    field: "content".into(),
+                    before: format!("copied from {src}"),
+                    after: format!("restored from {point}"),
+                });
+            }
             let snapshot = cx.run.spec.snapshot.clone();
             if !snapshot.is_empty() {
                 let snap = cx.retrying("get snapshot", || ic.snapshot(&snapshot)).await?;
@@ -279,7 +329,6 @@ async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
                 }
             }
             sets.push(("disable", cx.op(n, "undo-disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?));
-            cx.step_mut(n).log.push("copied groups, entities and projects cannot be restored and stay".into());
         }
         StepKind::PauseJobs if cx.step(StepKind::ResumeJobs.number()).state == StepState::Succeeded => {
             undone = false;

@@ -110,6 +110,13 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
         dst.mappings.len(),
         dst.jobs.len()
     ));
+    if options.mode == Mode::Managed {
+        s.summary.push(format!(
+            "keep {dst_name}'s {} group(s) ({} entity memberships) and {} project(s) as a registry restore point, \
+             so an abort gives them back",
+            dst.groups, dst.entities, dst.projects
+        ));
+    }
     s.integrations = names(&dst.integrations, |i| &i.name);
     s.mappings = names(&dst.mappings, |m| &m.name);
     s.sync_jobs = names(&dst.jobs, |j| &j.name);
