@@ -30,11 +30,13 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let reads = ferry_kit::db::read_pool(&config.database_url, &db).await?;
     let points = ferry_kit::db::point_reads(&config.database_url, &db).await?;
     let retention = std::time::Duration::from_secs(config.restore_point_retention_hours.saturating_mul(3600));
+    let interval = std::time::Duration::from_secs(config.prune_interval_secs.max(1));
+    let request_log = ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), interval);
     let registry = service::Registry::new(db, reads, points).with_restore_point_retention(retention);
-    let pruner = service::pruner(registry.clone(), std::time::Duration::from_secs(config.prune_interval_secs.max(1)));
+    let pruner = service::pruner(registry.clone(), interval);
     let api = grpc::RegistryApi::new(registry);
     let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
-    ServerBuilder::new().with_service(svc).with_background(pruner).bind(config.listen, &config.common).await
+    ServerBuilder::new().with_service(svc).with_background(pruner).with_background(request_log).bind(config.listen, &config.common).await
 }
 
 /// Connects the database and runs pending migrations (`--migrate-only`), then closes it.

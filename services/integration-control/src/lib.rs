@@ -44,8 +44,14 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let sealer = load_sealing_key(&config.sealing_key_file)?;
     let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let db = open_database(config).await?;
+    let request_log =
+        ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), ferry_kit::idempotency::PRUNE_INTERVAL);
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer));
-    ServerBuilder::new().with_service(IntegrationServiceServer::new(api)).bind(config.listen, &config.common).await
+    ServerBuilder::new()
+        .with_service(IntegrationServiceServer::new(api))
+        .with_background(request_log)
+        .bind(config.listen, &config.common)
+        .await
 }
 
 /// Connects the database and runs pending migrations (`--migrate-only`), then closes it.

@@ -40,6 +40,10 @@ pub struct CommonArgs {
     /// Seconds in-flight calls get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// How long a mutation's reply is kept for `request_id` retries (hours); older ones
+    /// are pruned in the background, and a retry after that is a new request.
+    #[arg(long, env = "FERRY_REQUEST_LOG_RETENTION_HOURS", default_value_t = 168)]
+    pub request_log_retention_hours: u64,
     /// Connect to the database, run this service's migrations and exit 0 without serving
     /// (a Kubernetes initContainer; replicas migrating at once are safe: advisory lock).
     #[arg(long, env = "FERRY_MIGRATE_ONLY", default_value_t = false)]
@@ -79,6 +83,7 @@ impl Default for CommonArgs {
             request_timeout_secs: 300,
             concurrency_limit: 256,
             shutdown_grace_secs: 20,
+            request_log_retention_hours: 168,
             migrate_only: false,
             tls_cert_file: None,
             tls_key_file: None,
@@ -91,6 +96,11 @@ impl Default for CommonArgs {
 }
 
 impl CommonArgs {
+    /// How long `request_id` replies are kept.
+    pub fn request_log_retention(&self) -> Duration {
+        Duration::from_secs(self.request_log_retention_hours.saturating_mul(3600))
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_registry::Migration),
             Box::new(m20261124_000001_tune_bulk_paths::Migration),
             Box::new(m20261203_000001_create_restore_points::Migration),
+            Box::new(ferry_kit::idempotency::IndexByAge),
         ]
     }
 }

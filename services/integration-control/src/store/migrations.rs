@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_integration_control::Migration)]
+        vec![Box::new(m20261123_000001_create_integration_control::Migration), Box::new(ferry_kit::idempotency::IndexByAge)]
     }
 }
 

@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_merge_engine::Migration)]
+        vec![Box::new(m20261123_000001_create_merge_engine::Migration), Box::new(ferry_kit::idempotency::IndexByAge)]
     }
 }
 
