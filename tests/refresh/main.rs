@@ -24,6 +24,7 @@ per_backend!(
     durability::failed_step_retried_completes,
     durability::abort_while_running_undoes_in_reverse,
     restore::abort_after_the_copy_gives_the_destination_back,
+    restore::abort_without_its_restore_point_says_the_copy_stays,
     gates::external_mode_with_approval_gates,
     gates::refusals,
     promotion::plan_promotion_shows_the_merge_plans,

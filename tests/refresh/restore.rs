@@ -62,3 +62,29 @@ pub async fn abort_after_the_copy_gives_the_destination_back(backend: Backend) {
         assert!(point.restore_time.is_some());
     }
 }
+
+/// A restore point deleted (or expired) before the abort cannot give the content back: the
+/// abort still ends, and the copy step says what stays.
+pub async fn abort_without_its_restore_point_says_the_copy_stays(backend: Backend) {
+    let Some(s) = spawn_suite(backend, Knobs { step_delay_ms: 700, ..Knobs::default() }).await else { return };
+    arrange(&s, false).await;
+    let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");
+    let copied = wait_for(&s, &run.name, 60, |r| steps_done(r) >= 5).await;
+    s.registry
+        .clone()
+        .delete_restore_point(rpb::DeleteRestorePointRequest { name: copied.restore_point.clone(), request_id: String::new() })
+        .await
+        .expect("delete the restore point");
+    let after_copy = content(&s, "sandbox").await;
+    s.refresh
+        .clone()
+        .abort_refresh_run(pb::AbortRefreshRunRequest { name: run.name.clone(), reason: "too late".into(), request_id: String::new() })
+        .await
+        .expect("abort");
+    let last = wait_for(&s, &run.name, 60, terminal).await;
+    assert_eq!(last.state, ABORTED, "{:?}", last.error);
+    let copy = &last.steps[4];
+    assert!(copy.log.iter().any(|l| l.contains("cannot be restored") && l.ends_with("the copied content stays")), "{:?}", copy.log);
+    assert_eq!(content(&s, "sandbox").await, after_copy, "nothing else was done to the registry content");
+    assert!(!fence(&s, "sandbox").await.fenced, "the rest of the undo ran");
+}

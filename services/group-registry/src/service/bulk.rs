@@ -192,7 +192,7 @@ impl Registry {
                         ),
                     ));
                 }
-                Ok(crate::store::copy::copy_environment(txn, src.id, dst.id, crate::store::copy::Times::Now(now_micros())).await?)
+                Ok(crate::store::copy::copy_environment(txn, src.id, dst.id, crate::store::copy::Purpose::Refresh(now_micros())).await?)
             })
         })
         .await

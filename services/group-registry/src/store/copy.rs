@@ -13,13 +13,16 @@ async fn count<C: ConnectionTrait>(db: &C, sql: &str, env_id: i64) -> Result<i64
     col(&row, 0)
 }
 
-/// The times the copies carry.
+/// What a copy is for: it decides the times the copies carry and whether the planner's
+/// statistics are refreshed after a large one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Times {
+pub enum Purpose {
     /// A refresh: groups and projects are created now, entities updated now.
-    Now(i64),
-    /// A restore point taken or restored: every time stays as it was.
-    Kept,
+    Refresh(i64),
+    /// Taking a restore point: every time kept; no statistics (nothing queries it).
+    Keep,
+    /// Restoring one: every time kept.
+    Restore,
 }
 
 /// Removes everything environment `env` holds (groups, entities, links, projects,
@@ -35,7 +38,7 @@ pub async fn clear_environment<C: ConnectionTrait>(db: &C, env: i64) -> Result<(
 /// Replaces everything the destination environment holds (groups, entities, links,
 /// projects, configuration) with a copy of the source's. Revisions in the destination
 /// only grow, so a plan made before the copy is stale after it.
-pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, times: Times) -> Result<CopyCounts, DbErr> {
+pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, purpose: Purpose) -> Result<CopyCounts, DbErr> {
     let replaced_groups = count(db, "SELECT COUNT(*) FROM groups WHERE environment_id = ?", dst).await?;
     let replaced_entities = count(db, "SELECT COUNT(*) FROM entities WHERE environment_id = ?", dst).await?;
     let replaced_projects = count(db, "SELECT COUNT(*) FROM projects WHERE environment_id = ?", dst).await?;
@@ -45,9 +48,9 @@ pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, ti
     clear_environment(db, dst).await?;
 
     // A time column as copied: the source's, or `now` bound as a parameter.
-    let (created, updated, now) = match times {
-        Times::Now(now) => ("?", "?", vec![sea_orm::Value::from(now)]),
-        Times::Kept => ("created_at", "updated_at", vec![]),
+    let (created, updated, now) = match purpose {
+        Purpose::Refresh(now) => ("?", "?", vec![sea_orm::Value::from(now)]),
+        Purpose::Keep | Purpose::Restore => ("created_at", "updated_at", vec![]),
     };
     let groups = exec(
         db,
@@ -115,7 +118,7 @@ pub async fn copy_environment<C: ConnectionTrait>(db: &C, src: i64, dst: i64, ti
         vec![src.into(), dst.into()],
     )
     .await?;
-    if entities as i64 >= ANALYZE_AFTER_ROWS {
+    if entities as i64 >= ANALYZE_AFTER_ROWS && purpose != Purpose::Keep {
         analyze(db).await?;
     }
     Ok(CopyCounts {

@@ -6,7 +6,7 @@
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
-use super::copy::{self, Times};
+use super::copy::{self, Purpose};
 use super::environments::{self, EnvRow};
 use super::{all, col, exec, one};
 use crate::domain::{ContentCounts, CopyCounts, Environment, RestorePoint, RestorePointName};
@@ -80,7 +80,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, env: &EnvRow, mut point: Restore
         },
     )
     .await?;
-    point.counts = copy::copy_environment(db, env.id, archive.id, Times::Kept).await?.into();
+    point.counts = copy::copy_environment(db, env.id, archive.id, Purpose::Keep).await?.into();
     let size =
         one(db, "SELECT COALESCE(SUM(LENGTH(payload) + LENGTH(refs)), 0) FROM entities WHERE environment_id = ?", vec![archive.id.into()])
             .await?
@@ -115,7 +115,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, env: &EnvRow, mut point: Restore
 /// Puts restore point `row`'s content back into environment `env_id`, replacing what it
 /// holds; revisions move forward. What it replaced.
 pub async fn restore<C: ConnectionTrait>(db: &C, row: &PointRow, env_id: i64, now: i64) -> Result<CopyCounts, DbErr> {
-    let counts = copy::copy_environment(db, row.archive_id, env_id, Times::Kept).await?;
+    let counts = copy::copy_environment(db, row.archive_id, env_id, Purpose::Restore).await?;
     exec(db, "UPDATE restore_points SET restored_at = ? WHERE id = ?", vec![now.into(), row.id.into()]).await?;
     Ok(counts)
 }

@@ -290,6 +290,12 @@ fn touched(cx: &Cx<Refresh>, n: i32) -> bool {
     cx.count(n, "") > 0 || (n == StepKind::Copy.number() && !cx.run.spec.restore_point.is_empty() && cx.step(n).attempts > 0)
 }
 
+/// The registry says the restore point expired or no longer exists.
+fn restore_point_gone(e: &Error) -> bool {
+    let info = e.info();
+    info.code == tonic::Code::NotFound || info.violations.iter().any(|v| v.kind == "RESTORE_POINT_EXPIRED")
+}
+
 /// Undoes step `kind` as the proto says.
 async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
     let n = kind.number();
@@ -303,19 +309,31 @@ async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
             let point = cx.run.spec.restore_point.clone();
             if !point.is_empty() {
                 let registry = &c.registry;
-                let r: Restored = cx.op(n, "undo-restore-registry", |rid| registry.restore_environment(&point, rid)).await?;
-                let p = &r.restore_point;
-                cx.step_mut(n).log.push(format!(
-                    "registry: restored {dst} from {point}: {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); \
-                     replaced {} group(s), {} entities, {} project(s)",
-                    p.groups, p.entities, p.links, p.projects, p.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
-                ));
-                cx.step_mut(n).undo_changes.push(Change {
-                    resource: dst.to_string(),
-                    field: "content".into(),
-                    before: format!("copied from {src}"),
-                    after: format!("restored from {point}"),
-                });
+                match cx.op(n, "undo-restore-registry", |rid| registry.restore_environment(&point, rid)).await {
+                    Ok(r) => {
+                        let r: Restored = r;
+                        let p = &r.restore_point;
+                        cx.step_mut(n).log.push(format!(
+                            "registry: restored {dst} from {point}: {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); \
+                             replaced {} group(s), {} entities, {} project(s)",
+                            p.groups, p.entities, p.links, p.projects, p.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
+                        ));
+                        cx.step_mut(n).undo_changes.push(Change {
+                            resource: dst.to_string(),
+                            field: "content".into(),
+                            before: format!("copied from {src}"),
+                            after: format!("restored from {point}"),
+                        });
+                    }
+                    // Expired (an abort long after the copy) or deleted by hand: what was
+                    // kept is gone, and the copied content stays, as the log says.
+                    Err(e) if restore_point_gone(&e) => {
+                        cx.step_mut(n)
+                            .log
+                            .push(format!("registry: {point} cannot be restored ({}); the copied content stays", e.info().message));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let snapshot = cx.run.spec.snapshot.clone();
             if !snapshot.is_empty() {
