@@ -5,7 +5,8 @@
 //! `load` drives the registry at a fixed rate with a mix of calls and compares its
 //! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`). `fuzz` is
 //! the long run of the descriptor-driven fuzzer (see `fuzz.rs`). `refresh` runs a MANAGED
-//! refresh of a large environment and prints each step's figures (see `refresh.rs`).
+//! refresh of a large environment and prints each step's figures (see `refresh.rs`);
+//! `refresh-copy` the registry's restore point and copy at scale against raw SQL.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod fuzz;
 mod load;
 mod raw;
 mod refresh;
+mod refresh_copy;
 
 use std::time::Instant;
 
@@ -46,6 +48,8 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// A MANAGED refresh of a large environment: each step's time, the coordinator's own share, its writes.
     Refresh(refresh::RefreshArgs),
+    /// The registry's part of a refresh at scale: restore point + copy against raw SQL, and a restore.
+    RefreshCopy(refresh_copy::RefreshCopyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Load(a) => return load::run(a).await,
         Command::Fuzz(a) => return fuzz::run(a).await,
         Command::Refresh(a) => return refresh::run(a).await,
+        Command::RefreshCopy(a) => return refresh_copy::run(a).await,
     };
     if args.entities < 2 {
         bail!("--entities must be at least 2");
