@@ -101,17 +101,22 @@ impl Engine {
 
     /// The engine process's peak resident set (VmHWM), in MB.
     pub fn peak_rss_mb(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("VmHWM not found")?;
-        Ok(kb / 1024.0)
+        peak_rss_mb(&self.child.id().to_string())
     }
 
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The peak resident set (VmHWM) of process `pid` (or `self`), in MB.
+pub fn peak_rss_mb(pid: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmHWM not found")?;
+    Ok(kb / 1024.0)
 }

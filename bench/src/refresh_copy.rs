@@ -30,15 +30,9 @@ pub struct RefreshCopyArgs {
 
 const GROUPS: usize = 10;
 
-/// The process's peak resident set (VmHWM) in MB.
+/// This process's peak resident set (VmHWM) in MB.
 fn peak_rss_mb() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmHWM not found")?;
-    Ok(kb / 1024.0)
+    crate::engine::peak_rss_mb("self")
 }
 
 /// Resets the peak resident set to the current one (Linux: `clear_refs` 5).
