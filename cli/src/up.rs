@@ -216,6 +216,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         database_url: sqlite("integration.db")?,
         registry_url: registry_url.clone(),
         sealing_key_file,
+        snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
         common: common.clone(),
     })
     .await

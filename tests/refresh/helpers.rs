@@ -202,6 +202,7 @@ impl Suite {
                 database_url: self.integration_db.clone(),
                 registry_url: self.registry_url.clone(),
                 sealing_key_file: self.sealing_key_file.clone(),
+                snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
                 common: self.common.clone(),
             };
             match integration_control::build(&config).await {

@@ -26,6 +26,7 @@ async fn every_service_migrates_a_fresh_sqlite_file() {
         database_url: url("integration.db"),
         registry_url: nowhere.into(),
         sealing_key_file: absent_key.clone(),
+        snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
         common: common.clone(),
     })
     .await

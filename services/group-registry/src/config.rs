@@ -20,9 +20,6 @@ pub struct Config {
     /// restored and is pruned.
     #[arg(long, env = "FERRY_REGISTRY_RESTORE_POINT_RETENTION_HOURS", default_value_t = DEFAULT_RESTORE_POINT_RETENTION_HOURS)]
     pub restore_point_retention_hours: u64,
-    /// How often expired and deleted restore points are pruned (seconds; also at start).
-    #[arg(long, env = "FERRY_REGISTRY_PRUNE_INTERVAL_SECS", default_value_t = 60)]
-    pub prune_interval_secs: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -30,12 +27,6 @@ pub struct Config {
 impl Config {
     /// A registry on `listen` and `database_url` with the default retention.
     pub fn new(listen: SocketAddr, database_url: impl Into<String>, common: CommonArgs) -> Self {
-        Self {
-            listen,
-            database_url: database_url.into(),
-            restore_point_retention_hours: DEFAULT_RESTORE_POINT_RETENTION_HOURS,
-            prune_interval_secs: 60,
-            common,
-        }
+        Self { listen, database_url: database_url.into(), restore_point_retention_hours: DEFAULT_RESTORE_POINT_RETENTION_HOURS, common }
     }
 }

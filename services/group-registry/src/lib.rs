@@ -30,8 +30,8 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let reads = ferry_kit::db::read_pool(&config.database_url, &db).await?;
     let points = ferry_kit::db::point_reads(&config.database_url, &db).await?;
     let retention = std::time::Duration::from_secs(config.restore_point_retention_hours.saturating_mul(3600));
-    let interval = std::time::Duration::from_secs(config.prune_interval_secs.max(1));
-    let request_log = ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), interval);
+    let interval = config.common.prune_interval();
+    let request_log = config.common.request_log_pruner(&db);
     let registry = service::Registry::new(db, reads, points).with_restore_point_retention(retention);
     let pruner = service::pruner(registry.clone(), interval);
     let api = grpc::RegistryApi::new(registry);

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use ferry_kit::config::CommonArgs;
 
+/// How long a snapshot is kept by default: 7 days (as the registry's restore points).
+pub const DEFAULT_SNAPSHOT_RETENTION_HOURS: u64 = 7 * 24;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "integration-control", about = "integrations, mappings, jobs, sealed credentials, snapshots and sync fencing")]
 pub struct Config {
@@ -21,6 +24,9 @@ pub struct Config {
     /// (see `generate_sealing_key`).
     #[arg(long, env = "FERRY_SEALING_KEY_FILE", default_value = ".ferry/sealing.key")]
     pub sealing_key_file: PathBuf,
+    /// How long a snapshot is kept (hours); older ones are pruned in the background.
+    #[arg(long, env = "FERRY_SNAPSHOT_RETENTION_HOURS", default_value_t = DEFAULT_SNAPSHOT_RETENTION_HOURS)]
+    pub snapshot_retention_hours: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -44,12 +44,20 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let sealer = load_sealing_key(&config.sealing_key_file)?;
     let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
     let db = open_database(config).await?;
-    let request_log =
-        ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), ferry_kit::idempotency::PRUNE_INTERVAL);
-    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer));
+    let request_log = config.common.request_log_pruner(&db);
+    let retention = std::time::Duration::from_secs(config.snapshot_retention_hours.saturating_mul(3600));
+    let snapshots = ferry_kit::prune::pruner(
+        db.clone(),
+        store::snapshots::AGED,
+        retention,
+        config.common.prune_interval(),
+        store::snapshots::PRUNE_BATCH,
+    );
+    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
         .with_background(request_log)
+        .with_background(snapshots)
         .bind(config.listen, &config.common)
         .await
 }

@@ -48,8 +48,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
         lease: Duration::from_secs(config.lease_secs.max(1)),
         owner: format!("engine-{}", uuid::Uuid::new_v4().simple()),
     };
-    let request_log =
-        ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), ferry_kit::idempotency::PRUNE_INTERVAL);
+    let request_log = config.common.request_log_pruner(&db);
     let engine = service::Engine::new(db, registry, settings);
     let server = ServerBuilder::new()
         .with_background(request_log)

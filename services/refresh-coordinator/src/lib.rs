@@ -72,8 +72,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         step_delay: Duration::from_millis(config.step_delay_ms),
         op_delay: Duration::from_millis(config.op_delay_ms),
     };
-    let request_log =
-        ferry_kit::idempotency::pruner(db.clone(), config.common.request_log_retention(), ferry_kit::idempotency::PRUNE_INTERVAL);
+    let request_log = config.common.request_log_pruner(&db);
     let engine = engine::EngineBuilder::new()
         .kind::<kinds::Refresh>()
         .kind::<kinds::Promotion>()

@@ -100,6 +100,7 @@ impl Suite {
             database_url: dbs.integration.clone(),
             registry_url: registry_url.clone(),
             sealing_key_file,
+            snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
             common: common.clone(),
         };
         let integration = integration_control::build(&config).await?;

@@ -44,6 +44,9 @@ pub struct CommonArgs {
     /// are pruned in the background, and a retry after that is a new request.
     #[arg(long, env = "FERRY_REQUEST_LOG_RETENTION_HOURS", default_value_t = 168)]
     pub request_log_retention_hours: u64,
+    /// How often rows past their retention are pruned (seconds; also at start).
+    #[arg(long, env = "FERRY_PRUNE_INTERVAL_SECS", default_value_t = 60)]
+    pub prune_interval_secs: u64,
     /// Connect to the database, run this service's migrations and exit 0 without serving
     /// (a Kubernetes initContainer; replicas migrating at once are safe: advisory lock).
     #[arg(long, env = "FERRY_MIGRATE_ONLY", default_value_t = false)]
@@ -84,6 +87,7 @@ impl Default for CommonArgs {
             concurrency_limit: 256,
             shutdown_grace_secs: 20,
             request_log_retention_hours: 168,
+            prune_interval_secs: 60,
             migrate_only: false,
             tls_cert_file: None,
             tls_key_file: None,
@@ -99,6 +103,22 @@ impl CommonArgs {
     /// How long `request_id` replies are kept.
     pub fn request_log_retention(&self) -> Duration {
         Duration::from_secs(self.request_log_retention_hours.saturating_mul(3600))
+    }
+
+    /// How often background pruning runs.
+    pub fn prune_interval(&self) -> Duration {
+        Duration::from_secs(self.prune_interval_secs.max(1))
+    }
+
+    /// The request_log pruner of a service on `db` (for `ServerBuilder::with_background`).
+    pub fn request_log_pruner(&self, db: &sea_orm::DatabaseConnection) -> impl std::future::Future<Output = ()> + Send + 'static {
+        crate::prune::pruner(
+            db.clone(),
+            crate::idempotency::REPLIES,
+            self.request_log_retention(),
+            self.prune_interval(),
+            crate::prune::BATCH,
+        )
     }
 
     pub fn request_timeout(&self) -> Duration {

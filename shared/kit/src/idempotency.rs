@@ -28,7 +28,7 @@ pub fn create_table_sql(backend: sea_orm::DbBackend) -> String {
     }
 }
 
-/// The index that lets old replies be pruned by age ([`pruner`]).
+/// The index that lets old replies be pruned by age (`prune::pruner` with [`REPLIES`]).
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS request_log_by_time ON request_log (created_at)";
 
 /// The migration every service runs after creating the table: the index by age.
@@ -53,50 +53,9 @@ impl sea_orm_migration::MigrationTrait for IndexByAge {
     }
 }
 
-/// How often [`pruner`] looks for replies past their retention.
-pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Rows one prune statement deletes at most.
-pub const PRUNE_BATCH: u64 = 5_000;
-
-/// Deletes at most `batch` replies recorded before `before` (microseconds); how many.
-pub async fn prune<C: ConnectionTrait>(db: &C, before: i64, batch: u64) -> Result<u64, DbErr> {
-    let sql = "DELETE FROM request_log WHERE request_id IN \
-               (SELECT request_id FROM request_log WHERE created_at < ? ORDER BY created_at LIMIT ?)";
-    Ok(db.execute_raw(stmt(db.get_database_backend(), sql, vec![before.into(), Value::from(batch as i64)])).await?.rows_affected())
-}
-
-/// Forgets replies older than `retention`, now and then every `interval`, in bounded
-/// batches, for as long as the server serves (`ServerBuilder::with_background`). A
-/// retry with a forgotten `request_id` is a new request. Logs what it pruned and how fast.
-pub async fn pruner(db: sea_orm::DatabaseConnection, retention: std::time::Duration, interval: std::time::Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let before = now_micros().saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
-        let started = std::time::Instant::now();
-        let mut rows = 0;
-        loop {
-            match prune(&db, before, PRUNE_BATCH).await {
-                Ok(n) => {
-                    rows += n;
-                    if n < PRUNE_BATCH {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "pruning request_log failed; trying again later");
-                    break;
-                }
-            }
-        }
-        if rows > 0 {
-            let secs = started.elapsed().as_secs_f64();
-            tracing::info!(rows, secs, rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64, "request_log pruned");
-        }
-    }
-}
+/// The replies, as they age: pruned past `--request-log-retention-hours` by
+/// `prune::pruner` (a retry with a forgotten `request_id` is a new request).
+pub const REPLIES: crate::prune::Aged = crate::prune::Aged { table: "request_log", key: "request_id", time: "created_at" };
 
 /// What a lookup found.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 pub mod paging;
+pub mod prune;
 pub mod request;
 pub mod server;
 pub mod status;

@@ -31,12 +31,12 @@ async fn old_replies_are_pruned_in_batches(backend: Backend) {
         db.execute_raw(sql).await.expect("insert");
     }
     let week_ago = now - 7 * 24 * 3600 * 1_000_000;
-    assert_eq!(idempotency::prune(&db, week_ago, 10).await.expect("prune"), 10, "one batch is bounded");
+    assert_eq!(ferry_kit::prune::prune(&db, idempotency::REPLIES, week_ago, 10).await.expect("prune"), 10, "one batch is bounded");
     assert_eq!(count(&db).await, 20);
 
     // The background pruner takes the rest, and only those.
-    let task =
-        tokio::spawn(idempotency::pruner(db.clone(), std::time::Duration::from_secs(7 * 24 * 3600), std::time::Duration::from_secs(3600)));
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    let task = tokio::spawn(ferry_kit::prune::pruner(db.clone(), idempotency::REPLIES, week, std::time::Duration::from_secs(3600), 10));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count(&db).await > 5 {
         assert!(std::time::Instant::now() < deadline, "not pruned");

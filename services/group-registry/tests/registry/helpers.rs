@@ -58,7 +58,7 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64) -> Option<Te
     let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };
     let mut config = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), database_url.clone(), common);
     config.restore_point_retention_hours = retention_hours;
-    config.prune_interval_secs = 1;
+    config.common.prune_interval_secs = 1;
     let server = group_registry::build(&config).await.expect("build registry");
     let addr = server.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -205,6 +205,9 @@ pub struct Snapshot {
     pub checksum: String,
     pub created_by: String,
     pub created_at: i64,
+    /// When it is pruned (created_at plus the retention).
+    #[serde(default)]
+    pub expire_at: i64,
     pub contents: Option<SnapshotContents>,
 }
 

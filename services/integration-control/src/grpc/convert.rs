@@ -100,6 +100,7 @@ pub fn snapshot(s: d::Snapshot) -> pb::Snapshot {
         checksum: s.checksum,
         created_by: s.created_by,
         create_time: Some(timestamp(s.created_at)),
+        expire_time: (s.expire_at > 0).then(|| timestamp(s.expire_at)),
         integrations: contents.integrations.into_iter().map(|i| integration(i.integration)).collect(),
         mappings: contents.mappings.into_iter().map(mapping).collect(),
         sync_jobs: contents.sync_jobs.into_iter().map(sync_job).collect(),

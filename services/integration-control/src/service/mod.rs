@@ -34,11 +34,20 @@ pub struct Control {
     db: DatabaseConnection,
     envs: Environments,
     sealer: Sealer,
+    /// How long a snapshot is kept.
+    snapshot_retention: std::time::Duration,
 }
 
 impl Control {
     pub fn new(db: DatabaseConnection, envs: Environments, sealer: Sealer) -> Self {
-        Self { db, envs, sealer }
+        let snapshot_retention = std::time::Duration::from_secs(crate::config::DEFAULT_SNAPSHOT_RETENTION_HOURS * 3600);
+        Self { db, envs, sealer, snapshot_retention }
+    }
+
+    /// Keeps snapshots for `retention`.
+    pub fn with_snapshot_retention(mut self, retention: std::time::Duration) -> Self {
+        self.snapshot_retention = retention;
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {

@@ -21,6 +21,16 @@ fn checksum(contents: &str) -> String {
 }
 
 impl Control {
+    fn snapshot_retention_micros(&self) -> i64 {
+        self.snapshot_retention.as_micros().min(i64::MAX as u128) as i64
+    }
+
+    /// `s` with when it expires.
+    fn expiring(&self, mut s: Snapshot) -> Snapshot {
+        s.expire_at = s.created_at.saturating_add(self.snapshot_retention_micros());
+        s
+    }
+
     pub async fn create_snapshot(
         &self,
         key: Option<RequestKey>,
@@ -33,6 +43,7 @@ impl Control {
         if !self.replayed(&key, M).await? {
             self.envs.exists(&env).await?;
         }
+        let retention = self.snapshot_retention_micros();
         self.write(key, M, move |txn| {
             Box::pin(async move {
                 let id =
@@ -51,6 +62,7 @@ impl Control {
                     sync_jobs: store::jobs::list(txn, &env, None, None, None).await?,
                 };
                 let text = serde_json::to_string(&contents)?;
+                let now = now_micros();
                 let snapshot = Snapshot {
                     name,
                     description,
@@ -59,7 +71,8 @@ impl Control {
                     sync_job_count: contents.sync_jobs.len() as i64,
                     checksum: checksum(&text),
                     created_by: actor,
-                    created_at: now_micros(),
+                    created_at: now,
+                    expire_at: now.saturating_add(retention),
                     contents: None,
                 };
                 store::snapshots::insert(txn, &SnapshotRow { snapshot: snapshot.clone(), contents: text }).await?;
@@ -71,7 +84,7 @@ impl Control {
 
     pub async fn get_snapshot(&self, name: &SnapshotName, full: bool) -> Result<Snapshot> {
         let row = store::snapshots::find(&self.db, name).await?.ok_or_else(|| Error::not_found("snapshot", name))?;
-        let mut s = row.snapshot;
+        let mut s = self.expiring(row.snapshot);
         if full {
             s.contents = Some(serde_json::from_str(&row.contents)?);
         }
@@ -83,7 +96,7 @@ impl Control {
         if rows.is_empty() && before.is_none() {
             self.envs.exists(env).await?;
         }
-        Ok(page(rows.into_iter().map(|r| r.snapshot).collect(), limit, |s| (s.created_at, s.name.id.as_str().to_owned())))
+        Ok(page(rows.into_iter().map(|r| self.expiring(r.snapshot)).collect(), limit, |s| (s.created_at, s.name.id.as_str().to_owned())))
     }
 
     /// Recreates the snapshot's resources (or only `resources`) in `env`, unfenced and

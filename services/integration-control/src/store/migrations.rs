@@ -9,7 +9,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_integration_control::Migration), Box::new(ferry_kit::idempotency::IndexByAge)]
+        vec![
+            Box::new(m20261123_000001_create_integration_control::Migration),
+            Box::new(ferry_kit::idempotency::IndexByAge),
+            Box::new(m20261203_000001_index_snapshots_by_age::Migration),
+        ]
     }
 }
 
@@ -117,6 +121,30 @@ mod m20261123_000001_create_integration_control {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
+        }
+    }
+}
+
+/// Snapshots are pruned by age (`store::snapshots::AGED`).
+mod m20261203_000001_index_snapshots_by_age {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_index_snapshots_by_age"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["CREATE INDEX snapshots_by_age ON snapshots (created_at)"]).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["DROP INDEX snapshots_by_age"]).await
         }
     }
 }

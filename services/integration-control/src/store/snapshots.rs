@@ -5,6 +5,13 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use super::{all, col, exec, one};
 use crate::domain::{EnvName, ResourceId, Snapshot, SnapshotName};
 
+/// Snapshots as they age: pruned past the retention (`--snapshot-retention-hours`), a
+/// few at a time (a snapshot's contents can be large).
+pub const AGED: ferry_kit::prune::Aged = ferry_kit::prune::Aged { table: "snapshots", key: "env, id", time: "created_at" };
+
+/// Snapshots one prune statement deletes at most.
+pub const PRUNE_BATCH: u64 = 100;
+
 /// A stored snapshot: its metadata and the canonical JSON its checksum covers.
 #[derive(Debug, Clone)]
 pub struct SnapshotRow {
@@ -27,6 +34,7 @@ fn read(row: &QueryResult) -> Result<SnapshotRow, DbErr> {
             mapping_count: col(row, 6)?,
             sync_job_count: col(row, 7)?,
             checksum: col(row, 8)?,
+            expire_at: 0,
             contents: None,
         },
         contents: col(row, 9)?,

@@ -62,6 +62,11 @@ fn serve(server: ferry_kit::server::Server) -> tokio::sync::oneshot::Sender<()> 
 /// Starts the registry and integration-control on `backend`; `None` when that backend is
 /// unavailable here.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS, 60).await
+}
+
+/// [`spawn_app`] keeping snapshots `retention_hours` and pruning every `prune_secs`.
+pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: u64) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(unique("ferry-integration-test"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let registry_db = database(backend, &dir, "registry.db").await?;
@@ -85,7 +90,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         database_url: database_url.clone(),
         registry_url: format!("http://{registry_addr}"),
         sealing_key_file,
-        common: CommonArgs { service_token: Some(SERVICE.into()), ..common },
+        snapshot_retention_hours: retention_hours,
+        common: CommonArgs { service_token: Some(SERVICE.into()), prune_interval_secs: prune_secs, ..common },
     })
     .await
     .expect("build integration-control");

@@ -27,6 +27,7 @@ per_backend!(
     bulk::fence_and_unfence_environment,
     snapshots::snapshot_round_trip_restores_exactly,
     snapshots::snapshot_restore_refusals,
+    snapshots::snapshots_expire_and_are_pruned,
     edge::bad_input_is_refused_precisely,
     edge::request_id_makes_retries_no_ops,
     edge::concurrent_retries_and_fences_stay_consistent,

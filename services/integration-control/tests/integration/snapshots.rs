@@ -137,3 +137,40 @@ pub async fn snapshot_restore_refusals(b: Backend) {
     let damaged = c.restore_snapshot(restore(&s.name, "environments/dev", vec![])).await.unwrap_err();
     assert_eq!(damaged.code(), Code::DataLoss);
 }
+
+/// Snapshots say when they expire (7 days by default) and are pruned after it.
+pub async fn snapshots_expire_and_are_pruned(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let s = snapshot(&app, "dev", "kept").await;
+    let (created, expires) = (s.create_time.expect("created"), s.expire_time.expect("expires"));
+    assert_eq!((expires.seconds - created.seconds, expires.nanos), (7 * 24 * 3600, created.nanos));
+    assert_eq!(full(&app, &s.name).await.expire_time, s.expire_time, "Get says the same");
+    drop(app);
+
+    let Some(app) = spawn_app_with(b, 0, 1).await else { return };
+    env(&app, "dev", false).await;
+    integration(&app, "dev", "rally", "k", true).await;
+    let s = snapshot(&app, "dev", "gone").await;
+    assert_eq!(s.expire_time, s.create_time, "retention 0: due at once");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match app.admin.clone().get_snapshot(pb::GetSnapshotRequest { name: s.name.clone(), view: 1 }).await {
+            Err(e) if e.code() == Code::NotFound => break,
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "not pruned within 20 s"),
+            Err(e) => panic!("{e:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.admin
+            .clone()
+            .get_integration(pb::GetIntegrationRequest { name: "environments/dev/integrations/rally".into() })
+            .await
+            .expect("kept")
+            .into_inner()
+            .name,
+        "environments/dev/integrations/rally",
+        "only the snapshot goes"
+    );
+}
