@@ -29,13 +29,15 @@ where
         let page = c
             .list_groups(pb::ListGroupsRequest { parent: env.into(), page_size: 1000, page_token: token })
             .await
-            .expect("list groups")
+            .expect("list groups") // ok: test support; a failed read fails the test that asked
             .into_inner();
         for g in &page.groups {
             lines.push(format!("group {} {:?} {} entities, created {}", g.name, g.display_name, g.entity_count, time(&g.create_time)));
             let mut stream =
-                c.export_entities(pb::ExportEntitiesRequest { parent: g.name.clone(), kinds: vec![] }).await.expect("export").into_inner();
-            while let Some(m) = stream.message().await.expect("export stream") {
+                c.export_entities(pb::ExportEntitiesRequest { parent: g.name.clone(), kinds: vec![] }).await.expect("export").into_inner(); // ok: test support; a failed read fails the test
+            loop {
+                let next = stream.message().await.expect("export stream"); // ok: test support; a broken stream fails the test
+                let Some(m) = next else { break };
                 for e in m.entities {
                     lines.push(format!(
                         "entity {} kind {} key {:?} sharing {} payload {} refs [{}] groups [{}] hash {} created {} updated {}",
@@ -63,14 +65,14 @@ where
         let page = c
             .list_projects(pb::ListProjectsRequest { parent: env.into(), page_size: 1000, page_token: token })
             .await
-            .expect("list projects")
+            .expect("list projects") // ok: test support; a failed read fails the test that asked
             .into_inner();
         for p in &page.projects {
             lines.push(format!("project {} {:?} groups [{}] created {}", p.name, p.display_name, p.groups.join(","), time(&p.create_time)));
             let items = c
                 .list_config_items(pb::ListConfigItemsRequest { parent: p.name.clone(), page_size: 1000, page_token: String::new() })
                 .await
-                .expect("list config items")
+                .expect("list config items") // ok: test support; a failed read fails the test that asked
                 .into_inner();
             assert!(items.next_page_token.is_empty(), "more than 1,000 config items in {}", p.name);
             for i in items.config_items {
