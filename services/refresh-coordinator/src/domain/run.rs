@@ -141,6 +141,11 @@ pub struct Step<D> {
     pub left_alone: Vec<LeftAlone>,
     #[serde(default)]
     pub undo_changes: Vec<Change>,
+    /// The step's journal operations whose results *are* its changes and what it left
+    /// alone (in order): those two are derived from the journal when the run is read,
+    /// not written a second time (see `engine::Kind::derive`). Empty: they are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<String>,
     pub error: Option<ErrorInfo>,
     /// An abort has dealt with this step (undone it, or found nothing to undo).
     pub undo_done: bool,
@@ -163,6 +168,7 @@ impl<D> Step<D> {
             changes: Vec::new(),
             left_alone: Vec::new(),
             undo_changes: Vec::new(),
+            derived: Vec::new(),
             error: None,
             undo_done: false,
             detail,

@@ -152,7 +152,7 @@ pub(super) async fn drive<K: Kind>(engine: &Engine, id: &str, mut resumed: Optio
         let mut run = stored.run::<K>()?;
         match parts.take() {
             Some(carried) => store::put_parts(&mut run, carried),
-            None => store::with_parts(engine.db(), std::slice::from_mut(&mut run)).await?,
+            None => store::with_parts::<K>(engine.db(), std::slice::from_mut(&mut run)).await?,
         }
         let mut cx = Cx::<K> { engine: engine.clone(), run, version: stored.version, journal, written };
         let result = transition(&mut cx, stored.abort_request, resumed.take(), traceparent.as_deref(), &mut paused_before).await;

@@ -92,6 +92,12 @@ pub trait Kind: Send + Sync + Sized + 'static {
     /// One transition of an abort: undoes the next step that needs it (true), or, when
     /// none is left, does what ends the abort (false).
     fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>>;
+    /// Sets a step's changes and what it left alone from the journaled results (JSON) of
+    /// the operations its `derived` names, in that order. Only kinds that set `derived`
+    /// need it.
+    fn derive(_step: &mut Step<Self::Detail>, _results: &[&str]) -> Result<()> {
+        Ok(())
+    }
     /// Refuses an abort of this run now, when the kind says it cannot be undone.
     fn check_abort(_run: &RunOf<Self>) -> Result<()> {
         Ok(())

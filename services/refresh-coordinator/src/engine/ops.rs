@@ -111,7 +111,7 @@ impl Engine {
 
     pub async fn get<K: Kind>(&self, id: &str) -> Result<RunOf<K>> {
         let mut run = [view::<K>(&self.stored::<K>(id).await?)?];
-        store::with_parts(self.db(), &mut run).await?;
+        store::with_parts::<K>(self.db(), &mut run).await?;
         let [run] = run;
         Ok(run)
     }
@@ -120,7 +120,7 @@ impl Engine {
     pub async fn list<K: Kind>(&self, filter: &ListFilter, after: Option<&(i64, String)>, limit: u64) -> Result<Vec<RunOf<K>>> {
         let rows = store::list(self.db(), K::KIND, &filter.states, filter.subject.as_deref(), after, limit).await?;
         let mut runs = rows.iter().map(view::<K>).collect::<Result<Vec<_>>>()?;
-        store::with_parts(self.db(), &mut runs).await?;
+        store::with_parts::<K>(self.db(), &mut runs).await?;
         Ok(runs)
     }
 

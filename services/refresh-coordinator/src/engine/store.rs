@@ -2,6 +2,8 @@
 //! by, and the large parts of each step kept beside the document (`run_step_parts`: what a
 //! step changed, so a transition does not rewrite every earlier step's changes).
 
+use std::collections::HashMap;
+
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
 
@@ -94,7 +96,9 @@ pub fn split<S: Serialize, D: Serialize>(run: &mut Run<S, D>, written: &mut Part
     for (step, seen) in run.steps.iter().zip(written.iter_mut()) {
         let now = lengths(step);
         for i in 0..3 {
-            if now[i] != seen[i] && now[i] > 0 {
+            // Changes and left alone of a step that derives them are in the journal.
+            let derived = i != 1 && !step.derived.is_empty();
+            if now[i] != seen[i] && now[i] > 0 && !derived {
                 parts.push((step.number, PARTS[i], part_json(step, i)?));
             }
         }
@@ -120,14 +124,15 @@ pub async fn save_parts<C: ConnectionTrait>(db: &C, id: &str, parts: &[Part]) ->
     Ok(())
 }
 
-/// Puts the stored parts of `runs`' steps back into them.
-pub async fn with_parts<C: ConnectionTrait, S, D>(db: &C, runs: &mut [Run<S, D>]) -> Result<()> {
+/// Puts the stored parts of `runs`' steps back into them, and derives those that are the
+/// results of journaled operations (see `Step::derived`).
+pub async fn with_parts<K: Kind>(db: &impl ConnectionTrait, runs: &mut [RunOf<K>]) -> Result<()> {
     if runs.is_empty() {
         return Ok(());
     }
-    let sql = format!("SELECT run_id, step, part, body FROM run_step_parts WHERE run_id IN ({})", ferry_kit::db::placeholders(runs.len()));
-    let rows = all(db, &sql, runs.iter().map(|r| Value::from(r.id.as_str())).collect()).await?;
-    for row in &rows {
+    let ids: Vec<Value> = runs.iter().map(|r| Value::from(r.id.as_str())).collect();
+    let sql = format!("SELECT run_id, step, part, body FROM run_step_parts WHERE run_id IN ({})", ferry_kit::db::placeholders(ids.len()));
+    for row in &all(db, &sql, ids).await? {
         let (id, step, part, json): (String, i32, String, String) =
             (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
         let Some(s) = runs.iter_mut().find(|r| r.id == id).and_then(|r| r.steps.get_mut(step as usize - 1)) else { continue };
@@ -135,6 +140,36 @@ pub async fn with_parts<C: ConnectionTrait, S, D>(db: &C, runs: &mut [Run<S, D>]
             "changes" => s.changes = serde_json::from_str(&json)?,
             "undo_changes" => s.undo_changes = serde_json::from_str(&json)?,
             _ => s.left_alone = serde_json::from_str(&json)?,
+        }
+    }
+    derive::<K>(db, runs).await
+}
+
+/// Derives the changes and left alone of the steps that name journal operations.
+async fn derive<K: Kind>(db: &impl ConnectionTrait, runs: &mut [RunOf<K>]) -> Result<()> {
+    let deriving: Vec<Value> =
+        runs.iter().filter(|r| r.steps.iter().any(|s| !s.derived.is_empty())).map(|r| Value::from(r.id.as_str())).collect();
+    if deriving.is_empty() {
+        return Ok(());
+    }
+    let mut ops: Vec<&str> = runs.iter().flat_map(|r| r.steps.iter().flat_map(|s| s.derived.iter().map(String::as_str))).collect();
+    ops.sort_unstable();
+    ops.dedup();
+    let sql = format!(
+        "SELECT run_id, step, op, result FROM journal WHERE run_id IN ({}) AND op IN ({})",
+        ferry_kit::db::placeholders(deriving.len()),
+        ferry_kit::db::placeholders(ops.len())
+    );
+    let values = deriving.into_iter().chain(ops.iter().map(|o| Value::from(*o))).collect();
+    let mut results: HashMap<(String, i32, String), String> = HashMap::new();
+    for row in &all(db, &sql, values).await? {
+        results.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?), row.try_get_by_index(3)?);
+    }
+    for run in runs.iter_mut() {
+        for step in run.steps.iter_mut().filter(|s| !s.derived.is_empty()) {
+            let found: Vec<&str> =
+                step.derived.iter().filter_map(|op| results.get(&(run.id.clone(), step.number, op.clone())).map(String::as_str)).collect();
+            K::derive(step, &found)?;
         }
     }
     Ok(())

@@ -50,6 +50,13 @@ impl Kind for Refresh {
     fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>> {
         Box::pin(undo_next(cx))
     }
+
+    fn derive(step: &mut Step<PlannedStep>, results: &[&str]) -> Result<()> {
+        let sets = results.iter().map(|json| serde_json::from_str::<ChangeSet>(json)).collect::<Result<Vec<_>, _>>()?;
+        step.changes = sets.iter().flat_map(changes::entries).collect();
+        step.left_alone = sets.iter().flat_map(changes::left_alone).collect();
+        Ok(())
+    }
 }
 
 impl Scheduled for Refresh {
@@ -90,12 +97,16 @@ pub async fn start(
     engine.start::<Refresh>(run, key, METHOD).await
 }
 
-/// Sets the step's changes, what it left alone and its log from the change sets it got.
-fn record(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, ChangeSet)]) {
+/// Sets the step's changes, what it left alone and its log from the change sets its
+/// operations got (what, op, change set). The changes and left alone are the journaled
+/// change sets': the step names the operations, and they are derived again when the run is
+/// read ([`Refresh::derive`]) instead of being stored twice.
+fn record(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, &str, ChangeSet)]) {
     let step = cx.step_mut(kind.number());
-    step.changes = sets.iter().flat_map(|(_, cs)| changes::entries(cs)).collect();
-    step.left_alone = sets.iter().flat_map(|(_, cs)| changes::left_alone(cs)).collect();
-    for (what, cs) in sets {
+    step.changes = sets.iter().flat_map(|(_, _, cs)| changes::entries(cs)).collect();
+    step.left_alone = sets.iter().flat_map(|(_, _, cs)| changes::left_alone(cs)).collect();
+    step.derived = sets.iter().map(|(_, op, _)| (*op).to_owned()).collect();
+    for (what, _, cs) in sets {
         step.log.extend(changes::lines(what, cs));
     }
 }
@@ -130,13 +141,13 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             let a = cx.op(n, "fence-source", |rid| ic.fence(&src, run.clone(), reason.clone(), false, rid)).await?;
             let b = cx.op(n, "fence-destination", |rid| ic.fence(&dst, run.clone(), reason.clone(), false, rid)).await?;
             let d = cx.op(n, "deactivate", |rid| ic.deactivate(&src, options.suspend_credentials_instead, rid)).await?;
-            record(cx, kind, &[("fence", a), ("fence", b), ("deactivate", d)]);
+            record(cx, kind, &[("fence", "fence-source", a), ("fence", "fence-destination", b), ("deactivate", "deactivate", d)]);
         }
         StepKind::PauseJobs => {
             let reason = format!("refresh {run}");
             let a = cx.op(n, "pause-source", |rid| ic.pause(&src, run.clone(), reason.clone(), rid)).await?;
             let b = cx.op(n, "pause-destination", |rid| ic.pause(&dst, run.clone(), reason.clone(), rid)).await?;
-            record(cx, kind, &[("pause", a), ("pause", b)]);
+            record(cx, kind, &[("pause", "pause-source", a), ("pause", "pause-destination", b)]);
         }
         StepKind::SnapshotDestination => {
             let (id, description) = (format!("refresh-{}", cx.run.id), format!("taken by {run} before the refresh from {src}"));
@@ -180,7 +191,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             Mode::Managed => {
                 let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, rid)).await?;
                 let cs = cx.op(n, "copy-integrations", |rid| ic.copy_integrations(&src, &dst, rid)).await?;
-                record(cx, kind, &[("copy", cs)]);
+                record(cx, kind, &[("copy", "copy-integrations", cs)]);
                 cx.step_mut(n).log.push(format!(
                     "registry: copied {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); replaced {} group(s), {} entities, {} project(s)",
                     r.groups, r.entities, r.links, r.projects, r.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
@@ -192,12 +203,12 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 }
                 let reason = format!("external refresh from {src}");
                 let cs = cx.op(n, "fence-resources", |rid| ic.fence(&dst, run.clone(), reason.clone(), true, rid)).await?;
-                record(cx, kind, &[("fence", cs)]);
+                record(cx, kind, &[("fence", "fence-resources", cs)]);
             }
         },
         StepKind::DisableSourceMappings => {
             let cs = cx.op(n, "disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?;
-            record(cx, kind, &[("disable", cs)]);
+            record(cx, kind, &[("disable", "disable-foreign", cs)]);
         }
         StepKind::RestoreDestinationMappings => {
             let snapshot = cx.run.spec.snapshot.clone();
@@ -207,10 +218,18 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 snap.integrations.iter().cloned().chain(snap.mappings.iter().filter(|m| !provisioned.contains(m)).cloned()).collect();
             let mut sets = Vec::new();
             if !resources.is_empty() {
-                sets.push(("restore", cx.op(n, "restore", |rid| ic.restore_snapshot(&snapshot, &dst, resources.clone(), rid)).await?));
+                sets.push((
+                    "restore",
+                    "restore",
+                    cx.op(n, "restore", |rid| ic.restore_snapshot(&snapshot, &dst, resources.clone(), rid)).await?,
+                ));
             }
             if !provisioned.is_empty() {
-                sets.push(("activate provisioned", cx.op(n, "activate-provisioned", |rid| ic.activate_provisioned(&dst, rid)).await?));
+                sets.push((
+                    "activate provisioned",
+                    "activate-provisioned",
+                    cx.op(n, "activate-provisioned", |rid| ic.activate_provisioned(&dst, rid)).await?,
+                ));
             }
             record(cx, kind, &sets);
             if sets.is_empty() {
@@ -223,7 +242,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 cx.step_mut(n).log.push("nothing was deactivated".into());
             } else {
                 let cs = cx.op(n, "reactivate", |rid| ic.reactivate(&src, &deactivated, rid)).await?;
-                record(cx, kind, &[("reactivate", cs)]);
+                record(cx, kind, &[("reactivate", "reactivate", cs)]);
             }
         }
         StepKind::ResumeJobs => {
@@ -231,11 +250,11 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             for (env, paused_op, op) in [(&src, "pause-source", "resume-source"), (&dst, "pause-destination", "resume-destination")] {
                 let paused: ChangeSet = cx.recorded(StepKind::PauseJobs.number(), paused_op)?.unwrap_or_default();
                 if !paused.changes.is_empty() {
-                    sets.push(("resume", cx.op(n, op, |rid| ic.resume(env, &paused, rid)).await?));
+                    sets.push(("resume", op, cx.op(n, op, |rid| ic.resume(env, &paused, rid)).await?));
                 }
             }
             for (env, op) in [(&src, "unfence-source"), (&dst, "unfence-destination")] {
-                sets.push(("unfence", cx.op(n, op, |rid| ic.unfence(env, run.clone(), rid)).await?));
+                sets.push(("unfence", op, cx.op(n, op, |rid| ic.unfence(env, run.clone(), rid)).await?));
             }
             record(cx, kind, &sets);
         }
