@@ -97,7 +97,7 @@ pub fn split<S: Serialize, D: Serialize>(run: &mut Run<S, D>, written: &mut Part
         let now = lengths(step);
         for i in 0..3 {
             // Changes and left alone of a step that derives them are in the journal.
-            let derived = i != 1 && !step.derived.is_empty();
+            let derived = PARTS[i] != "undo_changes" && !step.derived.is_empty();
             if now[i] != seen[i] && now[i] > 0 && !derived {
                 parts.push((step.number, PARTS[i], part_json(step, i)?));
             }

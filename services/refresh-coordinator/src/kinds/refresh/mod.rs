@@ -9,17 +9,19 @@
 mod changes;
 pub mod plan;
 pub mod report;
+mod undo;
 
 use ferry_kit::db::now_micros;
 use ferry_kit::idempotency::RequestKey;
 use futures::future::BoxFuture;
 
-use crate::domain::remote::{ChangeSet, CopyResult, RestorePoint, Restored, Snapshot};
-use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind, StepState};
+use crate::domain::remote::{ChangeSet, CopyResult, RestorePoint, Snapshot};
+use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind};
 use crate::engine::locks::Lock;
 use crate::engine::schedules::Scheduled;
 use crate::engine::{Cx, Engine, Flow, Kind};
 use crate::error::{Error, Result};
+use changes::record;
 
 /// The refresh run kind.
 pub struct Refresh;
@@ -48,13 +50,12 @@ impl Kind for Refresh {
     }
 
     fn undo_next(cx: &mut Cx<Self>) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(undo_next(cx))
+        Box::pin(undo::undo_next(cx))
     }
 
     fn derive(step: &mut Step<PlannedStep>, results: &[&str]) -> Result<()> {
         let sets = results.iter().map(|json| serde_json::from_str::<ChangeSet>(json)).collect::<Result<Vec<_>, _>>()?;
-        step.changes = sets.iter().flat_map(changes::entries).collect();
-        step.left_alone = sets.iter().flat_map(changes::left_alone).collect();
+        changes::fill(step, sets.iter());
         Ok(())
     }
 }
@@ -97,28 +98,6 @@ pub async fn start(
     engine.start::<Refresh>(run, key, METHOD).await
 }
 
-/// Sets the step's changes, what it left alone and its log from the change sets its
-/// operations got (what, op, change set). The changes and left alone are the journaled
-/// change sets': the step names the operations, and they are derived again when the run is
-/// read ([`Refresh::derive`]) instead of being stored twice.
-fn record(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, &str, ChangeSet)]) {
-    let step = cx.step_mut(kind.number());
-    step.changes = sets.iter().flat_map(|(_, _, cs)| changes::entries(cs)).collect();
-    step.left_alone = sets.iter().flat_map(|(_, _, cs)| changes::left_alone(cs)).collect();
-    step.derived = sets.iter().map(|(_, op, _)| (*op).to_owned()).collect();
-    for (what, _, cs) in sets {
-        step.log.extend(changes::lines(what, cs));
-    }
-}
-
-fn record_undo(cx: &mut Cx<Refresh>, kind: StepKind, sets: &[(&str, ChangeSet)]) {
-    let step = cx.step_mut(kind.number());
-    step.undo_changes.extend(sets.iter().flat_map(|(_, cs)| changes::entries(cs)));
-    for (what, cs) in sets {
-        step.log.extend(changes::lines(&format!("undo {what}"), cs));
-    }
-}
-
 async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
     let n = kind.number();
     let run = cx.name();
@@ -141,13 +120,13 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             let a = cx.op(n, "fence-source", |rid| ic.fence(&src, run.clone(), reason.clone(), false, rid)).await?;
             let b = cx.op(n, "fence-destination", |rid| ic.fence(&dst, run.clone(), reason.clone(), false, rid)).await?;
             let d = cx.op(n, "deactivate", |rid| ic.deactivate(&src, options.suspend_credentials_instead, rid)).await?;
-            record(cx, kind, &[("fence", "fence-source", a), ("fence", "fence-destination", b), ("deactivate", "deactivate", d)]);
+            record(cx, n, &[("fence", "fence-source", a), ("fence", "fence-destination", b), ("deactivate", "deactivate", d)]);
         }
         StepKind::PauseJobs => {
             let reason = format!("refresh {run}");
             let a = cx.op(n, "pause-source", |rid| ic.pause(&src, run.clone(), reason.clone(), rid)).await?;
             let b = cx.op(n, "pause-destination", |rid| ic.pause(&dst, run.clone(), reason.clone(), rid)).await?;
-            record(cx, kind, &[("pause", "pause-source", a), ("pause", "pause-destination", b)]);
+            record(cx, n, &[("pause", "pause-source", a), ("pause", "pause-destination", b)]);
         }
         StepKind::SnapshotDestination => {
             let (id, description) = (format!("refresh-{}", cx.run.id), format!("taken by {run} before the refresh from {src}"));
@@ -191,7 +170,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             Mode::Managed => {
                 let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, rid)).await?;
                 let cs = cx.op(n, "copy-integrations", |rid| ic.copy_integrations(&src, &dst, rid)).await?;
-                record(cx, kind, &[("copy", "copy-integrations", cs)]);
+                record(cx, n, &[("copy", "copy-integrations", cs)]);
                 cx.step_mut(n).log.push(format!(
                     "registry: copied {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); replaced {} group(s), {} entities, {} project(s)",
                     r.groups, r.entities, r.links, r.projects, r.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
@@ -203,12 +182,12 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 }
                 let reason = format!("external refresh from {src}");
                 let cs = cx.op(n, "fence-resources", |rid| ic.fence(&dst, run.clone(), reason.clone(), true, rid)).await?;
-                record(cx, kind, &[("fence", "fence-resources", cs)]);
+                record(cx, n, &[("fence", "fence-resources", cs)]);
             }
         },
         StepKind::DisableSourceMappings => {
             let cs = cx.op(n, "disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?;
-            record(cx, kind, &[("disable", "disable-foreign", cs)]);
+            record(cx, n, &[("disable", "disable-foreign", cs)]);
         }
         StepKind::RestoreDestinationMappings => {
             let snapshot = cx.run.spec.snapshot.clone();
@@ -231,7 +210,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                     cx.op(n, "activate-provisioned", |rid| ic.activate_provisioned(&dst, rid)).await?,
                 ));
             }
-            record(cx, kind, &sets);
+            record(cx, n, &sets);
             if sets.is_empty() {
                 cx.step_mut(n).log.push("nothing to restore".into());
             }
@@ -242,7 +221,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 cx.step_mut(n).log.push("nothing was deactivated".into());
             } else {
                 let cs = cx.op(n, "reactivate", |rid| ic.reactivate(&src, &deactivated, rid)).await?;
-                record(cx, kind, &[("reactivate", "reactivate", cs)]);
+                record(cx, n, &[("reactivate", "reactivate", cs)]);
             }
         }
         StepKind::ResumeJobs => {
@@ -256,173 +235,8 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             for (env, op) in [(&src, "unfence-source"), (&dst, "unfence-destination")] {
                 sets.push(("unfence", op, cx.op(n, op, |rid| ic.unfence(env, run.clone(), rid)).await?));
             }
-            record(cx, kind, &sets);
+            record(cx, n, &sets);
         }
     }
     Ok(Flow::Done)
-}
-
-/// The steps an abort undoes, last first: what the copy replaced, the jobs paused, the
-/// integrations deactivated. The others change nothing an abort must give back (the
-/// fences step 2 put up are lifted at the end, see [`lift_fences`]).
-const UNDONE: [StepKind; 3] = [StepKind::Copy, StepKind::PauseJobs, StepKind::DeactivateSourceIntegrations];
-
-/// One transition of an abort.
-async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
-    // Steps not reached are skipped; a step caught in the middle is undone from what it
-    // journaled.
-    let run_id = cx.run.id.clone();
-    let journaled: Vec<bool> = cx.run.steps.iter().map(|s| touched(cx, s.number)).collect();
-    for (s, journaled) in cx.run.steps.iter_mut().zip(journaled) {
-        match s.state {
-            StepState::Pending => s.state = StepState::Skipped,
-            StepState::Running | StepState::WaitingForConfirmation if !journaled => {
-                s.state = StepState::Skipped;
-                s.waiting_for.clear();
-            }
-            StepState::Running | StepState::WaitingForConfirmation => {
-                s.state = StepState::Failed;
-                s.waiting_for.clear();
-                s.log.push("interrupted by the abort".into());
-            }
-            _ => {}
-        }
-    }
-    let pending = UNDONE.into_iter().find(|k| {
-        let s = cx.step(k.number());
-        matches!(s.state, StepState::Succeeded | StepState::Failed) && touched(cx, k.number()) && !s.undo_done
-    });
-    let Some(kind) = pending else {
-        lift_fences(cx).await?;
-        return Ok(false);
-    };
-    tracing::debug!(run = %run_id, step = kind.number(), "undoing");
-    cx.run.current_step = kind.number();
-    undo(cx, kind).await?;
-    Ok(true)
-}
-
-/// Whether step `n` may have changed something: it journaled an operation, or it is the
-/// copy and a restore point was taken (a copy the registry made just before a crash is not
-/// journaled yet; restoring what was kept is right either way).
-fn touched(cx: &Cx<Refresh>, n: i32) -> bool {
-    cx.count(n, "") > 0 || (n == StepKind::Copy.number() && !cx.run.spec.restore_point.is_empty() && cx.step(n).attempts > 0)
-}
-
-/// The registry says the restore point expired or no longer exists.
-fn restore_point_gone(e: &Error) -> bool {
-    let info = e.info();
-    info.code == tonic::Code::NotFound || info.violations.iter().any(|v| v.kind == "RESTORE_POINT_EXPIRED")
-}
-
-/// Undoes step `kind` as the proto says.
-async fn undo(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<()> {
-    let n = kind.number();
-    let (src, dst) = (cx.run.spec.source.clone(), cx.run.spec.destination.clone());
-    let c = cx.engine.clients().clone();
-    let ic = &c.integration;
-    let mut sets = Vec::new();
-    let mut undone = true;
-    match kind {
-        StepKind::Copy => {
-            let point = cx.run.spec.restore_point.clone();
-            if !point.is_empty() {
-                let registry = &c.registry;
-                match cx.op(n, "undo-restore-registry", |rid| registry.restore_environment(&point, rid)).await {
-                    Ok(r) => {
-                        let r: Restored = r;
-                        let p = &r.restore_point;
-                        cx.step_mut(n).log.push(format!(
-                            "registry: restored {dst} from {point}: {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); \
-                             replaced {} group(s), {} entities, {} project(s)",
-                            p.groups, p.entities, p.links, p.projects, p.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
-                        ));
-                        cx.step_mut(n).undo_changes.push(Change {
-                            resource: dst.to_string(),
-                            field: "content".into(),
-                            before: format!("copied from {src}"),
-                            after: format!("restored from {point}"),
-                        });
-                    }
-                    // Expired (an abort long after the copy) or deleted by hand: what was
-                    // kept is gone, and the copied content stays, as the log says.
-                    Err(e) if restore_point_gone(&e) => {
-                        cx.step_mut(n)
-                            .log
-                            .push(format!("registry: {point} cannot be restored ({}); the copied content stays", e.info().message));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let snapshot = cx.run.spec.snapshot.clone();
-            if !snapshot.is_empty() {
-                let snap = cx.retrying("get snapshot", || ic.snapshot(&snapshot)).await?;
-                let resources: Vec<String> = snap.integrations.iter().chain(snap.mappings.iter()).cloned().collect();
-                if !resources.is_empty() {
-                    sets.push((
-                        "restore",
-                        cx.op(n, "undo-restore", |rid| ic.restore_snapshot(&snapshot, &dst, resources.clone(), rid)).await?,
-                    ));
-                }
-            }
-            sets.push(("disable", cx.op(n, "undo-disable-foreign", |rid| ic.disable_foreign(&dst, rid)).await?));
-        }
-        StepKind::PauseJobs if cx.step(StepKind::ResumeJobs.number()).state == StepState::Succeeded => {
-            undone = false;
-            cx.step_mut(n).log.push("undo: step 9 already resumed the jobs".into());
-        }
-        StepKind::PauseJobs => {
-            for (env, paused_op, op) in
-                [(&src, "pause-source", "undo-resume-source"), (&dst, "pause-destination", "undo-resume-destination")]
-            {
-                let paused: ChangeSet = cx.recorded(n, paused_op)?.unwrap_or_default();
-                if !paused.changes.is_empty() {
-                    sets.push(("resume", cx.op(n, op, |rid| ic.resume(env, &paused, rid)).await?));
-                }
-            }
-        }
-        StepKind::DeactivateSourceIntegrations
-            if cx.step(StepKind::ReactivateSourceIntegrations.number()).state == StepState::Succeeded =>
-        {
-            undone = false;
-            cx.step_mut(n).log.push("undo: step 8 already re-activated the integrations".into());
-        }
-        StepKind::DeactivateSourceIntegrations => {
-            let deactivated: ChangeSet = cx.recorded(n, "deactivate")?.unwrap_or_default();
-            if !deactivated.changes.is_empty() {
-                sets.push(("reactivate", cx.op(n, "undo-reactivate", |rid| ic.reactivate(&src, &deactivated, rid)).await?));
-            }
-        }
-        _ => undone = false,
-    }
-    record_undo(cx, kind, &sets);
-    let step = cx.step_mut(n);
-    step.undo_done = true;
-    if undone {
-        step.state = StepState::Undone;
-    }
-    Ok(())
-}
-
-/// The last act of an abort: lifts the fences step 2 put up.
-async fn lift_fences(cx: &mut Cx<Refresh>) -> Result<()> {
-    let kind = StepKind::DeactivateSourceIntegrations;
-    let n = kind.number();
-    let run = cx.name();
-    let c = cx.engine.clients().clone();
-    let ic = &c.integration;
-    let mut sets = Vec::new();
-    for (env, fenced, op) in [
-        (cx.run.spec.source.clone(), "fence-source", "undo-unfence-source"),
-        (cx.run.spec.destination.clone(), "fence-destination", "undo-unfence-destination"),
-    ] {
-        if cx.has(n, fenced) {
-            sets.push(("unfence", cx.op(n, op, |rid| ic.unfence(&env, run.clone(), rid)).await?));
-        }
-    }
-    if !sets.is_empty() && !cx.has(n, "fences-lifted") {
-        record_undo(cx, kind, &sets);
-        cx.mark(n, "fences-lifted").await?;
-    }
-    Ok(())
 }
