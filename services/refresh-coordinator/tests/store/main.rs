@@ -316,7 +316,61 @@ async fn legacy_runs_are_carried_over(backend: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A step's changes and what it left alone, when they are its operations' change sets,
+/// are not written beside the run: they are derived from the journal when it is read,
+/// and equal what the step recorded.
+async fn derived_changes_are_read_from_the_journal(backend: Backend) {
+    use refresh_coordinator::domain::remote::{CredentialState, JobState, ResourceChange, ResourceState};
+    use refresh_coordinator::domain::{Change, LeftAlone};
+    let Some((db, dir)) = connect(backend).await else { return };
+    let mut run = new_run("prod", "dev");
+    insert(&db, &run, None).await;
+    let state = |active: bool| ResourceState {
+        exists: true,
+        active,
+        credential_state: CredentialState::Active,
+        sync_job_state: JobState::Unspecified,
+        paused_by: String::new(),
+        fenced: false,
+        bound_environment: "environments/prod".into(),
+        fence_holder: String::new(),
+    };
+    let mapping = "environments/dev/integrations/rally/mappings/stories";
+    let skipped = LeftAlone { resource: "environments/dev/integrations/rally/mappings/own".into(), reason: "not foreign".into() };
+    let cs = ChangeSet {
+        environment: "environments/dev".into(),
+        changes: vec![ResourceChange { resource: mapping.into(), resource_type: 2, before: Some(state(true)), after: Some(state(false)) }],
+        skipped: vec![skipped.clone()],
+        change_time: 5,
+    };
+    let mut journal = Journal::load(&db, &run.id).await.expect("journal");
+    journal.append(&db, &run.id, 6, "disable-foreign", "rid", &cs).await.expect("append");
+    let recorded = vec![Change { resource: mapping.into(), field: "active".into(), before: "true".into(), after: "false".into() }];
+    let step = &mut run.steps[5];
+    (step.changes, step.left_alone, step.derived) = (recorded.clone(), vec![skipped.clone()], vec!["disable-foreign".into()]);
+    step.undo_changes = vec![Change { resource: mapping.into(), field: "fenced".into(), before: "false".into(), after: "true".into() }];
+    let undo = step.undo_changes.clone();
+
+    let mut written = Vec::new();
+    let (body, parts) = runs::split(&mut run, &mut written).expect("split");
+    let kept: Vec<(i32, &str)> = parts.iter().map(|(n, part, _)| (*n, *part)).collect();
+    assert_eq!(kept, [(6, "undo_changes")], "only what the journal does not hold is written beside the run");
+    assert!(runs::save(&db, &run.id, &body, run.state, 1).await.expect("save"), "saved at its version");
+    runs::save_parts(&db, &run.id, &parts).await.expect("parts");
+
+    let stored = runs::find(&db, &run.id).await.expect("find").expect("the run");
+    let mut read = [stored.run::<Refresh>().expect("document")];
+    assert!(read[0].steps[5].changes.is_empty(), "the document does not hold them");
+    runs::with_parts::<Refresh>(&db, &mut read).await.expect("with parts");
+    let step = &read[0].steps[5];
+    assert_eq!(step.changes, recorded, "derived from the journaled change set");
+    assert_eq!(step.left_alone, [skipped]);
+    assert_eq!(step.undo_changes, undo, "stored beside the run");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 ferry_testkit::per_backend!(
+    derived_changes_are_read_from_the_journal,
     legacy_runs_are_carried_over,
     lease_is_exclusive_and_lapses,
     concurrent_drivers_never_claim_one_run_twice,
