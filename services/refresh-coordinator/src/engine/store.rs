@@ -49,6 +49,16 @@ fn read(row: &QueryResult) -> Result<Stored, DbErr> {
     })
 }
 
+/// What tells a watcher whether a run changed, without reading it: its version (every
+/// save moves it) and whether an abort is waiting for its driver; `None` when it is gone.
+pub async fn stamp<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<(i64, bool)>, DbErr> {
+    let sql = "SELECT version, CASE WHEN abort_request IS NULL THEN 0 ELSE 1 END FROM runs WHERE id = ?";
+    match one(db, sql, vec![id.into()]).await? {
+        Some(row) => Ok(Some((row.try_get_by_index(0)?, row.try_get_by_index::<i32>(1)? == 1))),
+        None => Ok(None),
+    }
+}
+
 /// The parts of a step kept beside the run document.
 pub const PARTS: [&str; 3] = ["changes", "undo_changes", "left_alone"];
 
