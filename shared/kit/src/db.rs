@@ -365,10 +365,14 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
 }
 
 /// True when a transaction lost a race with a concurrent one that wrote the same keys: a
-/// unique violation, or a deadlock PostgreSQL broke by aborting this transaction. Run
-/// again, it sees what the other committed.
+/// unique violation, a foreign key whose row a concurrent transaction deleted after this
+/// one looked it up (every write looks up what it refers to first), or a deadlock
+/// PostgreSQL broke by aborting this transaction. Run again, it sees what the other
+/// committed.
 pub fn is_write_race(err: &sea_orm::DbErr) -> bool {
-    is_unique_violation(err) || sqlstate(err).as_deref() == Some("40P01")
+    is_unique_violation(err)
+        || matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+        || sqlstate(err).as_deref() == Some("40P01")
 }
 
 /// The SQLSTATE of a database error, when the database gave one.

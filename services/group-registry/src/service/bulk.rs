@@ -89,7 +89,7 @@ impl Registry {
         }
         let txn = ferry_kit::db::begin(&self.db).await?;
         let g = group_key(&txn, group).await?;
-        groups::lock(&txn, g.id).await?;
+        super::lock_group(&txn, g.id, group).await?;
         Ok(ImportStart::Fresh(ImportTx { txn, env_id: g.env_id, group_id: g.id, group: group.clone(), created: 0, now: now_micros() }))
     }
 
@@ -160,7 +160,7 @@ impl Registry {
                 let results = match way {
                     Way::Deliver => deliver(txn, &g, &ops).await?,
                     Way::Locked => {
-                        groups::lock(txn, g.id).await?;
+                        super::lock_group(txn, g.id, &recipient).await?;
                         one_by_one(txn, &g, &ops).await?
                     }
                 };

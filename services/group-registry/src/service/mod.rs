@@ -130,6 +130,8 @@ impl Registry {
         use ferry_kit::status::Precondition;
         self.write(key, "DeleteGroup", move |txn| {
             Box::pin(async move {
+                let id = group_key(txn, &name).await?.id;
+                lock_group(txn, id, &name).await?;
                 let g = group_row(txn, &name).await?;
                 let projects = store::groups::projects_using(txn, g.id).await?;
                 if !projects.is_empty() {
@@ -186,4 +188,11 @@ pub(crate) async fn group_row<C: sea_orm::ConnectionTrait>(db: &C, name: &GroupN
 /// A group's ids and revision (no member count): what the write paths look up.
 pub(crate) async fn group_key<C: sea_orm::ConnectionTrait>(db: &C, name: &GroupName) -> Result<store::groups::GroupKey> {
     store::groups::key_of(db, name).await?.ok_or_else(|| Error::not_found("group", name))
+}
+
+/// Locks a group found by `group_key` for the rest of the transaction: writers that add
+/// to it (members, project links) and its deletion wait for each other, so a check made
+/// after the lock still holds at commit. NOT_FOUND when it was deleted meanwhile.
+pub(crate) async fn lock_group<C: sea_orm::ConnectionTrait>(db: &C, id: i64, name: &GroupName) -> Result<()> {
+    if store::groups::lock(db, id).await? { Ok(()) } else { Err(Error::not_found("group", name)) }
 }

@@ -4,13 +4,24 @@
 use ferry_kit::db::now_micros;
 use sea_orm::ConnectionTrait;
 
-use super::{Registry, env_row, group_key, page};
+use super::{Registry, env_row, group_key, lock_group, page};
 use crate::domain::{ConfigItem, ConfigItemName, EnvName, GroupName, Page, Project, ProjectName, RequestKey, Resolution, UpsertCounts};
 use crate::error::{Error, Result};
 use crate::store::projects::{self, ProjectRow};
 
 async fn project_row<C: ConnectionTrait>(db: &C, name: &ProjectName) -> Result<ProjectRow> {
     projects::find(db, name).await?.ok_or_else(|| Error::not_found("project", name))
+}
+
+/// The project, locked for the rest of the transaction and read after the lock: a write
+/// to it or its items and its deletion wait for each other (an item is never inserted
+/// for a project deleted meanwhile). NOT_FOUND when it is gone.
+async fn locked_project<C: ConnectionTrait>(db: &C, name: &ProjectName) -> Result<ProjectRow> {
+    let id = project_row(db, name).await?.id;
+    if !projects::lock(db, id).await? {
+        return Err(Error::not_found("project", name));
+    }
+    project_row(db, name).await
 }
 
 /// Resolves a project's groups to ids: one or more, distinct, in the project's environment.
@@ -24,6 +35,7 @@ async fn group_ids<C: ConnectionTrait>(db: &C, project: &ProjectName, groups: &[
             return Err(Error::invalid(&format!("project.groups[{i}]"), format!("{g} is not in {}", project.env)));
         }
         let id = group_key(db, g).await?.id;
+        lock_group(db, id, g).await?;
         if ids.contains(&id) {
             return Err(Error::invalid(&format!("project.groups[{i}]"), format!("{g} is listed twice")));
         }
@@ -77,7 +89,7 @@ impl Registry {
     ) -> Result<Project> {
         self.write(key, "UpdateProject", move |txn| {
             Box::pin(async move {
-                let row = project_row(txn, &name).await?;
+                let row = locked_project(txn, &name).await?;
                 if let Some(d) = display {
                     projects::update_display(txn, row.id, &d).await?;
                 }
@@ -97,7 +109,7 @@ impl Registry {
     pub async fn delete_project(&self, key: Option<RequestKey>, name: ProjectName) -> Result<i64> {
         self.write(key, "DeleteProject", move |txn| {
             Box::pin(async move {
-                let row = project_row(txn, &name).await?;
+                let row = locked_project(txn, &name).await?;
                 Ok(projects::delete(txn, row.id).await?)
             })
         })
@@ -107,7 +119,7 @@ impl Registry {
     pub async fn create_config_item(&self, key: Option<RequestKey>, item: ConfigItem) -> Result<ConfigItem> {
         self.write(key, "CreateConfigItem", move |txn| {
             Box::pin(async move {
-                let row = project_row(txn, &item.name.project).await?;
+                let row = locked_project(txn, &item.name.project).await?;
                 if projects::get_item(txn, &row, item.name.item.as_str()).await?.is_some() {
                     return Err(Error::AlreadyExists {
                         resource: "config item",
@@ -132,7 +144,7 @@ impl Registry {
     pub async fn delete_config_item(&self, key: Option<RequestKey>, name: ConfigItemName) -> Result<()> {
         self.write(key, "DeleteConfigItem", move |txn| {
             Box::pin(async move {
-                let row = project_row(txn, &name.project).await?;
+                let row = locked_project(txn, &name.project).await?;
                 if !projects::delete_item(txn, row.id, name.item.as_str()).await? {
                     return Err(Error::not_found("config item", &name));
                 }
@@ -147,7 +159,7 @@ impl Registry {
     pub async fn upsert_config_items(&self, key: Option<RequestKey>, project: ProjectName, items: Vec<ConfigItem>) -> Result<UpsertCounts> {
         self.write(key, "UpsertConfigItems", move |txn| {
             Box::pin(async move {
-                let row = project_row(txn, &project).await?;
+                let row = locked_project(txn, &project).await?;
                 let mut counts = UpsertCounts::default();
                 let now = now_micros();
                 for item in &items {

@@ -105,10 +105,10 @@ pub async fn list<C: ConnectionTrait>(db: &C, env_id: i64, after: Option<&str>, 
     rows.iter().map(read).collect()
 }
 
-/// Serialises writers on this group until the transaction ends.
-pub async fn lock<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
-    exec(db, "UPDATE groups SET revision = revision WHERE id = ?", vec![id.into()]).await?;
-    Ok(())
+/// Serialises writers on this group until the transaction ends; false when the group is
+/// gone (deleted by a writer this one waited for).
+pub async fn lock<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool, DbErr> {
+    Ok(exec(db, "UPDATE groups SET revision = revision WHERE id = ?", vec![id.into()]).await? > 0)
 }
 
 /// Bumps the revision of each group in `ids` (what they contain changed).

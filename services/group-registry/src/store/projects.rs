@@ -122,6 +122,12 @@ pub async fn bump<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<i64, Db
     col(&row, 0)
 }
 
+/// Serialises writers on this project until the transaction ends; false when the project
+/// is gone (deleted by a writer this one waited for).
+pub async fn lock<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<bool, DbErr> {
+    Ok(exec(db, "UPDATE projects SET revision = revision WHERE id = ?", vec![project_id.into()]).await? > 0)
+}
+
 /// Deletes a project and its configuration; returns how many items went with it.
 pub async fn delete<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<i64, DbErr> {
     let n = exec(db, "DELETE FROM config_items WHERE project_id = ?", vec![project_id.into()]).await?;

@@ -26,6 +26,7 @@ per_backend!(
     projects::g7_references_resolve_through_project_groups_in_order,
     projects::projects_validate_groups_and_bump_on_change,
     projects::upsert_config_items_counts_and_is_idempotent,
+    projects::writes_racing_a_delete_are_answered_not_internal,
     bulk::import_export_and_manifest_sorted_bytewise,
     bulk::import_is_all_or_nothing_and_retry_safe,
     bulk::reads_are_answered_while_an_import_is_open,

@@ -196,3 +196,58 @@ pub async fn upsert_config_items_counts_and_is_idempotent(b: Backend) {
     assert_eq!(listed.config_items.len(), 2);
     assert!(!listed.next_page_token.is_empty());
 }
+
+/// Items written while their project is deleted, and project updates while a group is
+/// deleted: every call is answered OK, NOT_FOUND or FAILED_PRECONDITION, never INTERNAL
+/// (a foreign key caught mid-race), and the project is gone at the end.
+pub async fn writes_racing_a_delete_are_answered_not_internal(b: Backend) {
+    let Some(app) = spawn_app(b).await else { return };
+    env(&app, "dev", false).await;
+    let main = group(&app, "dev", "main").await;
+    for round in 0..6 {
+        let spare = group(&app, "dev", &format!("spare-{round}")).await;
+        let p = project(&app, "dev", &format!("p{round}"), &[&main]).await.expect("project");
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let (mut c, parent) = (app.admin.clone(), p.name.clone());
+            calls.spawn(async move {
+                c.create_config_item(pb::CreateConfigItemRequest {
+                    parent,
+                    config_item_id: format!("item-{i}"),
+                    config_item: Some(pb::ConfigItem { value_json: "{}".into(), ..Default::default() }),
+                    request_id: String::new(),
+                })
+                .await
+                .map(|_| ())
+            });
+        }
+        let (mut c, project_name, groups) = (app.admin.clone(), p.name.clone(), vec![main.clone(), spare.clone()]);
+        calls.spawn(async move {
+            c.update_project(pb::UpdateProjectRequest {
+                project: Some(pb::Project { name: project_name, groups, ..Default::default() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["groups".into()] }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|_| ())
+        });
+        let (mut c, name) = (app.admin.clone(), spare.clone());
+        calls.spawn(
+            async move { c.delete_group(pb::DeleteGroupRequest { name, force: false, request_id: String::new() }).await.map(|_| ()) },
+        );
+        let (mut c, name) = (app.admin.clone(), p.name.clone());
+        calls.spawn(async move { c.delete_project(pb::DeleteProjectRequest { name, request_id: String::new() }).await.map(|_| ()) });
+        while let Some(done) = calls.join_next().await {
+            if let Err(s) = done.expect("call task") {
+                assert!(
+                    matches!(s.code(), Code::NotFound | Code::FailedPrecondition | Code::Aborted),
+                    "round {round}: {:?} {}",
+                    s.code(),
+                    s.message()
+                );
+            }
+        }
+        let gone = app.admin.clone().get_project(pb::GetProjectRequest { name: p.name.clone() }).await;
+        assert_eq!(gone.map(|_| ()).map_err(|s| s.code()), Err(Code::NotFound), "round {round}");
+    }
+}
