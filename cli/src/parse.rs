@@ -133,6 +133,10 @@ pub mod names {
     pub fn promotion_run(run: &str) -> String {
         if run.starts_with("promotionRuns/") { run.to_owned() } else { format!("promotionRuns/{run}") }
     }
+    /// `rollbackRuns/{run}`; a full name is taken as it is.
+    pub fn rollback_run(run: &str) -> String {
+        if run.starts_with("rollbackRuns/") { run.to_owned() } else { format!("rollbackRuns/{run}") }
+    }
     /// `environments/{env}/integrations/{integration}`
     pub fn integration(env: &str, integration: &str) -> String {
         format!("environments/{env}/integrations/{integration}")

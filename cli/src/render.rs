@@ -11,6 +11,7 @@ pub mod integration;
 pub mod merge;
 pub mod refresh;
 pub mod restore_point;
+pub mod rollback;
 pub mod schedule;
 
 use ferry_proto::common::v1::EntityRef;

@@ -367,7 +367,15 @@ pub async fn abort_while_running_undoes_in_reverse(backend: Backend) {
 /// (two minutes here), and the report says when the run was interrupted and resumed.
 pub async fn restarted_coordinator_takes_its_runs_back_at_once(backend: Backend) {
     let holder = Some("coordinator-0".to_owned());
-    let knobs = Knobs { step_delay_ms: 200, retry_attempts: 200, retry_base_ms: 50, lease_secs: 120, holder_id: holder, op_delay_ms: 0 };
+    let knobs = Knobs {
+        step_delay_ms: 200,
+        retry_attempts: 200,
+        retry_base_ms: 50,
+        lease_secs: 120,
+        holder_id: holder,
+        op_delay_ms: 0,
+        ..Knobs::default()
+    };
     let Some(mut s) = spawn_suite(backend, knobs).await else { return };
     let fx = arrange(&s, false).await;
     let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, false)).await.expect("start");

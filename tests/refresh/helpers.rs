@@ -67,11 +67,21 @@ pub struct Knobs {
     pub holder_id: Option<String>,
     /// A pause after every journaled operation (a test stops the coordinator in it).
     pub op_delay_ms: u64,
+    /// How long after its end a refresh can be rolled back.
+    pub rollback_window_hours: u64,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
-        Self { step_delay_ms: 0, retry_attempts: 30, retry_base_ms: 100, lease_secs: 1, holder_id: None, op_delay_ms: 0 }
+        Self {
+            step_delay_ms: 0,
+            retry_attempts: 30,
+            retry_base_ms: 100,
+            lease_secs: 1,
+            holder_id: None,
+            op_delay_ms: 0,
+            rollback_window_hours: 168,
+        }
     }
 }
 
@@ -241,7 +251,13 @@ impl Suite {
         config.op_delay_ms = self.knobs.op_delay_ms;
         config.retry_attempts = self.knobs.retry_attempts;
         config.retry_base_ms = self.knobs.retry_base_ms;
+        config.rollback_window_hours = self.knobs.rollback_window_hours;
         config
+    }
+
+    /// The knobs of the next coordinator started (`start_coordinator`).
+    pub fn set_knobs(&mut self, knobs: Knobs) {
+        self.knobs = knobs;
     }
 
     /// Starts a coordinator on the coordinator's database (a restart resumes its runs).

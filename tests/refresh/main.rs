@@ -6,6 +6,7 @@ mod gates;
 mod helpers;
 mod promotion;
 mod restore;
+mod rollback;
 mod scenario;
 mod schedules;
 
@@ -25,6 +26,9 @@ per_backend!(
     durability::abort_while_running_undoes_in_reverse,
     restore::abort_after_the_copy_gives_the_destination_back,
     restore::abort_without_its_restore_point_says_the_copy_stays,
+    rollback::rollback_gives_the_destination_back,
+    rollback::rollback_refusals,
+    rollback::abort_of_a_rollback_gives_back_what_it_replaced,
     gates::external_mode_with_approval_gates,
     gates::refusals,
     promotion::plan_promotion_shows_the_merge_plans,

@@ -15,6 +15,11 @@ fn req(source: &str, target: &str) -> pb::PlanPromotionRequest {
 /// one environment; p-test has a config item that uses `orders`, which g-prod lacks.
 async fn arrange(s: &Suite) -> (String, String) {
     env(s, "corp", false).await;
+    populate(s).await
+}
+
+/// corp's groups, projects and configuration item (what `arrange` makes in it).
+async fn populate(s: &Suite) -> (String, String) {
     let test_group = group(s, "corp", "g-test", &["billing", "orders", "users"]).await;
     let prod_group = group(s, "corp", "g-prod", &["billing"]).await;
     project(s, "corp", "p-test", vec![test_group.clone()]).await;
@@ -334,33 +339,51 @@ pub async fn plan_promotion_shows_the_merge_plans(backend: Backend) {
     assert_eq!(precondition_subjects(&e), vec![run.name]);
 }
 
-/// Sixteen starts at once on one environment, refreshes of it and promotions into one of
-/// its projects: exactly one runs, and every other start is FAILED_PRECONDITION naming it
-/// (the locks are taken in the start transaction; the checks before it only inform).
+/// Sixteen starts at once on one environment, refreshes of it, promotions into one of its
+/// projects and rollbacks of a refresh of it: exactly one runs, and every other start is
+/// FAILED_PRECONDITION naming it (the locks are taken in the start transaction; the checks
+/// before it only inform).
 pub async fn concurrent_starts_of_every_kind_exclude_each_other(backend: Backend) {
-    let Some(s) = spawn_suite(backend, Knobs { step_delay_ms: 1500, ..Knobs::default() }).await else { return };
+    let Some(s) = spawn_suite(backend, Knobs::default()).await else { return };
     arrange(&s).await;
     env(&s, "prod", true).await;
+    // A refresh of corp that can be rolled back; then corp's projects again for the promotions.
+    let refresh = start(&s, "prod", "corp", options(pb::RefreshMode::Managed, false)).await.expect("refresh corp");
+    assert_eq!(wait_for(&s, &refresh.name, 60, terminal).await.state, SUCCEEDED);
+    populate(&s).await;
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..16 {
         let mut rf = s.refresh.clone();
+        let refresh = refresh.name.clone();
+        // Every run waits for an approval, so the one that starts holds corp.
         calls.spawn(async move {
-            if i % 2 == 0 {
-                let req = pb::StartRefreshRequest {
-                    source: "environments/prod".into(),
-                    destination: "environments/corp".into(),
-                    options: Some(pb::RefreshOptions { require_approval: true, ..Default::default() }),
-                    ..Default::default()
-                };
-                rf.start_refresh(req).await.map(|r| r.into_inner().name)
-            } else {
-                let req = pb::StartPromotionRequest {
-                    source_project: "environments/corp/projects/p-test".into(),
-                    target_project: "environments/corp/projects/p-prod".into(),
-                    options: Some(pb::PromotionOptions { require_approval: true, ..Default::default() }),
-                    ..Default::default()
-                };
-                rf.start_promotion(req).await.map(|r| r.into_inner().name)
+            match i % 3 {
+                0 => {
+                    let req = pb::StartRefreshRequest {
+                        source: "environments/prod".into(),
+                        destination: "environments/corp".into(),
+                        options: Some(pb::RefreshOptions { require_approval: true, ..Default::default() }),
+                        ..Default::default()
+                    };
+                    rf.start_refresh(req).await.map(|r| r.into_inner().name)
+                }
+                1 => {
+                    let req = pb::StartPromotionRequest {
+                        source_project: "environments/corp/projects/p-test".into(),
+                        target_project: "environments/corp/projects/p-prod".into(),
+                        options: Some(pb::PromotionOptions { require_approval: true, ..Default::default() }),
+                        ..Default::default()
+                    };
+                    rf.start_promotion(req).await.map(|r| r.into_inner().name)
+                }
+                _ => {
+                    let req = pb::StartRollbackRequest {
+                        refresh_run: refresh,
+                        options: Some(pb::RollbackOptions { require_approval: true }),
+                        ..Default::default()
+                    };
+                    rf.start_rollback(req).await.map(|r| r.into_inner().name)
+                }
             }
         });
     }

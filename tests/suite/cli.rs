@@ -235,6 +235,45 @@ async fn cli_refreshes_with_the_server_titles_and_schedules_refreshes() {
 }
 
 #[tokio::test]
+async fn cli_rolls_a_refresh_back() {
+    // Arrange: a sandbox with a group of its own, refreshed from production.
+    let app = spawn_suite().await;
+    app.cli_json(&["env", "create", "prod", "--tier", "production"]).await;
+    app.cli_json(&["env", "create", "sandbox", "--tier", "non-production"]).await;
+    app.cli_json(&["group", "create", "prod", "core"]).await;
+    app.cli_json(&["group", "create", "sandbox", "own"]).await;
+    let refresh = app.cli_json(&["refresh", "start", "prod", "sandbox"]).await;
+    let name = refresh["name"].as_str().expect("run name").to_owned();
+
+    // Act: the plan (nothing changes), then the rollback with --yes, watched to its end.
+    let plan = app.cli_json(&["refresh", "rollback", &name]).await;
+    let groups_after_plan = app.cli_json(&["group", "list", "sandbox"]).await;
+    let run = app.cli_json(&["refresh", "rollback", &name, "--yes", "--plan-etag", plan["etag"].as_str().unwrap_or_default()]).await;
+    let groups = app.cli_json(&["group", "list", "sandbox"]).await;
+    let report = app.cli(&["rollback", "report", run["name"].as_str().unwrap_or_default()]).await.expect("report");
+    let listed = app.cli(&["rollback", "list", "--refresh-run", &name]).await.expect("list");
+    let again = app.cli(&["refresh", "rollback", &name]).await.expect_err("rolled back already");
+
+    // Assert
+    assert_eq!(refresh["state"], "SUCCEEDED", "{refresh}");
+    assert_eq!(plan["put_back"]["groups"], 1, "{plan}");
+    assert_eq!(plan["steps"].as_array().map(Vec::len), Some(6), "{plan}");
+    assert_eq!(group_names(&groups_after_plan), ["environments/sandbox/groups/core"], "a plan changes nothing");
+    assert_eq!(run["state"], "SUCCEEDED", "{run}");
+    let titles: Vec<&str> = run["steps"].as_array().expect("steps").iter().map(|s| s["title"].as_str().unwrap_or_default()).collect();
+    assert_eq!(titles.len(), 6, "{titles:?}");
+    assert_eq!(group_names(&groups), ["environments/sandbox/groups/own"], "the sandbox's own group is back");
+    assert!(report.starts_with(&format!("# Rollback of {name}")), "{report}");
+    assert!(listed.contains(run["name"].as_str().unwrap_or("?").trim_start_matches("rollbackRuns/")), "{listed}");
+    assert_eq!(ferry_cli::status_of(&again).map(tonic::Status::code), Some(Code::FailedPrecondition));
+    app.stop().await;
+}
+
+fn group_names(list: &Value) -> Vec<&str> {
+    list.as_array().map(|a| a.iter().filter_map(|g| g["name"].as_str()).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
 async fn cli_keeps_and_restores_an_environments_content() {
     // Arrange
     let app = spawn_suite().await;

@@ -16,6 +16,7 @@ mod project;
 mod promote;
 mod refresh;
 mod restore_point;
+mod rollback;
 mod runs;
 mod schedule;
 mod snapshot;
@@ -51,6 +52,8 @@ Examples:
   ferry refresh confirm <RUN> --comment ok   pass the approval gate (or external copy)
   ferry refresh abort <RUN> --reason oops    undo the completed steps in reverse
   ferry refresh report <RUN> > refresh.md    the run's Markdown report
+  ferry refresh rollback <RUN>               what a rollback puts back and discards
+  ferry refresh rollback <RUN> --yes         roll a SUCCEEDED refresh back, watched live
   ferry promote plan dev app-test app-prod   group merges, then the project merge
   ferry promote start dev app-test app-prod --require-approval
 
@@ -108,6 +111,9 @@ pub enum Command {
     /// Promotion runs (a project's group merges, then the project): plan, start, watch,
     /// get, list, confirm, retry, abort.
     Promote(promote::PromoteArgs),
+    /// Rollback runs (a SUCCEEDED refresh undone; start one with `ferry refresh rollback`):
+    /// watch, get, list, confirm, retry, abort, report.
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Runs a parsed command, writing its results to `out`.
@@ -128,6 +134,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         Command::Sync(args) => sync::run(args, out).await,
         Command::Refresh(args) => refresh::run(args, out).await,
         Command::Promote(args) => promote::run(args, out).await,
+        Command::Rollback(args) => rollback::run(args, out).await,
     }
 }
 
@@ -217,6 +224,13 @@ mod tests {
         assert!(!parses(&["promote", "plan", "dev", "app-test"]));
         assert!(parses(&["promote", "start", "dev", "app-test", "app-prod", "--require-approval", "--no-wait"]));
         assert!(parses(&["promote", "watch", "p1"]));
+        assert!(parses(&["refresh", "rollback", "r1"]));
+        assert!(parses(&["refresh", "rollback", "r1", "--yes", "--require-approval", "--plan-etag", "e", "--no-wait"]));
+        assert!(!parses(&["refresh", "rollback"]));
+        assert!(parses(&["rollback", "list", "--env", "sandbox"]));
+        assert!(!parses(&["rollback", "list", "--env", "sandbox", "--refresh-run", "r1"]));
+        assert!(parses(&["rollback", "abort", "b1", "--reason", "wrong one"]));
+        assert!(parses(&["rollback", "report", "b1"]));
         assert!(parses(&["promote", "get", "p1"]));
         assert!(parses(&["promote", "confirm", "p1", "--comment", "ok"]));
         assert!(parses(&["promote", "retry", "p1", "--no-wait"]));

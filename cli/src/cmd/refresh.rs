@@ -128,6 +128,9 @@ enum RefreshCommand {
         /// Run id or refreshRuns/… name.
         run: String,
     },
+    /// Roll a SUCCEEDED refresh back within its window: prints the plan (what comes back,
+    /// what is discarded); with --yes starts the rollback run and watches it.
+    Rollback(super::rollback::StartArgs),
     /// Scheduled refreshes: started by the coordinator at the times of a cron expression.
     #[command(subcommand)]
     Schedule(super::schedule::ScheduleCommand),
@@ -212,6 +215,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let run = s.refresh()?.abort_refresh_run(req).await?.into_inner();
             output::one(out, s.format, &run)?;
         }
+        RefreshCommand::Rollback(a) => super::rollback::start(&s, a, out).await?,
         RefreshCommand::Schedule(command) => super::schedule::run(&s, command, out).await?,
         RefreshCommand::Report { run } => {
             let name = format!("{}/report", names::refresh_run(&run));

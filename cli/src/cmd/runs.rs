@@ -14,6 +14,7 @@ use crate::error::{Exit, Hint, job_status};
 use crate::output::{self, Resource};
 use crate::parse::id_of;
 use crate::render::checklist::{Checklist, Frame, run_is_terminal, run_state_label};
+use crate::render::rollback::rollback_frame;
 
 /// A run as the watch path needs it.
 pub(crate) trait Run: Resource + Sized + Send + 'static {
@@ -165,5 +166,19 @@ fn outcome<R: Run>(run: &R) -> anyhow::Result<()> {
             Err(anyhow::Error::new(Exit { code: 1, message: format!("{name} ABORTED{why}") }))
         }
         _ => anyhow::bail!("{name} is still {label}; the watch stream ended early: ferry {what} watch {}", id_of(name)),
+    }
+}
+
+impl Run for pb::RollbackRun {
+    const COMMAND: &'static str = "rollback";
+    run_fields!();
+    fn frame(&self) -> Frame {
+        rollback_frame(self)
+    }
+    async fn get(client: &mut Refresh, name: String) -> Result<Self, tonic::Status> {
+        Ok(client.get_rollback_run(pb::GetRollbackRunRequest { name }).await?.into_inner())
+    }
+    async fn watch(client: &mut Refresh, name: String) -> Result<tonic::Streaming<Self>, tonic::Status> {
+        Ok(client.watch_rollback_run(pb::WatchRollbackRunRequest { name }).await?.into_inner())
     }
 }

@@ -56,7 +56,7 @@ pub(super) fn error_line(e: &ErrorStatus) -> String {
 /// The one-line summary of a step: its error, what it waits for, its progress, or what
 /// it changed (every log line that changed something; else its last line; else what it
 /// will do).
-fn summary(
+pub(super) fn summary(
     state: i32,
     error: Option<&ErrorStatus>,
     waiting_for: &str,
@@ -92,7 +92,7 @@ fn summary(
 }
 
 /// One checklist line: mark, number, title and (when there is one) the summary.
-fn checklist_line(state: i32, number: i32, title: &str, summary: &str) -> String {
+pub(super) fn checklist_line(state: i32, number: i32, title: &str, summary: &str) -> String {
     let mut s = format!("{} {number}. {title}", mark(state));
     if !summary.is_empty() {
         let _ = write!(s, "  {}", summary.replace(['\n', '\r'], " "));

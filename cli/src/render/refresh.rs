@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use ferry_proto::merge::v1::ProjectMergePlan;
 use ferry_proto::refresh::v1::{
-    CopyCounts, PlannedStep, PromotionRun, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun, RunInterruption,
+    ChangeEntry, CopyCounts, PlannedStep, PromotionRun, PromotionStepKind, RefreshMode, RefreshPlan, RefreshRun, RunInterruption,
 };
 use serde_json::{Value, json};
 
@@ -168,11 +168,86 @@ pub fn promotion_plan_json(source: &str, target: &str, pm: Option<&ProjectMergeP
     })
 }
 
-fn opt(s: &str) -> String {
+/// A run message as JSON: the kind's own fields (`{…}`) and its steps' own (`|s| {…}`),
+/// joined with what every run and step has under the same names.
+macro_rules! run_json {
+    ($run:expr, { $($own:tt)* }, |$s:ident| { $($step:tt)* }) => {{
+        let mut v = json!({ $($own)* });
+        join(&mut v, json!({
+            "name": $run.name,
+            "state": run_state_label($run.state),
+            "current_step": $run.current_step,
+            "error": error_json($run.error.as_ref()),
+            "created_by": $run.created_by,
+            "abort_reason": $run.abort_reason,
+            "aborted_by": $run.aborted_by,
+            "create_time": when_json($run.create_time.as_ref()),
+            "start_time": when_json($run.start_time.as_ref()),
+            "end_time": when_json($run.end_time.as_ref()),
+            "interruptions": interruptions_json(&$run.interruptions),
+            "steps": $run.steps.iter().map(|$s| {
+                let mut step = json!({ $($step)* });
+                join(&mut step, json!({
+                    "number": $s.number,
+                    "title": $s.title,
+                    "state": step_state_label($s.state),
+                    "attempts": $s.attempts,
+                    "actor": $s.actor,
+                    "comment": $s.comment,
+                    "waiting_for": $s.waiting_for,
+                    "start_time": when_json($s.start_time.as_ref()),
+                    "end_time": when_json($s.end_time.as_ref()),
+                    "log": $s.log,
+                    "error": error_json($s.error.as_ref()),
+                }));
+                step
+            }).collect::<Vec<_>>(),
+        }));
+        v
+    }};
+}
+pub(super) use run_json;
+
+/// Adds `more`'s fields to the object `v`.
+pub(super) fn join(v: &mut Value, more: Value) {
+    if let (Value::Object(v), Value::Object(more)) = (v, more) {
+        v.extend(more);
+    }
+}
+
+/// A change entry as JSON.
+pub(super) fn change_json(c: &ChangeEntry) -> Value {
+    json!({"resource": c.resource, "field": c.field, "before": c.before, "after": c.after})
+}
+
+/// The fields every run message has under the same names, after its own: who started
+/// it, when it was created, started and ended, its error, its abort, its interruptions,
+/// and its steps (each drawn by `$step_line`).
+macro_rules! run_lifecycle_fields {
+    ($run:expr, $f:ident, $step_line:expr) => {{
+        $f.push(("created_by", opt(&$run.created_by)));
+        $f.push(("created", when($run.create_time.as_ref())));
+        $f.push(("started", when($run.start_time.as_ref())));
+        $f.push(("ended", when($run.end_time.as_ref())));
+        if let Some(e) = &$run.error {
+            $f.push(("error", error_line(e)));
+        }
+        if !$run.abort_reason.is_empty() || !$run.aborted_by.is_empty() {
+            $f.push(("aborted", format!("{} (by {})", $run.abort_reason, opt(&$run.aborted_by))));
+        }
+        for i in &$run.interruptions {
+            $f.push(("interrupted", interruption_line(i)));
+        }
+        $f.push(("steps", $run.steps.iter().map($step_line).collect::<Vec<_>>().join("\n")));
+    }};
+}
+pub(super) use run_lifecycle_fields;
+
+pub(super) fn opt(s: &str) -> String {
     if s.is_empty() { "-".to_owned() } else { s.to_owned() }
 }
 
-fn step_of(current: i32, total: usize) -> String {
+pub(super) fn step_of(current: i32, total: usize) -> String {
     if current > 0 { format!("{current}/{total}") } else { "-".to_owned() }
 }
 
@@ -199,28 +274,13 @@ impl Resource for RefreshRun {
             ("current_step", step_of(self.current_step, self.steps.len())),
             ("snapshot", opt(&self.snapshot)),
             ("restore_point", opt(&self.restore_point)),
-            ("created_by", opt(&self.created_by)),
-            ("created", when(self.create_time.as_ref())),
-            ("started", when(self.start_time.as_ref())),
-            ("ended", when(self.end_time.as_ref())),
         ];
-        if let Some(e) = &self.error {
-            f.push(("error", error_line(e)));
-        }
-        if !self.abort_reason.is_empty() || !self.aborted_by.is_empty() {
-            f.push(("aborted", format!("{} (by {})", self.abort_reason, opt(&self.aborted_by))));
-        }
-        for i in &self.interruptions {
-            f.push(("interrupted", interruption_line(i)));
-        }
-        f.push(("steps", self.steps.iter().map(refresh_step_line).collect::<Vec<_>>().join("\n")));
+        run_lifecycle_fields!(self, f, refresh_step_line);
         f
     }
     fn json(&self) -> Value {
         let o = self.options.unwrap_or_default();
-        json!({
-            "name": self.name,
-            "state": run_state_label(self.state),
+        run_json!(self, {
             "source": self.source,
             "destination": self.destination,
             "options": {
@@ -228,40 +288,17 @@ impl Resource for RefreshRun {
                 "suspend_credentials_instead": o.suspend_credentials_instead,
                 "require_approval": o.require_approval,
             },
-            "current_step": self.current_step,
             "snapshot": self.snapshot,
             "restore_point": self.restore_point,
-            "error": error_json(self.error.as_ref()),
-            "created_by": self.created_by,
-            "abort_reason": self.abort_reason,
-            "aborted_by": self.aborted_by,
-            "create_time": when_json(self.create_time.as_ref()),
-            "start_time": when_json(self.start_time.as_ref()),
-            "end_time": when_json(self.end_time.as_ref()),
-            "interruptions": interruptions_json(&self.interruptions),
-            "steps": self.steps.iter().map(|s| json!({
-                "number": s.number,
-                "title": s.title,
-                "state": step_state_label(s.state),
-                "attempts": s.attempts,
-                "actor": s.actor,
-                "comment": s.comment,
-                "waiting_for": s.waiting_for,
-                "start_time": when_json(s.start_time.as_ref()),
-                "end_time": when_json(s.end_time.as_ref()),
-                "plan": s.plan.as_ref().map(planned_step_json),
-                "log": s.log,
-                "changes": s.changes.iter().map(|c| json!({
-                    "resource": c.resource, "field": c.field, "before": c.before, "after": c.after,
-                })).collect::<Vec<_>>(),
-                "error": error_json(s.error.as_ref()),
-            })).collect::<Vec<_>>(),
+        }, |s| {
+            "plan": s.plan.as_ref().map(planned_step_json),
+            "changes": s.changes.iter().map(change_json).collect::<Vec<_>>(),
         })
     }
 }
 
 /// A takeover of a run from a coordinator that stopped, in one line.
-fn interruption_line(i: &RunInterruption) -> String {
+pub(super) fn interruption_line(i: &RunInterruption) -> String {
     let at = if i.step == 0 { "between steps".to_owned() } else { format!("during step {}", i.step) };
     format!(
         "{at}: {} stopped (last heard {}); resumed {} by {}",
@@ -272,7 +309,7 @@ fn interruption_line(i: &RunInterruption) -> String {
     )
 }
 
-fn interruptions_json(all: &[RunInterruption]) -> Value {
+pub(super) fn interruptions_json(all: &[RunInterruption]) -> Value {
     all.iter()
         .map(|i| {
             json!({
@@ -307,57 +344,23 @@ impl Resource for PromotionRun {
             ("target_project", self.target_project.clone()),
             ("strategy", strategy_label(o.strategy)),
             ("current_step", step_of(self.current_step, self.steps.len())),
-            ("created_by", opt(&self.created_by)),
-            ("created", when(self.create_time.as_ref())),
-            ("started", when(self.start_time.as_ref())),
-            ("ended", when(self.end_time.as_ref())),
         ];
-        if let Some(e) = &self.error {
-            f.push(("error", error_line(e)));
-        }
-        if !self.abort_reason.is_empty() || !self.aborted_by.is_empty() {
-            f.push(("aborted", format!("{} (by {})", self.abort_reason, opt(&self.aborted_by))));
-        }
-        for i in &self.interruptions {
-            f.push(("interrupted", interruption_line(i)));
-        }
-        f.push(("steps", self.steps.iter().map(promotion_step_line).collect::<Vec<_>>().join("\n")));
+        run_lifecycle_fields!(self, f, promotion_step_line);
         f
     }
     fn json(&self) -> Value {
         let o = self.options.clone().unwrap_or_default();
-        json!({
-            "name": self.name,
-            "state": run_state_label(self.state),
+        run_json!(self, {
             "source_project": self.source_project,
             "target_project": self.target_project,
             "options": {"strategy": strategy_label(o.strategy), "require_approval": o.require_approval},
-            "current_step": self.current_step,
-            "error": error_json(self.error.as_ref()),
-            "created_by": self.created_by,
-            "abort_reason": self.abort_reason,
-            "aborted_by": self.aborted_by,
-            "create_time": when_json(self.create_time.as_ref()),
-            "start_time": when_json(self.start_time.as_ref()),
-            "end_time": when_json(self.end_time.as_ref()),
-            "interruptions": interruptions_json(&self.interruptions),
-            "steps": self.steps.iter().map(|s| json!({
-                "number": s.number,
-                "title": s.title,
-                "kind": label(s.kind, PromotionStepKind::as_str_name, "PROMOTION_STEP_KIND_"),
-                "state": step_state_label(s.state),
-                "attempts": s.attempts,
-                "actor": s.actor,
-                "comment": s.comment,
-                "waiting_for": s.waiting_for,
-                "source": s.source,
-                "recipient": s.recipient,
-                "merge_plan": s.merge_plan,
-                "job": s.job,
-                "revert_job": s.revert_job,
-                "log": s.log,
-                "error": error_json(s.error.as_ref()),
-            })).collect::<Vec<_>>(),
+        }, |s| {
+            "kind": label(s.kind, PromotionStepKind::as_str_name, "PROMOTION_STEP_KIND_"),
+            "source": s.source,
+            "recipient": s.recipient,
+            "merge_plan": s.merge_plan,
+            "job": s.job,
+            "revert_job": s.revert_job,
         })
     }
 }

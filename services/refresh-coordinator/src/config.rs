@@ -47,6 +47,12 @@ pub struct Config {
     /// stop a coordinator between two operations of a step).
     #[arg(long, env = "FERRY_REFRESH_OP_DELAY_MS", default_value_t = 0)]
     pub op_delay_ms: u64,
+    /// Hours after a refresh ends during which it can be rolled back (StartRollback).
+    /// Keep it at most the registry's --restore-point-retention-hours and
+    /// integration-control's --snapshot-retention-hours (both 7 days by default): a
+    /// rollback needs the refresh's restore point and snapshot.
+    #[arg(long, env = "FERRY_REFRESH_ROLLBACK_WINDOW_HOURS", default_value_t = 168)]
+    pub rollback_window_hours: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -73,6 +79,7 @@ impl Config {
             retry_base_ms: 500,
             step_delay_ms: 0,
             op_delay_ms: 0,
+            rollback_window_hours: 168,
             common,
         }
     }

@@ -71,11 +71,13 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         poll: Duration::from_millis(500),
         step_delay: Duration::from_millis(config.step_delay_ms),
         op_delay: Duration::from_millis(config.op_delay_ms),
+        rollback_window: Duration::from_secs(config.rollback_window_hours.saturating_mul(3600)),
     };
     let request_log = config.common.request_log_pruner(&db);
     let engine = engine::EngineBuilder::new()
         .kind::<kinds::Refresh>()
         .kind::<kinds::Promotion>()
+        .kind::<kinds::Rollback>()
         .scheduled::<kinds::Refresh>()
         .build(db, clients, settings);
     let server = ServerBuilder::new()

@@ -45,7 +45,7 @@ impl RegistryClient {
             }
         })
         .await?;
-        Ok(groups.into_iter().map(|g| GroupInfo { name: g.name, entity_count: g.entity_count }).collect())
+        Ok(groups.into_iter().map(|g| GroupInfo { name: g.name, entity_count: g.entity_count, revision: g.revision }).collect())
     }
 
     pub async fn project_count(&self, env: &EnvName) -> Result<i64> {
@@ -83,6 +83,16 @@ impl RegistryClient {
             request_id,
         };
         Ok(restore_point(self.0.clone().create_restore_point(req).await.map_err(remote)?.into_inner()))
+    }
+
+    /// Restore point `name`; NOT_FOUND when it does not exist (deleted, or pruned after it
+    /// expired).
+    pub async fn restore_point(&self, name: &str) -> Result<RestorePoint> {
+        match self.0.clone().get_restore_point(rpb::GetRestorePointRequest { name: name.to_owned() }).await {
+            Ok(p) => Ok(restore_point(p.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => Err(Error::not_found("restore point", name)),
+            Err(s) => Err(remote(s)),
+        }
     }
 
     /// Puts restore point `name`'s content back into its environment.

@@ -166,6 +166,10 @@ pub struct RefreshSpec {
     /// The registry restore point of the destination step 4 took (MANAGED).
     #[serde(default)]
     pub restore_point: String,
+    /// The destination's groups and their revisions right after the copy (MANAGED): what a
+    /// rollback's plan compares with to name the groups changed since.
+    #[serde(default)]
+    pub copied_groups: Vec<(String, i64)>,
 }
 
 /// A refresh run.

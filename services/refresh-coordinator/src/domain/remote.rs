@@ -17,6 +17,7 @@ pub enum Tier {
 pub struct GroupInfo {
     pub name: String,
     pub entity_count: i64,
+    pub revision: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

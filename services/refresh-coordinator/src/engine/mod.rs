@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clients::Clients;
-use crate::domain::{Run, Step};
+use crate::domain::{Run, Step, StepState};
 use crate::error::{Error, Result};
 use crate::metrics;
 use journal::Journal;
@@ -59,6 +59,8 @@ pub struct Settings {
     /// A pause after every journaled operation (0 in production; tests stop the
     /// coordinator in it, between two operations).
     pub op_delay: Duration,
+    /// How long after its end a refresh can be rolled back.
+    pub rollback_window: Duration,
 }
 
 /// How a step's execution ended.
@@ -374,6 +376,34 @@ impl<K: Kind> Cx<K> {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// The start of an abort's transition, for kinds that undo steps one by one: steps not
+    /// reached are skipped; a step caught in the middle is failed when `touched` says it
+    /// may have changed something (its undo deals with it), skipped when not. Returns the
+    /// first step of `order` (step numbers, last first) still to undo: succeeded or
+    /// failed, touched, not yet dealt with.
+    pub fn next_to_undo(&mut self, touched: impl Fn(&Self, i32) -> bool, order: &[i32]) -> Option<i32> {
+        let journaled: Vec<bool> = self.run.steps.iter().map(|s| touched(self, s.number)).collect();
+        for (s, journaled) in self.run.steps.iter_mut().zip(journaled) {
+            match s.state {
+                StepState::Pending => s.state = StepState::Skipped,
+                StepState::Running | StepState::WaitingForConfirmation if !journaled => {
+                    s.state = StepState::Skipped;
+                    s.waiting_for.clear();
+                }
+                StepState::Running | StepState::WaitingForConfirmation => {
+                    s.state = StepState::Failed;
+                    s.waiting_for.clear();
+                    s.log.push("interrupted by the abort".into());
+                }
+                _ => {}
+            }
+        }
+        order.iter().copied().find(|&n| {
+            let s = self.step(n);
+            matches!(s.state, StepState::Succeeded | StepState::Failed) && touched(self, n) && !s.undo_done
+        })
     }
 
     /// `call`, retried while it fails transiently (nothing journaled: reads), timed as

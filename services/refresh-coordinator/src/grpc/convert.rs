@@ -21,7 +21,7 @@ pub fn run_state(n: i32) -> Result<RunState, String> {
     RunState::from_number(n).ok_or_else(|| format!("{n} is not a run state"))
 }
 
-fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
+pub(super) fn error_pb(e: &ErrorInfo) -> cpb::ErrorStatus {
     cpb::ErrorStatus {
         code: e.code,
         message: e.message.clone(),
@@ -44,21 +44,21 @@ fn interruption_pb(i: &Interruption) -> pb::RunInterruption {
 }
 
 /// What every run says the same way, whatever its kind.
-struct Common {
-    name: String,
-    state: i32,
-    current_step: i32,
-    progress: cpb::Progress,
-    error: Option<cpb::ErrorStatus>,
-    abort_reason: String,
-    aborted_by: String,
-    create_time: Option<prost_types::Timestamp>,
-    start_time: Option<prost_types::Timestamp>,
-    end_time: Option<prost_types::Timestamp>,
-    interruptions: Vec<pb::RunInterruption>,
+pub(super) struct Common {
+    pub(super) name: String,
+    pub(super) state: i32,
+    pub(super) current_step: i32,
+    pub(super) progress: cpb::Progress,
+    pub(super) error: Option<cpb::ErrorStatus>,
+    pub(super) abort_reason: String,
+    pub(super) aborted_by: String,
+    pub(super) create_time: Option<prost_types::Timestamp>,
+    pub(super) start_time: Option<prost_types::Timestamp>,
+    pub(super) end_time: Option<prost_types::Timestamp>,
+    pub(super) interruptions: Vec<pb::RunInterruption>,
 }
 
-fn common<K: Kind>(r: &Run<K::Spec, K::Detail>, title: impl Fn(&Step<K::Detail>) -> String) -> Common {
+pub(super) fn common<K: Kind>(r: &Run<K::Spec, K::Detail>, title: impl Fn(&Step<K::Detail>) -> String) -> Common {
     let current = r.steps.iter().find(|s| s.number == r.current_step);
     Common {
         name: name_of::<K>(&r.id),
@@ -155,29 +155,41 @@ pub fn plan_pb(p: &Plan) -> pb::RefreshPlan {
     }
 }
 
-fn change_pb(c: &Change) -> pb::ChangeEntry {
+pub(super) fn change_pb(c: &Change) -> pb::ChangeEntry {
     pb::ChangeEntry { resource: c.resource.clone(), field: c.field.clone(), before: c.before.clone(), after: c.after.clone() }
 }
 
+/// A step message of any kind: the fields every step has under the same names, from
+/// the engine's `Step`, then the kind's own (`field: value, …`).
+macro_rules! step_message {
+    ($message:path, $s:expr, kind: $kind:expr, title: $title:expr, $($field:ident: $value:expr),* $(,)?) => {{
+        let s = $s;
+        $message {
+            number: s.number,
+            kind: $kind,
+            title: $title,
+            state: s.state as i32,
+            attempts: s.attempts,
+            start_time: s.start_time.map(timestamp),
+            end_time: s.end_time.map(timestamp),
+            actor: s.actor.clone(),
+            comment: s.comment.clone(),
+            waiting_for: s.waiting_for.clone(),
+            log: s.log.clone(),
+            error: s.error.as_ref().map(error_pb),
+            $($field: $value,)*
+        }
+    }};
+}
+pub(super) use step_message;
+
 fn refresh_step_pb(s: &Step<PlannedStep>) -> pb::RefreshStep {
-    pb::RefreshStep {
-        number: s.number,
-        kind: s.detail.kind.number(),
-        title: s.detail.kind.title().into(),
-        state: s.state as i32,
-        attempts: s.attempts,
-        start_time: s.start_time.map(timestamp),
-        end_time: s.end_time.map(timestamp),
-        actor: s.actor.clone(),
-        comment: s.comment.clone(),
-        waiting_for: s.waiting_for.clone(),
+    step_message!(pb::RefreshStep, s, kind: s.detail.kind.number(), title: s.detail.kind.title().into(),
         plan: Some(planned_pb(&s.detail)),
-        log: s.log.clone(),
         changes: s.changes.iter().map(change_pb).collect(),
         undo_changes: s.undo_changes.iter().map(change_pb).collect(),
-        error: s.error.as_ref().map(error_pb),
         progress: None,
-    }
+    )
 }
 
 pub fn run_pb(r: &RefreshRun) -> pb::RefreshRun {
@@ -262,27 +274,15 @@ fn promotion_step_pb(s: &Step<PromotionStep>) -> pb::PromotionStep {
         PromotionStepKind::MergeGroup => pb::PromotionStepKind::MergeGroup,
         PromotionStepKind::MergeProject => pb::PromotionStepKind::MergeProject,
     };
-    pb::PromotionStep {
-        number: s.number,
-        kind: kind as i32,
-        title: d.title(),
-        state: s.state as i32,
-        attempts: s.attempts,
-        start_time: s.start_time.map(timestamp),
-        end_time: s.end_time.map(timestamp),
-        actor: s.actor.clone(),
-        comment: s.comment.clone(),
-        waiting_for: s.waiting_for.clone(),
+    step_message!(pb::PromotionStep, s, kind: kind as i32, title: d.title(),
         source: d.source.clone(),
         recipient: d.recipient.clone(),
         merge_plan: d.merge_plan.clone(),
         job: d.job.clone(),
         counts: d.counts.as_ref().map(counts_pb),
         revert_job: d.revert_job.clone(),
-        log: s.log.clone(),
-        error: s.error.as_ref().map(error_pb),
         progress: None,
-    }
+    )
 }
 
 pub fn promotion_pb(r: &PromotionRun) -> pb::PromotionRun {

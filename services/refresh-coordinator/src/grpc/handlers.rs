@@ -10,7 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert as c;
-use super::schedules;
+use super::{rollback, schedules};
 use crate::domain::{AbortRequest, EnvName, ProjectName, PromotionRun, RefreshRun, RunState, run_id};
 use crate::engine::{Engine, Kind, ListFilter, RunOf};
 use crate::kinds::{Promotion, Refresh, promotion, refresh};
@@ -31,22 +31,22 @@ pub(super) fn caller(p: &Principal) -> String {
     format!("{:?} token", p.role).to_lowercase()
 }
 
-fn scope(p: &Principal, envs: &[&EnvName]) -> Result<(), Status> {
+pub(super) fn scope(p: &Principal, envs: &[&EnvName]) -> Result<(), Status> {
     envs.iter().try_for_each(|e| p.check_environment(e.id()))
 }
 
 /// The id of a run of kind `K` named in `field` (`refreshRuns/{run}`).
-fn id_of<K: Kind>(v: &mut Violations, field: &str, name: &str) -> Option<String> {
+pub(super) fn id_of<K: Kind>(v: &mut Violations, field: &str, name: &str) -> Option<String> {
     v.check(field, run_id(K::COLLECTION, name, ""))
 }
 
-fn done<T>(v: Violations, value: Option<T>) -> Result<T, Status> {
+pub(super) fn done<T>(v: Violations, value: Option<T>) -> Result<T, Status> {
     v.finish().map_err(|v| ferry_kit::status::invalid_argument(&v))?;
     value.ok_or_else(|| Status::internal("internal error"))
 }
 
 /// The environments a run concerns, for scope checks.
-trait Scoped {
+pub(super) trait Scoped {
     fn environments(&self) -> Vec<&EnvName>;
 }
 
@@ -68,7 +68,7 @@ impl RefreshApi {
     }
 
     /// Run `id` of kind `K`, after checking the caller may see its environments.
-    async fn visible<K: Kind>(&self, p: &Principal, id: &str) -> Result<RunOf<K>, Status>
+    pub(super) async fn visible<K: Kind>(&self, p: &Principal, id: &str) -> Result<RunOf<K>, Status>
     where
         RunOf<K>: Scoped,
     {
@@ -79,7 +79,7 @@ impl RefreshApi {
 
     /// A page of runs of kind `K`: parsed page size, states and cursor, runs the caller may see.
     #[allow(clippy::too_many_arguments)]
-    async fn page<K: Kind>(
+    pub(super) async fn page<K: Kind>(
         &self,
         p: &Principal,
         mut v: Violations,
@@ -106,7 +106,12 @@ impl RefreshApi {
     }
 
     /// Watch of run `id` of kind `K`, converted with `pb`.
-    async fn watch<K: Kind, T: Send + 'static>(&self, p: &Principal, id: &str, pb: fn(&RunOf<K>) -> T) -> Result<BoxStream<T>, Status>
+    pub(super) async fn watch<K: Kind, T: Send + 'static>(
+        &self,
+        p: &Principal,
+        id: &str,
+        pb: fn(&RunOf<K>) -> T,
+    ) -> Result<BoxStream<T>, Status>
     where
         RunOf<K>: Scoped,
     {
@@ -346,6 +351,52 @@ impl RefreshService for RefreshApi {
             markdown: refresh::report::markdown(&run),
             generate_time: Some(ferry_kit::db::timestamp(ferry_kit::db::now_micros())),
         }))
+    }
+
+    async fn plan_rollback(&self, request: Request<pb::PlanRollbackRequest>) -> Result<Response<pb::RollbackPlan>, Status> {
+        Ok(Response::new(rollback::plan(self, request).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(refresh_run = %request.get_ref().refresh_run))]
+    async fn start_rollback(&self, request: Request<pb::StartRollbackRequest>) -> Result<Response<pb::RollbackRun>, Status> {
+        Ok(Response::new(rollback::start(self, request).await?))
+    }
+
+    async fn get_rollback_run(&self, request: Request<pb::GetRollbackRunRequest>) -> Result<Response<pb::RollbackRun>, Status> {
+        Ok(Response::new(rollback::get(self, request).await?))
+    }
+
+    async fn list_rollback_runs(
+        &self,
+        request: Request<pb::ListRollbackRunsRequest>,
+    ) -> Result<Response<pb::ListRollbackRunsResponse>, Status> {
+        Ok(Response::new(rollback::list(self, request).await?))
+    }
+
+    async fn watch_rollback_run(
+        &self,
+        request: Request<pb::WatchRollbackRunRequest>,
+    ) -> Result<Response<BoxStream<pb::RollbackRun>>, Status> {
+        Ok(Response::new(rollback::watch(self, request).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name, step = request.get_ref().step))]
+    async fn confirm_rollback_step(&self, request: Request<pb::ConfirmRollbackStepRequest>) -> Result<Response<pb::RollbackRun>, Status> {
+        Ok(Response::new(rollback::confirm(self, request).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn retry_rollback_run(&self, request: Request<pb::RetryRollbackRunRequest>) -> Result<Response<pb::RollbackRun>, Status> {
+        Ok(Response::new(rollback::retry(self, request).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn abort_rollback_run(&self, request: Request<pb::AbortRollbackRunRequest>) -> Result<Response<pb::RollbackRun>, Status> {
+        Ok(Response::new(rollback::abort(self, request).await?))
+    }
+
+    async fn get_rollback_report(&self, request: Request<pb::GetRollbackReportRequest>) -> Result<Response<pb::RollbackReport>, Status> {
+        Ok(Response::new(rollback::report(self, request).await?))
     }
 
     async fn create_refresh_schedule(

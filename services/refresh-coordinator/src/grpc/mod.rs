@@ -3,6 +3,7 @@
 
 mod convert;
 mod handlers;
+mod rollback;
 mod schedules;
 
 pub use handlers::RefreshApi;

@@ -40,6 +40,7 @@ fn new_run(source: &str, destination: &str) -> RefreshRun {
         plan_etag: "e".into(),
         snapshot: String::new(),
         restore_point: String::new(),
+        copied_groups: Vec::new(),
     };
     Run::new(refresh_coordinator::domain::new_run_id(), spec, steps, "test".into(), now_micros())
 }

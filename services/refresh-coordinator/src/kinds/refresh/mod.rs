@@ -6,7 +6,6 @@
 //! operation; a later step or an undo reads what an earlier one recorded (the ChangeSets
 //! that say exactly what to re-activate or resume).
 
-mod changes;
 pub mod plan;
 pub mod report;
 mod undo;
@@ -21,7 +20,7 @@ use crate::engine::locks::Lock;
 use crate::engine::schedules::Scheduled;
 use crate::engine::{Cx, Engine, Flow, Kind};
 use crate::error::{Error, Result};
-use changes::record;
+use crate::kinds::changes::{self, record};
 
 /// The refresh run kind.
 pub struct Refresh;
@@ -54,9 +53,7 @@ impl Kind for Refresh {
     }
 
     fn derive(step: &mut Step<PlannedStep>, results: &[&str]) -> Result<()> {
-        let sets = results.iter().map(|json| serde_json::from_str::<ChangeSet>(json)).collect::<Result<Vec<_>, _>>()?;
-        changes::fill(step, sets.iter());
-        Ok(())
+        changes::derive(step, results)
     }
 }
 
@@ -93,7 +90,15 @@ pub async fn start(
     {
         return Err(Error::Aborted(format!("the plan changed since it was reviewed (etag {etag}, now {}); plan again", plan.etag)));
     }
-    let spec = RefreshSpec { source, destination, options, plan_etag: plan.etag, snapshot: String::new(), restore_point: String::new() };
+    let spec = RefreshSpec {
+        source,
+        destination,
+        options,
+        plan_etag: plan.etag,
+        snapshot: String::new(),
+        restore_point: String::new(),
+        copied_groups: Vec::new(),
+    };
     let run = Run::new(crate::domain::new_run_id(), spec, plan.steps, actor, now_micros());
     engine.start::<Refresh>(run, key, METHOD).await
 }
@@ -169,6 +174,8 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
         StepKind::Copy => match options.mode {
             Mode::Managed => {
                 let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, rid)).await?;
+                let groups = cx.retrying("read the copied groups", || registry.groups(&dst)).await?;
+                cx.run.spec.copied_groups = groups.into_iter().map(|g| (g.name, g.revision)).collect();
                 let cs = cx.op(n, "copy-integrations", |rid| ic.copy_integrations(&src, &dst, rid)).await?;
                 record(cx, n, &[("copy", "copy-integrations", cs)]);
                 cx.step_mut(n).log.push(format!(

@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::domain::{Mode, RefreshRun, RunState, StepState};
+use crate::domain::{Mode, RefreshRun, Run, RunState, Step, StepState};
 
-fn time(micros: Option<i64>) -> String {
+pub(crate) fn time(micros: Option<i64>) -> String {
     match micros {
         Some(m) => {
             let secs = m.div_euclid(1_000_000);
@@ -42,7 +42,7 @@ fn state(s: StepState) -> &'static str {
     }
 }
 
-fn run_state(s: RunState) -> &'static str {
+pub(crate) fn run_state(s: RunState) -> &'static str {
     match s {
         RunState::Pending => "PENDING",
         RunState::Running => "RUNNING",
@@ -54,7 +54,7 @@ fn run_state(s: RunState) -> &'static str {
     }
 }
 
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
@@ -81,6 +81,37 @@ pub fn markdown(run: &RefreshRun) -> String {
     if !run.spec.snapshot.is_empty() {
         let _ = writeln!(md, "| Destination snapshot | `{}` |", run.spec.snapshot);
     }
+    run_rows(&mut md, run);
+    md.push('\n');
+    let sections = [(1, "Pre-refresh"), (5, "Refresh"), (6, "Post-refresh")];
+    for step in &run.steps {
+        let kind = step.detail.kind;
+        let n = kind.number();
+        if let Some((_, title)) = sections.iter().find(|(at, _)| *at == n) {
+            let _ = writeln!(md, "## {title}\n");
+        }
+        let counts = step.detail.copy.as_ref().map(|c| {
+            format!(
+                "Counts: source {} groups, {} entity memberships, {} projects, {} integrations, {} mappings; replaced {} groups, {} entity memberships, {} projects, {} integrations, {} mappings",
+                c.source_groups,
+                c.source_entities,
+                c.source_projects,
+                c.source_integrations,
+                c.source_mappings,
+                c.replaced_groups,
+                c.replaced_entities,
+                c.replaced_projects,
+                c.replaced_integrations,
+                c.replaced_mappings
+            )
+        });
+        step_section(&mut md, step, kind.title(), step.detail.summary.iter().cloned().chain(counts));
+    }
+    md
+}
+
+/// The rows every run's header has after its own: abort, error, interruptions.
+pub(crate) fn run_rows<S, D>(md: &mut String, run: &Run<S, D>) {
     if let Some(abort) = &run.abort {
         let _ = writeln!(md, "| Aborted by | {} |", cell(&abort.by));
         let _ = writeln!(md, "| Abort reason | {} |", cell(&abort.reason));
@@ -99,83 +130,62 @@ pub fn markdown(run: &RefreshRun) -> String {
             cell(&i.resumed_by)
         );
     }
-    md.push('\n');
-    let sections = [(1, "Pre-refresh"), (5, "Refresh"), (6, "Post-refresh")];
-    for step in &run.steps {
-        let kind = step.detail.kind;
-        let n = kind.number();
-        if let Some((_, title)) = sections.iter().find(|(at, _)| *at == n) {
-            let _ = writeln!(md, "## {title}\n");
-        }
-        let mark = if step.state == StepState::Succeeded { "x" } else { " " };
-        let _ = writeln!(md, "### [{mark}] {n}. {} — {}\n", kind.title(), state(step.state));
-        let _ = writeln!(
-            md,
-            "- Actor: {}\n- Started: {}\n- Ended: {}\n- Attempts: {}",
-            if step.actor.is_empty() { "-" } else { &step.actor },
-            time(step.start_time),
-            time(step.end_time),
-            step.attempts
-        );
-        if !step.comment.is_empty() {
-            let _ = writeln!(md, "- Comment: {}", cell(&step.comment));
-        }
-        if !step.waiting_for.is_empty() {
-            let _ = writeln!(md, "- Waiting for: {}", step.waiting_for);
-        }
-        let _ = writeln!(md, "\nPlanned:\n");
-        for line in &step.detail.summary {
-            let _ = writeln!(md, "- {line}");
-        }
-        if let Some(c) = &step.detail.copy {
-            let _ = writeln!(
-                md,
-                "- Counts: source {} groups, {} entity memberships, {} projects, {} integrations, {} mappings; replaced {} groups, {} entity memberships, {} projects, {} integrations, {} mappings",
-                c.source_groups,
-                c.source_entities,
-                c.source_projects,
-                c.source_integrations,
-                c.source_mappings,
-                c.replaced_groups,
-                c.replaced_entities,
-                c.replaced_projects,
-                c.replaced_integrations,
-                c.replaced_mappings
-            );
-        }
-        if !step.changes.is_empty() {
-            let _ = writeln!(md, "\nChanged:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
-            for c in &step.changes {
-                let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
-            }
-        }
-        if !step.left_alone.is_empty() {
-            let _ = writeln!(md, "\nLeft alone:\n\n| Resource | Why |\n|---|---|");
-            for l in &step.left_alone {
-                let _ = writeln!(md, "| `{}` | {} |", l.resource, cell(&l.reason));
-            }
-        }
-        if !step.undo_changes.is_empty() {
-            let _ = writeln!(md, "\nUndone by the abort:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
-            for c in &step.undo_changes {
-                let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
-            }
-        }
-        if !step.log.is_empty() {
-            let _ = writeln!(md, "\nLog:\n");
-            for l in &step.log {
-                let _ = writeln!(md, "- {}", cell(l));
-            }
-        }
-        if let Some(e) = &step.error {
-            let _ = writeln!(md, "\n**Error** (code {}): {}", e.code, cell(&e.message));
-            for (t, s, d) in &e.violations {
-                let _ = writeln!(md, "- {t} `{s}`: {}", cell(d));
-            }
-        }
-        md.push('\n');
+}
+
+/// One step's section: title and state, actor and times, what was planned, what it
+/// changed, left alone and undid, its log and error.
+pub(crate) fn step_section<D>(md: &mut String, step: &Step<D>, title: &str, planned: impl Iterator<Item = String>) {
+    let mark = if step.state == StepState::Succeeded { "x" } else { " " };
+    let _ = writeln!(md, "### [{mark}] {}. {title} — {}\n", step.number, state(step.state));
+    let _ = writeln!(
+        md,
+        "- Actor: {}\n- Started: {}\n- Ended: {}\n- Attempts: {}",
+        if step.actor.is_empty() { "-" } else { &step.actor },
+        time(step.start_time),
+        time(step.end_time),
+        step.attempts
+    );
+    if !step.comment.is_empty() {
+        let _ = writeln!(md, "- Comment: {}", cell(&step.comment));
     }
-    md
+    if !step.waiting_for.is_empty() {
+        let _ = writeln!(md, "- Waiting for: {}", step.waiting_for);
+    }
+    let _ = writeln!(md, "\nPlanned:\n");
+    for line in planned {
+        let _ = writeln!(md, "- {line}");
+    }
+    if !step.changes.is_empty() {
+        let _ = writeln!(md, "\nChanged:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
+        for c in &step.changes {
+            let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
+        }
+    }
+    if !step.left_alone.is_empty() {
+        let _ = writeln!(md, "\nLeft alone:\n\n| Resource | Why |\n|---|---|");
+        for l in &step.left_alone {
+            let _ = writeln!(md, "| `{}` | {} |", l.resource, cell(&l.reason));
+        }
+    }
+    if !step.undo_changes.is_empty() {
+        let _ = writeln!(md, "\nUndone by the abort:\n\n| Resource | Field | Before | After |\n|---|---|---|---|");
+        for c in &step.undo_changes {
+            let _ = writeln!(md, "| `{}` | {} | {} | {} |", c.resource, c.field, cell(&c.before), cell(&c.after));
+        }
+    }
+    if !step.log.is_empty() {
+        let _ = writeln!(md, "\nLog:\n");
+        for l in &step.log {
+            let _ = writeln!(md, "- {}", cell(l));
+        }
+    }
+    if let Some(e) = &step.error {
+        let _ = writeln!(md, "\n**Error** (code {}): {}", e.code, cell(&e.message));
+        for (t, s, d) in &e.violations {
+            let _ = writeln!(md, "- {t} `{s}`: {}", cell(d));
+        }
+    }
+    md.push('\n');
 }
 
 #[cfg(test)]

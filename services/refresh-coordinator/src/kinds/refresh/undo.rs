@@ -2,11 +2,11 @@
 //! (the proto's RefreshStepKind says the same, step by step).
 
 use super::Refresh;
-use super::changes::record_undo;
 use crate::domain::remote::{ChangeSet, Restored};
 use crate::domain::{Change, StepKind, StepState};
 use crate::engine::Cx;
 use crate::error::{Error, Result};
+use crate::kinds::changes::record_undo;
 
 /// The steps an abort undoes, last first: what the copy replaced, the jobs paused, the
 /// integrations deactivated. The others change nothing an abort must give back (the
@@ -15,29 +15,9 @@ const UNDONE: [StepKind; 3] = [StepKind::Copy, StepKind::PauseJobs, StepKind::De
 
 /// One transition of an abort.
 pub(super) async fn undo_next(cx: &mut Cx<Refresh>) -> Result<bool> {
-    // Steps not reached are skipped; a step caught in the middle is undone from what it
-    // journaled.
     let run_id = cx.run.id.clone();
-    let journaled: Vec<bool> = cx.run.steps.iter().map(|s| touched(cx, s.number)).collect();
-    for (s, journaled) in cx.run.steps.iter_mut().zip(journaled) {
-        match s.state {
-            StepState::Pending => s.state = StepState::Skipped,
-            StepState::Running | StepState::WaitingForConfirmation if !journaled => {
-                s.state = StepState::Skipped;
-                s.waiting_for.clear();
-            }
-            StepState::Running | StepState::WaitingForConfirmation => {
-                s.state = StepState::Failed;
-                s.waiting_for.clear();
-                s.log.push("interrupted by the abort".into());
-            }
-            _ => {}
-        }
-    }
-    let pending = UNDONE.into_iter().find(|k| {
-        let s = cx.step(k.number());
-        matches!(s.state, StepState::Succeeded | StepState::Failed) && touched(cx, k.number()) && !s.undo_done
-    });
+    let order = UNDONE.map(StepKind::number);
+    let pending = cx.next_to_undo(touched, &order).and_then(|n| StepKind::ALL.get(n as usize - 1).copied());
     let Some(kind) = pending else {
         lift_fences(cx).await?;
         return Ok(false);

@@ -1,13 +1,14 @@
 //! A ChangeSet of integration-control as a step records it: change entries, what was left
-//! alone, and log lines that count rather than name.
+//! alone, and log lines that count rather than name. Shared by the run kinds that call
+//! integration-control (refresh, rollback).
 
-use super::Refresh;
 use crate::domain::remote::{ChangeSet, CredentialState, JobState, ResourceState};
 use crate::domain::{Change, LeftAlone, Step};
-use crate::engine::Cx;
+use crate::engine::{Cx, Kind};
+use crate::error::Result;
 
 /// Sets a step's changes and what it left alone from its operations' change sets: when
-/// they come back ([`record`]) and when a run is read again (`Refresh::derive`).
+/// they come back ([`record`]) and when a run is read again ([`derive`]).
 pub fn fill<'a, D>(step: &mut Step<D>, sets: impl Iterator<Item = &'a ChangeSet> + Clone) {
     step.changes = sets.clone().flat_map(entries).collect();
     step.left_alone = sets.flat_map(left_alone).collect();
@@ -16,8 +17,8 @@ pub fn fill<'a, D>(step: &mut Step<D>, sets: impl Iterator<Item = &'a ChangeSet>
 /// Sets step `n`'s changes, what it left alone and its log from the change sets its
 /// operations got (what, op, change set). The changes and left alone are the journaled
 /// change sets': the step names the operations, and they are derived again when the run is
-/// read (`Refresh::derive`) instead of being stored twice.
-pub fn record(cx: &mut Cx<Refresh>, n: i32, sets: &[(&str, &str, ChangeSet)]) {
+/// read ([`derive`]) instead of being stored twice.
+pub fn record<K: Kind>(cx: &mut Cx<K>, n: i32, sets: &[(&str, &str, ChangeSet)]) {
     let step = cx.step_mut(n);
     fill(step, sets.iter().map(|(_, _, cs)| cs));
     step.derived = sets.iter().map(|(_, op, _)| (*op).to_owned()).collect();
@@ -27,12 +28,19 @@ pub fn record(cx: &mut Cx<Refresh>, n: i32, sets: &[(&str, &str, ChangeSet)]) {
 }
 
 /// What step `n`'s undo changed (kept beside the run: an undo is rare).
-pub fn record_undo(cx: &mut Cx<Refresh>, n: i32, sets: &[(&str, ChangeSet)]) {
+pub fn record_undo<K: Kind>(cx: &mut Cx<K>, n: i32, sets: &[(&str, ChangeSet)]) {
     let step = cx.step_mut(n);
     step.undo_changes.extend(sets.iter().flat_map(|(_, cs)| entries(cs)));
     for (what, cs) in sets {
         step.log.extend(lines(&format!("undo {what}"), cs));
     }
+}
+
+/// A step's changes and left alone from the journaled change sets (JSON) `record` named.
+pub fn derive<D>(step: &mut Step<D>, results: &[&str]) -> Result<()> {
+    let sets = results.iter().map(|json| serde_json::from_str::<ChangeSet>(json)).collect::<Result<Vec<_>, _>>()?;
+    fill(step, sets.iter());
+    Ok(())
 }
 
 fn credential(c: CredentialState) -> &'static str {
