@@ -128,6 +128,32 @@ pub struct CopyCounts {
     pub replaced_projects: i64,
 }
 
+/// What a copy did to entities of one kind (see `domain::profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KindCounts {
+    pub kind: i32,
+    pub copied: i64,
+    pub masked: i64,
+    pub excluded: i64,
+    pub preserved: i64,
+}
+
+/// What a copy's profile did: per kind, and the groups and projects it kept or left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProfileCounts {
+    pub by_kind: Vec<KindCounts>,
+    pub preserved_groups: i64,
+    pub preserved_projects: i64,
+    pub excluded_projects: i64,
+}
+
+/// A copy's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Copied {
+    pub counts: CopyCounts,
+    pub profile: ProfileCounts,
+}
+
 /// What an environment's content holds (a restore point's counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ContentCounts {

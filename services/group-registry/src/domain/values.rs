@@ -232,10 +232,15 @@ pub fn refs_from_json(s: &str) -> Vec<EntityRef> {
 
 /// Hex SHA-256 prefix over payload and references: what "same content" means in a merge.
 pub fn content_hash(payload: &Json, refs: &[EntityRef]) -> String {
+    stored_content_hash(payload.as_str(), &refs_to_json(refs))
+}
+
+/// [`content_hash`] of a stored payload and stored references.
+pub fn stored_content_hash(payload: &str, refs_json: &str) -> String {
     let mut h = Sha256::new();
-    h.update(payload.as_str().as_bytes());
+    h.update(payload.as_bytes());
     h.update([0]);
-    h.update(refs_to_json(refs).as_bytes());
+    h.update(refs_json.as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 

@@ -216,3 +216,118 @@ impl GroupMask {
         g
     }
 }
+
+/// Most entries in one list of a copy profile.
+const MAX_PROFILE_ENTRIES: usize = 100;
+
+fn patterns(v: &mut Violations, field: &str, given: &[String]) -> Option<Vec<d::profile::Pattern>> {
+    if given.len() > MAX_PROFILE_ENTRIES {
+        v.add(field, format!("at most {MAX_PROFILE_ENTRIES} patterns"));
+        return None;
+    }
+    let out: Vec<Option<d::profile::Pattern>> =
+        given.iter().enumerate().map(|(i, p)| v.check(&format!("{field}[{i}]"), d::profile::Pattern::parse(p))).collect();
+    out.into_iter().collect()
+}
+
+fn selectors(v: &mut Violations, field: &str, given: &[pc::EntitySelector]) -> Option<Vec<d::profile::Selector>> {
+    if given.len() > MAX_PROFILE_ENTRIES {
+        v.add(field, format!("at most {MAX_PROFILE_ENTRIES} selectors"));
+        return None;
+    }
+    let mut out = Vec::with_capacity(given.len());
+    let mut ok = true;
+    for (i, s) in given.iter().enumerate() {
+        let kind = v.check(&format!("{field}[{i}].kind"), kind(s.kind));
+        let key = if s.key_pattern.is_empty() {
+            Some(d::profile::Pattern::any())
+        } else {
+            v.check(&format!("{field}[{i}].key_pattern"), d::profile::Pattern::parse(&s.key_pattern))
+        };
+        match (kind, key) {
+            (Some(kind), Some(key)) => out.push(d::profile::Selector { kind, key }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn masking(v: &mut Violations, field: &str, given: &[pc::MaskingRule]) -> Option<Vec<d::profile::MaskRule>> {
+    use d::profile::{Mask, MaskRule};
+    if given.len() > MAX_PROFILE_ENTRIES {
+        v.add(field, format!("at most {MAX_PROFILE_ENTRIES} masking rules"));
+        return None;
+    }
+    let mut out = Vec::with_capacity(given.len());
+    let mut ok = true;
+    for (i, r) in given.iter().enumerate() {
+        let at = |f: &str| format!("{field}[{i}].{f}");
+        let kind = v.check(&at("kind"), kind(r.kind));
+        let path = v.check(&at("pointer"), MaskRule::parse_pointer(&r.pointer));
+        let fixed = |v: &mut Violations| {
+            v.check(&at("value_json"), serde_json::from_str::<serde_json::Value>(&r.value_json).map_err(|e| format!("is not JSON: {e}")))
+        };
+        let mask = match pc::MaskAction::try_from(r.action) {
+            Ok(pc::MaskAction::Remove) => Some(Mask::Remove),
+            Ok(pc::MaskAction::Fixed) => fixed(v).map(Mask::Fixed),
+            Ok(pc::MaskAction::Pseudonym) => Some(Mask::Pseudonym),
+            Ok(pc::MaskAction::Fake) => Some(Mask::Fake),
+            _ => {
+                v.add(at("action"), "must be REMOVE, FIXED, PSEUDONYM or FAKE");
+                None
+            }
+        };
+        if r.action != pc::MaskAction::Fixed as i32 && !r.value_json.is_empty() {
+            v.add(at("value_json"), "is only for FIXED");
+        }
+        match (kind, path, mask) {
+            (Some(kind), Some(path), Some(mask)) => out.push(MaskRule { kind, path, mask }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A copy profile; unset is the empty one.
+pub fn copy_profile(v: &mut Violations, field: &str, given: Option<&pc::CopyProfile>) -> Option<d::profile::CopyProfile> {
+    let Some(p) = given else { return Some(d::profile::CopyProfile::default()) };
+    let at = |f: &str| format!("{field}.{f}");
+    let preserve_groups = patterns(v, &at("preserve_groups"), &p.preserve_groups);
+    let preserve_projects = patterns(v, &at("preserve_projects"), &p.preserve_projects);
+    let preserve_entities = selectors(v, &at("preserve_entities"), &p.preserve_entities);
+    let exclude_groups = patterns(v, &at("exclude_groups"), &p.exclude_groups);
+    let exclude_kinds = kinds(v, &at("exclude_kinds"), &p.exclude_kinds);
+    let exclude_entities = selectors(v, &at("exclude_entities"), &p.exclude_entities);
+    let masking = masking(v, &at("masking"), &p.masking);
+    Some(d::profile::CopyProfile {
+        preserve_groups: preserve_groups?,
+        preserve_projects: preserve_projects?,
+        preserve_entities: preserve_entities?,
+        exclude_groups: exclude_groups?,
+        exclude_kinds: exclude_kinds?,
+        exclude_entities: exclude_entities?,
+        masking: masking?,
+    })
+}
+
+pub fn copied_pb(c: d::Copied) -> pb::CopyEnvironmentResponse {
+    let (n, p) = (c.counts, c.profile);
+    pb::CopyEnvironmentResponse {
+        groups: n.groups,
+        entities: n.entities,
+        links: n.links,
+        projects: n.projects,
+        config_items: n.config_items,
+        replaced_groups: n.replaced_groups,
+        replaced_entities: n.replaced_entities,
+        replaced_projects: n.replaced_projects,
+        by_kind: p
+            .by_kind
+            .iter()
+            .map(|k| pc::KindCopyCounts { kind: k.kind, copied: k.copied, masked: k.masked, excluded: k.excluded, preserved: k.preserved })
+            .collect(),
+        preserved_groups: p.preserved_groups,
+        preserved_projects: p.preserved_projects,
+        excluded_projects: p.excluded_projects,
+    }
+}

@@ -291,20 +291,12 @@ impl RegistryService for RegistryApi {
         let key = c::request_key(&mut v, "CopyEnvironment", &r, &r.request_id);
         let src = v.check("source", EnvName::parse(&r.source));
         let dst = v.check("destination", EnvName::parse(&r.destination));
-        let (key, src, dst) = done(v, || Some((key?, src?, dst?)))?;
+        let profile = c::copy_profile(&mut v, "profile", r.profile.as_ref());
+        let (key, src, dst, profile) = done(v, || Some((key?, src?, dst?, profile?)))?;
         scope(&p, &src)?;
         scope(&p, &dst)?;
-        let n = self.registry.copy_environment(key, src, dst).await?;
-        Ok(Response::new(pb::CopyEnvironmentResponse {
-            groups: n.groups,
-            entities: n.entities,
-            links: n.links,
-            projects: n.projects,
-            config_items: n.config_items,
-            replaced_groups: n.replaced_groups,
-            replaced_entities: n.replaced_entities,
-            replaced_projects: n.replaced_projects,
-        }))
+        let copied = self.registry.copy_environment(key, src, dst, profile, r.validate_only).await?;
+        Ok(Response::new(c::copied_pb(copied)))
     }
 
     async fn create_restore_point(&self, req: Request<pb::CreateRestorePointRequest>) -> Result<Response<pb::RestorePoint>, Status> {

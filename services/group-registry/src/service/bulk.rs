@@ -7,8 +7,9 @@ use sea_orm::DatabaseTransaction;
 
 use super::settle::{Way, deliver, one_by_one};
 use super::{Registry, env_row, group_key};
+use crate::domain::profile::CopyProfile;
 use crate::domain::{
-    CopyCounts, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, Outcome, RequestKey, rules,
+    Copied, Entity, EntityRef, EnvName, GroupName, Kind, ManifestEntry, MergeBatch, MergeOp, NewEntity, Outcome, RequestKey, rules,
 };
 use crate::error::{Error, Result};
 use crate::store::bulk::{self as q, KeyFilter};
@@ -173,28 +174,43 @@ impl Registry {
         .await
     }
 
-    /// Replaces the destination environment's registry data with the source's.
-    pub async fn copy_environment(&self, key: Option<RequestKey>, source: EnvName, destination: EnvName) -> Result<CopyCounts> {
-        self.write(key, "CopyEnvironment", move |txn| {
-            Box::pin(async move {
-                let src = env_row(txn, &source).await?;
-                let dst = env_row(txn, &destination).await?;
-                rules::check_copy_destination(source.id(), destination.id(), dst.env.tier)?;
-                let (n, first) = crate::store::sharing::disallowed_sharing(txn, Some(src.id), 10).await?;
-                if n > 0 {
-                    let shown: Vec<String> = first.iter().map(ToString::to_string).collect();
-                    return Err(Error::invalid(
-                        "source",
-                        format!(
-                            "{source} holds {n} entities whose sharing their kind does not allow (first: {}); copying them would \
-                             spread them: delete them and create them again with their kind's sharing",
-                            shown.join(", ")
-                        ),
-                    ));
-                }
-                Ok(crate::store::copy::copy_environment(txn, src.id, dst.id, crate::store::copy::Purpose::Refresh(now_micros())).await?)
-            })
-        })
-        .await
+    /// Replaces the destination environment's registry data with the source's, as
+    /// `profile` says. With `validate_only` the copy is made and rolled back: the counts
+    /// are exactly what it would do, and nothing is written.
+    pub async fn copy_environment(
+        &self,
+        key: Option<RequestKey>,
+        source: EnvName,
+        destination: EnvName,
+        profile: CopyProfile,
+        validate_only: bool,
+    ) -> Result<Copied> {
+        if validate_only {
+            let txn = ferry_kit::db::begin(&self.db).await?;
+            let copied = copy_in(&txn, &source, &destination, &profile).await;
+            txn.rollback().await?;
+            return copied;
+        }
+        self.write(key, "CopyEnvironment", move |txn| Box::pin(async move { copy_in(txn, &source, &destination, &profile).await })).await
     }
+}
+
+/// The copy of `source` over `destination` in `txn`, after the rules' checks.
+async fn copy_in(txn: &DatabaseTransaction, source: &EnvName, destination: &EnvName, profile: &CopyProfile) -> Result<Copied> {
+    let src = env_row(txn, source).await?;
+    let dst = env_row(txn, destination).await?;
+    rules::check_copy_destination(source.id(), destination.id(), dst.env.tier)?;
+    let (n, first) = crate::store::sharing::disallowed_sharing(txn, Some(src.id), 10).await?;
+    if n > 0 {
+        let shown: Vec<String> = first.iter().map(ToString::to_string).collect();
+        return Err(Error::invalid(
+            "source",
+            format!(
+                "{source} holds {n} entities whose sharing their kind does not allow (first: {}); copying them would \
+                     spread them: delete them and create them again with their kind's sharing",
+                shown.join(", ")
+            ),
+        ));
+    }
+    Ok(crate::store::copy::copy_environment(txn, src.id, dst.id, crate::store::copy::Purpose::Refresh(now_micros()), profile).await?)
 }

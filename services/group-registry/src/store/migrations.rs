@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_registry::Migration),
             Box::new(m20261124_000001_tune_bulk_paths::Migration),
             Box::new(m20261203_000001_create_restore_points::Migration),
+            Box::new(m20261204_000001_create_masking_keys::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
         ]
     }
@@ -232,6 +233,36 @@ mod m20261203_000001_create_restore_points {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE restore_points"]).await
+        }
+    }
+}
+
+/// Masking keys: the secret HMAC key of each environment's pseudonyms and fakes
+/// (`store::copy::masking_key`), made on its first masked copy.
+mod m20261204_000001_create_masking_keys {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261204_000001_create_masking_keys"
+        }
+    }
+
+    const UP: &[&str] = &["CREATE TABLE masking_keys (
+            environment_id BIGINT PRIMARY KEY REFERENCES environments(id) ON DELETE CASCADE,
+            secret TEXT NOT NULL
+        )"];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE masking_keys"]).await
         }
     }
 }

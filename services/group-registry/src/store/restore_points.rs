@@ -9,6 +9,7 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use super::copy::{self, Purpose};
 use super::environments::{self, EnvRow};
 use super::{all, col, exec, one};
+use crate::domain::profile::CopyProfile;
 use crate::domain::{ContentCounts, CopyCounts, Environment, RestorePoint, RestorePointName};
 
 /// A stored restore point: its row id, the hidden environment that holds it, and what it is.
@@ -80,7 +81,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, env: &EnvRow, mut point: Restore
         },
     )
     .await?;
-    point.counts = copy::copy_environment(db, env.id, archive.id, Purpose::Keep).await?.into();
+    point.counts = copy::copy_environment(db, env.id, archive.id, Purpose::Keep, &CopyProfile::default()).await?.counts.into();
     let size =
         one(db, "SELECT COALESCE(SUM(LENGTH(payload) + LENGTH(refs)), 0) FROM entities WHERE environment_id = ?", vec![archive.id.into()])
             .await?
@@ -115,7 +116,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, env: &EnvRow, mut point: Restore
 /// Puts restore point `row`'s content back into environment `env_id`, replacing what it
 /// holds; revisions move forward. What it replaced.
 pub async fn restore<C: ConnectionTrait>(db: &C, row: &PointRow, env_id: i64, now: i64) -> Result<CopyCounts, DbErr> {
-    let counts = copy::copy_environment(db, row.archive_id, env_id, Purpose::Restore).await?;
+    let counts = copy::copy_environment(db, row.archive_id, env_id, Purpose::Restore, &CopyProfile::default()).await?.counts;
     exec(db, "UPDATE restore_points SET restored_at = ? WHERE id = ?", vec![now.into(), row.id.into()]).await?;
     Ok(counts)
 }

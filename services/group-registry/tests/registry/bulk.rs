@@ -354,6 +354,7 @@ pub async fn environment_copy_replaces_destination_and_refuses_production(b: Bac
         source: format!("environments/{src}"),
         destination: format!("environments/{dst}"),
         request_id: String::new(),
+        ..Default::default()
     };
     let refused = c.copy_environment(copy("sandbox", "prod")).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "production is never a destination");

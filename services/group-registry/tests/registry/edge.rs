@@ -185,6 +185,7 @@ pub async fn auth_roles_and_environment_scopes(b: Backend) {
             source: "environments/dev".into(),
             destination: "environments/dev".into(),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -6,6 +6,7 @@ mod helpers;
 mod bulk;
 mod edge;
 mod migrate_only;
+mod profiles;
 mod projects;
 mod restore_points;
 mod rules;
@@ -42,6 +43,8 @@ per_backend!(
     edge::get_group_read_mask_returns_only_the_fields_asked_for,
     edge::concurrent_retries_with_one_request_id_answer_alike,
     migrate_only::migrate_only_creates_the_schema_and_exits_without_serving,
+    profiles::a_profile_preserves_excludes_and_masks,
+    profiles::a_bad_profile_is_refused_with_field_violations,
     restore_points::restore_point_gives_back_exactly_what_was_there,
     restore_points::an_expired_restore_point_is_refused_naming_when_then_pruned,
 );

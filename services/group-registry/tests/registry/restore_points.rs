@@ -91,6 +91,7 @@ pub async fn restore_point_gives_back_exactly_what_was_there(b: Backend) {
             source: "environments/prod".into(),
             destination: "environments/sandbox".into(),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("copy");

@@ -242,6 +242,7 @@ pub async fn sharing_against_the_kind_is_reported_never_delivered(b: Backend) {
             source: "environments/dev".into(),
             destination: "environments/sandbox".into(),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
