@@ -134,6 +134,7 @@ pub async fn run(a: RefreshCopyArgs) -> anyhow::Result<()> {
             source: "environments/prod".into(),
             destination: "environments/sandbox".into(),
             request_id: String::new(),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -170,6 +170,69 @@ pub mod names {
     }
 }
 
+/// A refresh profile file (JSON): the fields of `ferry.common.v1.CopyProfile`, kinds and
+/// actions by name, a FIXED rule's `value` as any JSON value.
+pub fn profile(text: &str) -> Result<ferry_proto::common::v1::CopyProfile, String> {
+    use ferry_proto::common::v1 as pc;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Selector {
+        kind: String,
+        #[serde(default)]
+        key_pattern: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rule {
+        kind: String,
+        pointer: String,
+        action: String,
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct File {
+        preserve_groups: Vec<String>,
+        preserve_projects: Vec<String>,
+        preserve_entities: Vec<Selector>,
+        exclude_groups: Vec<String>,
+        exclude_kinds: Vec<String>,
+        exclude_entities: Vec<Selector>,
+        masking: Vec<Rule>,
+    }
+    let f: File = serde_json::from_str(text).map_err(|e| format!("not a refresh profile: {e}"))?;
+    let selectors = |s: Vec<Selector>| -> Result<Vec<pc::EntitySelector>, String> {
+        s.into_iter().map(|s| Ok(pc::EntitySelector { kind: kind(&s.kind)? as i32, key_pattern: s.key_pattern })).collect()
+    };
+    let action = |a: &str| -> Result<pc::MaskAction, String> {
+        match pc::MaskAction::from_str_name(&format!("MASK_ACTION_{}", a.trim().to_ascii_uppercase())) {
+            Some(pc::MaskAction::Unspecified) | None => Err(format!("unknown masking action {a:?} (remove, fixed, pseudonym or fake)")),
+            Some(a) => Ok(a),
+        }
+    };
+    Ok(pc::CopyProfile {
+        preserve_groups: f.preserve_groups,
+        preserve_projects: f.preserve_projects,
+        preserve_entities: selectors(f.preserve_entities)?,
+        exclude_groups: f.exclude_groups,
+        exclude_kinds: f.exclude_kinds.iter().map(|k| kind(k).map(|k| k as i32)).collect::<Result<_, _>>()?,
+        exclude_entities: selectors(f.exclude_entities)?,
+        masking: f
+            .masking
+            .into_iter()
+            .map(|r| {
+                Ok(pc::MaskingRule {
+                    kind: kind(&r.kind)? as i32,
+                    pointer: r.pointer,
+                    action: action(&r.action)? as i32,
+                    value_json: r.value.map(|v| v.to_string()).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, String>>()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +279,23 @@ mod tests {
     fn entity_names_accept_ids_and_full_names() {
         assert_eq!(names::entity("dev", "7"), "environments/dev/entities/7");
         assert_eq!(names::entity("dev", "environments/uat/entities/7"), "environments/uat/entities/7");
+    }
+
+    #[test]
+    fn profile_files_name_kinds_and_actions() {
+        let p = profile(
+            r#"{"preserve_groups":["sandbox-*"],"exclude_kinds":["map"],
+                "preserve_entities":[{"kind":"lookup","key_pattern":"local-*"}],
+                "masking":[{"kind":"data-source","pointer":"/contact/email","action":"fake"},
+                           {"kind":"table","pointer":"/owner","action":"FIXED","value":"redacted"}]}"#,
+        )
+        .expect("profile");
+        assert_eq!(p.preserve_groups, vec!["sandbox-*"]);
+        assert_eq!(p.exclude_kinds, vec![EntityKind::Map as i32]);
+        assert_eq!(p.preserve_entities[0].kind, EntityKind::Lookup as i32);
+        assert_eq!(p.masking[0].action, ferry_proto::common::v1::MaskAction::Fake as i32);
+        assert_eq!(p.masking[1].value_json, r#""redacted""#);
+        assert!(profile(r#"{"preserve":[]}"#).unwrap_err().contains("unknown field"));
+        assert!(profile(r#"{"masking":[{"kind":"table","pointer":"/a","action":"scramble"}]}"#).unwrap_err().contains("scramble"));
     }
 }

@@ -26,6 +26,7 @@ per_backend!(
     durability::abort_while_running_undoes_in_reverse,
     restore::abort_after_the_copy_gives_the_destination_back,
     restore::abort_without_its_restore_point_says_the_copy_stays,
+    restore::a_refresh_with_a_profile_preserves_excludes_and_masks,
     rollback::rollback_gives_the_destination_back,
     rollback::rollback_refusals,
     rollback::abort_of_a_rollback_gives_back_what_it_replaced,

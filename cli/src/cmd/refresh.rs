@@ -35,16 +35,29 @@ pub(crate) struct OptionArgs {
     /// Step 1 waits for `ferry refresh confirm` before anything changes.
     #[arg(long)]
     require_approval: bool,
+    /// A refresh profile (JSON file): what the destination keeps, what the source leaves
+    /// out, which payload fields are masked (see the README).
+    #[arg(long, value_name = "FILE")]
+    profile: Option<std::path::PathBuf>,
 }
 
 impl OptionArgs {
-    pub(crate) fn options(&self) -> pb::RefreshOptions {
+    pub(crate) fn options(&self) -> anyhow::Result<pb::RefreshOptions> {
+        use anyhow::Context;
         let mode = if self.external { pb::RefreshMode::External } else { pb::RefreshMode::Managed };
-        pb::RefreshOptions {
+        let profile = match &self.profile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                Some(crate::parse::profile(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(pb::RefreshOptions {
             mode: mode as i32,
             suspend_credentials_instead: self.suspend_credentials,
             require_approval: self.require_approval,
-        }
+            profile,
+        })
     }
 }
 
@@ -143,7 +156,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let req = pb::PlanRefreshRequest {
                 source: names::env(&source_env),
                 destination: names::env(&dest_env),
-                options: Some(options.options()),
+                options: Some(options.options()?),
             };
             let plan = s.refresh()?.plan_refresh(req).await?.into_inner();
             match s.format {
@@ -155,7 +168,7 @@ pub async fn run(args: RefreshArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let req = pb::StartRefreshRequest {
                 source: names::env(&source_env),
                 destination: names::env(&dest_env),
-                options: Some(options.options()),
+                options: Some(options.options()?),
                 plan_etag: plan_etag.unwrap_or_default(),
                 request_id: s.request_id(),
             };

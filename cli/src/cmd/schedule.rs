@@ -83,7 +83,7 @@ pub async fn run(s: &Session, command: ScheduleCommand, out: &mut (dyn Write + S
             let schedule = pb::RefreshSchedule {
                 source: names::env(&source_env),
                 destination: names::env(&dest_env),
-                options: Some(options.options()),
+                options: Some(options.options()?),
                 cron,
                 time_zone: time_zone.unwrap_or_default(),
                 ..Default::default()
@@ -126,7 +126,7 @@ pub async fn run(s: &Session, command: ScheduleCommand, out: &mut (dyn Write + S
                 paths.push("time_zone");
             }
             if set_options {
-                schedule.options = Some(options.options());
+                schedule.options = Some(options.options()?);
                 paths.push("options");
             }
             anyhow::ensure!(!paths.is_empty(), "nothing to change: give --source, --dest, --cron, --tz or --set-options");

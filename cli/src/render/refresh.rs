@@ -48,7 +48,7 @@ fn planned_step_lines(step: &PlannedStep) -> Vec<String> {
 
 /// The refresh plan: its nine steps, each with what it will change, and how to start it.
 pub fn refresh_plan_text(plan: &RefreshPlan) -> String {
-    let o = plan.options.unwrap_or_default();
+    let o = plan.options.clone().unwrap_or_default();
     let mut s = format!("Refresh plan: {} -> {}  (mode {}", id_of(&plan.source), id_of(&plan.destination), mode_label(o.mode));
     if o.suspend_credentials_instead {
         s.push_str(", suspend credentials");
@@ -106,7 +106,7 @@ fn planned_step_json(step: &PlannedStep) -> Value {
 }
 
 pub fn refresh_plan_json(plan: &RefreshPlan) -> Value {
-    let o = plan.options.unwrap_or_default();
+    let o = plan.options.clone().unwrap_or_default();
     json!({
         "source": plan.source,
         "destination": plan.destination,
@@ -264,7 +264,7 @@ impl Resource for RefreshRun {
         ]
     }
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let o = self.options.unwrap_or_default();
+        let o = self.options.clone().unwrap_or_default();
         let mut f = vec![
             ("name", self.name.clone()),
             ("state", run_state_label(self.state)),
@@ -279,7 +279,7 @@ impl Resource for RefreshRun {
         f
     }
     fn json(&self) -> Value {
-        let o = self.options.unwrap_or_default();
+        let o = self.options.clone().unwrap_or_default();
         run_json!(self, {
             "source": self.source,
             "destination": self.destination,
@@ -379,6 +379,7 @@ mod tests {
                 mode: RefreshMode::External as i32,
                 suspend_credentials_instead: false,
                 require_approval: true,
+                profile: None,
             }),
             steps: vec![
                 PlannedStep {

@@ -40,7 +40,7 @@ impl Resource for RefreshSchedule {
         ]
     }
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let o = self.options.unwrap_or_default();
+        let o = self.options.clone().unwrap_or_default();
         vec![
             ("name", self.name.clone()),
             ("state", state(self).to_owned()),
@@ -60,7 +60,7 @@ impl Resource for RefreshSchedule {
         ]
     }
     fn json(&self) -> Value {
-        let o = self.options.unwrap_or_default();
+        let o = self.options.clone().unwrap_or_default();
         json!({
             "name": self.name,
             "state": state(self),

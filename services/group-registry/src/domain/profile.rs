@@ -39,17 +39,28 @@ impl Pattern {
         &self.0
     }
 
+    /// Whole-name match, in time linear in pattern × name (backtracking only to the
+    /// last `*`).
     pub fn matches(&self, name: &str) -> bool {
-        fn go(p: &[char], s: &[char]) -> bool {
-            match p.split_first() {
-                None => s.is_empty(),
-                Some(('*', rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
-                Some(('?', rest)) => !s.is_empty() && go(rest, &s[1..]),
-                Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+        let (p, s): (Vec<char>, Vec<char>) = (self.0.chars().collect(), name.chars().collect());
+        let (mut i, mut j) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while j < s.len() {
+            if i < p.len() && (p[i] == '?' || (p[i] != '*' && p[i] == s[j])) {
+                i += 1;
+                j += 1;
+            } else if i < p.len() && p[i] == '*' {
+                star = Some((i, j));
+                i += 1;
+            } else if let Some((si, sj)) = star {
+                i = si + 1;
+                j = sj + 1;
+                star = Some((si, sj + 1));
+            } else {
+                return false;
             }
         }
-        let (p, s): (Vec<char>, Vec<char>) = (self.0.chars().collect(), name.chars().collect());
-        go(&p, &s)
+        p[i..].iter().all(|c| *c == '*')
     }
 
     /// The pattern as SQL LIKE with `\` as the escape character, for PostgreSQL (whose
@@ -354,6 +365,9 @@ mod tests {
         assert!(!p.matches("my-test-group") && !p.matches("Test-group"));
         let q = Pattern::parse("a?c").expect("pattern");
         assert!(q.matches("abc") && !q.matches("ac") && !q.matches("abbc"));
+        let many = Pattern::parse(&"*a".repeat(40)).expect("pattern");
+        assert!(!many.matches(&format!("{}b", "a".repeat(60))), "no exponential backtracking");
+        assert!(Pattern::parse("*").expect("pattern").matches("") && Pattern::parse("a*b*c").expect("pattern").matches("aXbYbc"));
         assert_eq!(Pattern::parse("50%_*?").expect("pattern").like(), "50\\%\\_%_");
         assert_eq!(Pattern::parse("a[b]*").expect("pattern").glob(), "a[[]b]*");
         assert!(Pattern::parse("").is_err());

@@ -2,13 +2,13 @@
 //! restore points.
 
 use ferry_kit::client::all_pages;
-use ferry_proto::common::v1::EnvironmentTier;
+use ferry_proto::common::v1::{self as pc, EnvironmentTier};
 use ferry_proto::registry::v1 as rpb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 
 use super::Svc;
-use crate::domain::EnvName;
 use crate::domain::remote::{CopyResult, GroupInfo, RestorePoint, Restored, Tier};
+use crate::domain::{EnvName, KindCounts, Profile, Selector};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
@@ -61,8 +61,23 @@ impl RegistryClient {
         Ok(projects.len() as i64)
     }
 
-    pub async fn copy_environment(&self, source: &EnvName, destination: &EnvName, request_id: String) -> Result<CopyResult> {
-        let req = rpb::CopyEnvironmentRequest { source: source.to_string(), destination: destination.to_string(), request_id };
+    /// Copies `source` over `destination` as `profile` says; with `validate_only`, counts
+    /// what it would do and writes nothing.
+    pub async fn copy_environment(
+        &self,
+        source: &EnvName,
+        destination: &EnvName,
+        profile: &Profile,
+        validate_only: bool,
+        request_id: String,
+    ) -> Result<CopyResult> {
+        let req = rpb::CopyEnvironmentRequest {
+            source: source.to_string(),
+            destination: destination.to_string(),
+            request_id,
+            profile: (!profile.is_empty()).then(|| profile_pb(profile)),
+            validate_only,
+        };
         Ok(copy_result(self.0.clone().copy_environment(req).await.map_err(remote)?.into_inner()))
     }
 
@@ -131,5 +146,33 @@ pub(crate) fn copy_result(r: rpb::CopyEnvironmentResponse) -> CopyResult {
         replaced_groups: r.replaced_groups,
         replaced_entities: r.replaced_entities,
         replaced_projects: r.replaced_projects,
+        by_kind: r
+            .by_kind
+            .iter()
+            .map(|k| KindCounts { kind: k.kind, copied: k.copied, masked: k.masked, excluded: k.excluded, preserved: k.preserved })
+            .collect(),
+        preserved_groups: r.preserved_groups,
+        preserved_projects: r.preserved_projects,
+        excluded_projects: r.excluded_projects,
+    }
+}
+
+/// A profile as the registry takes it (and as the coordinator's own API shows it).
+pub(crate) fn profile_pb(p: &Profile) -> pc::CopyProfile {
+    let selectors = |s: &[Selector]| -> Vec<pc::EntitySelector> {
+        s.iter().map(|s| pc::EntitySelector { kind: s.kind, key_pattern: s.key_pattern.clone() }).collect()
+    };
+    pc::CopyProfile {
+        preserve_groups: p.preserve_groups.clone(),
+        preserve_projects: p.preserve_projects.clone(),
+        preserve_entities: selectors(&p.preserve_entities),
+        exclude_groups: p.exclude_groups.clone(),
+        exclude_kinds: p.exclude_kinds.clone(),
+        exclude_entities: selectors(&p.exclude_entities),
+        masking: p
+            .masking
+            .iter()
+            .map(|m| pc::MaskingRule { kind: m.kind, pointer: m.pointer.clone(), action: m.action, value_json: m.value_json.clone() })
+            .collect(),
     }
 }

@@ -12,7 +12,10 @@ mod schedule;
 
 pub use names::{EnvName, ProjectName, new_run_id, run_id};
 pub use promotion::{PromotionOptions, PromotionRun, PromotionSpec, PromotionStep, PromotionStepKind};
-pub use refresh::{CopyCounts, Mode, Options, Plan, PlannedStep, RefreshRequest, RefreshRun, RefreshSchedule, RefreshSpec, StepKind};
+pub use refresh::{
+    CopyCounts, KindCounts, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, RefreshRequest, RefreshRun, RefreshSchedule,
+    RefreshSpec, Selector, StepKind,
+};
 pub use rollback::{ContentCounts, PlannedRollbackStep, RollbackPlan, RollbackRun, RollbackSpec, RollbackStepKind};
 pub use run::{AbortRequest, Change, ErrorInfo, Interruption, LeftAlone, Run, RunState, Step, StepState};
 pub use schedule::{Schedule, When, valid_schedule_id};

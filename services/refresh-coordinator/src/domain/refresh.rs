@@ -12,11 +12,60 @@ pub enum Mode {
     External,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Options {
     pub mode: Mode,
     pub suspend_credentials_instead: bool,
     pub require_approval: bool,
+    /// What the copy preserves, excludes and masks; the registry checks and applies it.
+    #[serde(default, skip_serializing_if = "Profile::is_empty")]
+    pub profile: Profile,
+}
+
+/// A refresh profile as the run keeps it and passes it to the registry's copy (which
+/// owns its rules: patterns, pointers, masks). Kinds are the registry's numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Profile {
+    pub preserve_groups: Vec<String>,
+    pub preserve_projects: Vec<String>,
+    pub preserve_entities: Vec<Selector>,
+    pub exclude_groups: Vec<String>,
+    pub exclude_kinds: Vec<i32>,
+    pub exclude_entities: Vec<Selector>,
+    pub masking: Vec<MaskingRule>,
+}
+
+impl Profile {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Entities of a kind whose key matches a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    pub kind: i32,
+    pub key_pattern: String,
+}
+
+/// A masked payload field: kind, JSON pointer, the registry's MaskAction number, and the
+/// FIXED value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskingRule {
+    pub kind: i32,
+    pub pointer: String,
+    pub action: i32,
+    pub value_json: String,
+}
+
+/// What a copy with a profile does to one kind (the registry's counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KindCounts {
+    pub kind: i32,
+    pub copied: i64,
+    pub masked: i64,
+    pub excluded: i64,
+    pub preserved: i64,
 }
 
 /// The nine steps; the discriminant is the step number.
@@ -105,6 +154,8 @@ pub struct PlannedStep {
     pub provisioned_mappings: Vec<String>,
     pub sync_jobs: Vec<String>,
     pub copy: Option<CopyCounts>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile_counts: Vec<KindCounts>,
     pub requires_confirmation: bool,
 }
 
@@ -118,6 +169,7 @@ impl PlannedStep {
             provisioned_mappings: Vec::new(),
             sync_jobs: Vec::new(),
             copy: None,
+            profile_counts: Vec::new(),
             requires_confirmation: false,
         }
     }

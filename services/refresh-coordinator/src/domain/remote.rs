@@ -82,6 +82,15 @@ pub struct CopyResult {
     pub replaced_groups: i64,
     pub replaced_entities: i64,
     pub replaced_projects: i64,
+    /// With a profile: per kind, and the groups and projects kept or left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_kind: Vec<super::KindCounts>,
+    #[serde(default)]
+    pub preserved_groups: i64,
+    #[serde(default)]
+    pub preserved_projects: i64,
+    #[serde(default)]
+    pub excluded_projects: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +265,16 @@ pub struct ProjectMergePreview {
     pub config_items_unchanged: i64,
     pub missing_references: Vec<MissingReference>,
     pub missing_reference_count: i64,
+}
+
+/// An entity kind's name (the registry's EntityKind numbers).
+pub fn kind_label(kind: i32) -> String {
+    const KINDS: [&str; 9] = ["DATA_SOURCE", "LOOKUP", "CUSTOM_ACTION", "ROLE", "THEME", "PORTAL", "SERVICE", "TABLE", "MAP"];
+    usize::try_from(kind)
+        .ok()
+        .and_then(|k| k.checked_sub(1))
+        .and_then(|k| KINDS.get(k))
+        .map_or_else(|| format!("kind {kind}"), |k| (*k).to_owned())
 }
 
 #[cfg(test)]

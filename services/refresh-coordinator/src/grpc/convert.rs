@@ -7,10 +7,11 @@ use ferry_proto::common::v1 as cpb;
 use ferry_proto::refresh::v1 as pb;
 
 use crate::clients::merge::{counts_pb, pair_pb, preview_pb};
+use crate::clients::registry::profile_pb;
 use crate::domain::remote::GroupPair;
 use crate::domain::{
-    Change, CopyCounts, EnvName, ErrorInfo, Interruption, Mode, Options, Plan, PlannedStep, ProjectName, PromotionOptions, PromotionRun,
-    PromotionStep, PromotionStepKind, RefreshRun, Run, RunState, Step,
+    Change, CopyCounts, EnvName, ErrorInfo, Interruption, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, ProjectName,
+    PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind, RefreshRun, Run, RunState, Selector, Step,
 };
 use crate::engine::{Kind, name_of};
 use crate::kinds::{Promotion, Refresh};
@@ -100,6 +101,26 @@ pub fn options(o: Option<pb::RefreshOptions>) -> Options {
         mode: if o.mode == pb::RefreshMode::External as i32 { Mode::External } else { Mode::Managed },
         suspend_credentials_instead: o.suspend_credentials_instead,
         require_approval: o.require_approval,
+        profile: o.profile.map(profile).unwrap_or_default(),
+    }
+}
+
+fn profile(p: cpb::CopyProfile) -> Profile {
+    let selectors = |s: Vec<cpb::EntitySelector>| -> Vec<Selector> {
+        s.into_iter().map(|s| Selector { kind: s.kind, key_pattern: s.key_pattern }).collect()
+    };
+    Profile {
+        preserve_groups: p.preserve_groups,
+        preserve_projects: p.preserve_projects,
+        preserve_entities: selectors(p.preserve_entities),
+        exclude_groups: p.exclude_groups,
+        exclude_kinds: p.exclude_kinds,
+        exclude_entities: selectors(p.exclude_entities),
+        masking: p
+            .masking
+            .into_iter()
+            .map(|m| MaskingRule { kind: m.kind, pointer: m.pointer, action: m.action, value_json: m.value_json })
+            .collect(),
     }
 }
 
@@ -111,6 +132,7 @@ pub fn options_pb(o: &Options) -> pb::RefreshOptions {
         },
         suspend_credentials_instead: o.suspend_credentials_instead,
         require_approval: o.require_approval,
+        profile: (!o.profile.is_empty()).then(|| profile_pb(&o.profile)),
     }
 }
 
@@ -141,6 +163,11 @@ fn planned_pb(p: &PlannedStep) -> pb::PlannedStep {
         sync_jobs: p.sync_jobs.clone(),
         copy: p.copy.as_ref().map(copy_pb),
         requires_confirmation: p.requires_confirmation,
+        profile_counts: p
+            .profile_counts
+            .iter()
+            .map(|k| cpb::KindCopyCounts { kind: k.kind, copied: k.copied, masked: k.masked, excluded: k.excluded, preserved: k.preserved })
+            .collect(),
     }
 }
 

@@ -64,7 +64,7 @@ fn fields(v: &mut Violations, s: &pb::RefreshSchedule, prefix: &str) -> Fields {
             None
         }
     };
-    let request = envs.map(|(source, destination)| RefreshRequest { source, destination, options: c::options(s.options) });
+    let request = envs.map(|(source, destination)| RefreshRequest { source, destination, options: c::options(s.options.clone()) });
     Fields { request, when }
 }
 

@@ -84,7 +84,7 @@ pub async fn start(
     if let Some(id) = engine.replayed::<String>(key.as_ref(), METHOD).await? {
         return engine.get::<Refresh>(&id).await;
     }
-    let plan = plan::plan(engine, &source, &destination, options).await?;
+    let plan = plan::plan(engine, &source, &destination, options.clone()).await?;
     if let Some(etag) = plan_etag
         && etag != plan.etag
     {
@@ -173,7 +173,8 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
         }
         StepKind::Copy => match options.mode {
             Mode::Managed => {
-                let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, rid)).await?;
+                let profile = options.profile.clone();
+                let r: CopyResult = cx.op(n, "copy-registry", |rid| registry.copy_environment(&src, &dst, &profile, false, rid)).await?;
                 let groups = cx.retrying("read the copied groups", || registry.groups(&dst)).await?;
                 cx.run.spec.copied_groups = groups.into_iter().map(|g| (g.name, g.revision)).collect();
                 let cs = cx.op(n, "copy-integrations", |rid| ic.copy_integrations(&src, &dst, rid)).await?;
@@ -182,6 +183,16 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                     "registry: copied {} group(s), {} entities, {} link(s), {} project(s), {} config item(s); replaced {} group(s), {} entities, {} project(s)",
                     r.groups, r.entities, r.links, r.projects, r.config_items, r.replaced_groups, r.replaced_entities, r.replaced_projects
                 ));
+                for k in &r.by_kind {
+                    cx.step_mut(n).log.push(format!(
+                        "profile: {}: copied {} ({} masked), excluded {}, kept {}",
+                        crate::domain::remote::kind_label(k.kind),
+                        k.copied,
+                        k.masked,
+                        k.excluded,
+                        k.preserved
+                    ));
+                }
             }
             Mode::External => {
                 if !cx.step(n).confirmed {

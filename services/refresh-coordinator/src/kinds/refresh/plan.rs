@@ -32,6 +32,45 @@ async fn inventory(c: &Clients, env: &EnvName) -> Result<Inventory> {
     })
 }
 
+/// What the profile does, counted by the registry copying for a preview (nothing is
+/// written), on the copy step. Its field violations come back under `options`.
+async fn profile_step(c: &Clients, source: &EnvName, destination: &EnvName, options: &Options, s: &mut PlannedStep) -> Result<()> {
+    if options.mode == Mode::External {
+        return Err(Error::invalid("options.profile", "is for MANAGED refreshes only: an EXTERNAL refresh copies outside Ferry"));
+    }
+    let r = match c.registry.copy_environment(source, destination, &options.profile, true, String::new()).await {
+        Err(e) if e.info().code == tonic::Code::InvalidArgument => {
+            let info = e.info();
+            let mut v = ferry_kit::status::Violations::new();
+            for p in info.violations.iter().filter(|p| p.subject.starts_with("profile")) {
+                v.add(format!("options.{}", p.subject), p.description.clone());
+            }
+            if v.is_empty() {
+                v.add("options.profile", info.message);
+            }
+            return Err(Error::InvalidArgument(v));
+        }
+        other => other?,
+    };
+    let label = |k: i32| crate::domain::remote::kind_label(k);
+    for k in &r.by_kind {
+        s.summary.push(format!(
+            "{}: copy {}{}, exclude {}, keep {} of {destination}",
+            label(k.kind),
+            k.copied,
+            if k.masked > 0 { format!(" ({} masked)", k.masked) } else { String::new() },
+            k.excluded,
+            k.preserved
+        ));
+    }
+    s.summary.push(format!(
+        "the profile keeps {} group(s) and {} project(s) of {destination} as they are and leaves {} project(s) of {source} out",
+        r.preserved_groups, r.preserved_projects, r.excluded_projects
+    ));
+    s.profile_counts = r.by_kind;
+    Ok(())
+}
+
 /// The checks of step 1 that need no lock: the environments exist, the destination is
 /// not production. Source ≠ destination is checked when parsing.
 pub async fn check_environments(c: &Clients, source: &EnvName, destination: &EnvName) -> Result<()> {
@@ -53,7 +92,10 @@ pub async fn plan(engine: &Engine, source: &EnvName, destination: &EnvName, opti
     engine.check_free(&[Lock::Environment(source.clone()), Lock::Environment(destination.clone())]).await?;
     let src = inventory(c, source).await?;
     let dst = inventory(c, destination).await?;
-    let steps = plan_steps(source, destination, &options, &src, &dst);
+    let mut steps = plan_steps(source, destination, &options, &src, &dst);
+    if !options.profile.is_empty() {
+        profile_step(c, source, destination, &options, &mut steps[(StepKind::Copy.number() - 1) as usize]).await?;
+    }
     let etag = Plan::compute_etag(source, destination, &options, &steps);
     Ok(Plan { source: source.clone(), destination: destination.clone(), options, steps, etag, plan_time: now_micros() })
 }
