@@ -92,36 +92,28 @@ pub const PRUNE_BATCH: u64 = 5_000;
 
 impl Registry {
     /// Prunes every restore point that expired or was deleted, in batches of `batch`
-    /// rows, each its own statement; logs each one pruned with its rate. How many.
-    pub async fn prune_restore_points(&self, batch: u64) -> Result<usize> {
-        let mut pruned = 0;
+    /// rows, each its own statement; logs each one pruned with its rate. How many, and
+    /// how many rows they held.
+    pub async fn prune_restore_points(&self, batch: u64) -> Result<(usize, u64)> {
+        let (mut pruned, mut total) = (0, 0);
         while let Some((id, archive, name)) = store::restore_points::due(&self.db, now_micros()).await? {
             let started = std::time::Instant::now();
             let mut rows = 0;
-            loop {
-                let (n, gone) = store::restore_points::prune(&self.db, id, archive, batch).await?;
-                rows += n;
-                if gone {
-                    break;
-                }
+            for children in store::restore_points::KEPT {
+                rows += ferry_kit::prune::prune_all_children(&self.db, children, archive.into(), batch).await?;
             }
+            store::restore_points::remove(&self.db, id, archive).await?;
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(restore_point = %name, rows, secs, rows_per_sec = (rows as f64 / secs.max(1e-6)) as u64, "restore point pruned");
             pruned += 1;
+            total += rows;
         }
-        Ok(pruned)
+        Ok((pruned, total))
     }
 }
 
 /// Prunes due restore points now and then every `interval`, for as long as the server
 /// serves; a failure is logged and tried again at the next tick.
 pub async fn pruner(registry: Registry, interval: std::time::Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = registry.prune_restore_points(PRUNE_BATCH).await {
-            tracing::warn!(error = %e, "pruning restore points failed; trying again later");
-        }
-    }
+    ferry_kit::prune::every(interval, "restore points", || registry.prune_restore_points(PRUNE_BATCH)).await
 }

@@ -141,24 +141,22 @@ pub async fn due<C: ConnectionTrait>(db: &C, now: i64) -> Result<Option<(i64, i6
         .transpose()
 }
 
-/// Deletes at most `batch` rows of what restore point `id` (held in environment
-/// `archive_id`) keeps, one statement, entities first (their links go with them), then
-/// projects (with their groups and configuration), then groups; when nothing is left, the
-/// restore point and its hidden environment. How many rows it deleted, and whether the
-/// restore point is gone.
-pub async fn prune<C: ConnectionTrait>(db: &C, id: i64, archive_id: i64, batch: u64) -> Result<(u64, bool), DbErr> {
-    for table in ["entities", "projects", "groups"] {
-        let n = exec(
-            db,
-            &format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE environment_id = ? ORDER BY id LIMIT ?)"),
-            vec![archive_id.into(), Value::from(batch as i64)],
-        )
-        .await?;
-        if n > 0 {
-            return Ok((n, false));
-        }
-    }
+/// What a restore point keeps in its hidden environment, in the order it is pruned:
+/// entities first (their memberships go with them), then projects (with their groups and
+/// configuration), then groups.
+pub const KEPT: [ferry_kit::prune::Children; 3] = {
+    use ferry_kit::prune::Children;
+    [
+        Children { table: "entities", parent: "environment_id", order: "id" },
+        Children { table: "projects", parent: "environment_id", order: "id" },
+        Children { table: "groups", parent: "environment_id", order: "id" },
+    ]
+};
+
+/// Removes restore point `id` and its hidden environment `archive_id`, emptied first
+/// ([`KEPT`]).
+pub async fn remove<C: ConnectionTrait>(db: &C, id: i64, archive_id: i64) -> Result<(), DbErr> {
     exec(db, "DELETE FROM restore_points WHERE id = ?", vec![id.into()]).await?;
     exec(db, "DELETE FROM environments WHERE id = ?", vec![archive_id.into()]).await?;
-    Ok((0, true))
+    Ok(())
 }
