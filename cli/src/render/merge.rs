@@ -130,6 +130,10 @@ impl Resource for Job {
         f.push(("created", when(self.create_time.as_ref())));
         f.push(("started", when(self.start_time.as_ref())));
         f.push(("ended", when(self.end_time.as_ref())));
+        if self.expire_time.is_some() {
+            let kept = if self.effects_pruned { "pruned" } else { "revertible until" };
+            f.push(("effects", format!("{kept} {}", when(self.expire_time.as_ref()))));
+        }
         f
     }
     fn json(&self) -> Value {
@@ -155,6 +159,8 @@ impl Resource for Job {
             "create_time": when_json(self.create_time.as_ref()),
             "start_time": when_json(self.start_time.as_ref()),
             "end_time": when_json(self.end_time.as_ref()),
+            "expire_time": when_json(self.expire_time.as_ref()),
+            "effects_pruned": self.effects_pruned,
         })
     }
 }
@@ -201,6 +207,8 @@ impl Resource for MergePlan {
             "counts": self.counts.as_ref().map_or(Value::Null, counts_json),
             "job": self.job,
             "create_time": when_json(self.create_time.as_ref()),
+            "expire_time": when_json(self.expire_time.as_ref()),
+            "items_pruned": self.items_pruned,
         })
     }
 }
@@ -329,6 +337,9 @@ pub fn plan_footer(plan: &MergePlan) -> String {
             let _ = writeln!(s, "Applied by {}: ferry jobs watch {}", plan.job, id_of(&plan.job));
         }
         Ok(MergePlanState::Cancelled) => s.push_str("The plan was cancelled; it can no longer be applied.\n"),
+        Ok(MergePlanState::Expired) => {
+            let _ = writeln!(s, "The plan expired at {}; it can no longer be applied. Plan again.", when(plan.expire_time.as_ref()));
+        }
         _ => {}
     }
     s

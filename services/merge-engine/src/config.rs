@@ -25,11 +25,28 @@ pub struct Config {
     /// Seconds a claimed job stays with this engine without a lease renewal.
     #[arg(long, env = "FERRY_MERGE_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// How long a plan's items are kept (hours from the plan's creation); a READY plan
+    /// past it reads EXPIRED, and the items are pruned in the background.
+    #[arg(long, env = "FERRY_PLAN_RETENTION_HOURS", default_value_t = DEFAULT_RETENTION_HOURS)]
+    pub plan_retention_hours: u64,
+    /// How long an ended job's effects (what a revert needs) are kept (hours from its end);
+    /// after it the job cannot be reverted, and the effects are pruned in the background.
+    #[arg(long, env = "FERRY_JOB_RETENTION_HOURS", default_value_t = DEFAULT_RETENTION_HOURS)]
+    pub job_retention_hours: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+/// Plans' items and jobs' effects are kept a week by default.
+pub const DEFAULT_RETENTION_HOURS: u64 = 7 * 24;
+
 impl Config {
+    /// How long plans' items and jobs' effects are kept.
+    pub fn retention(&self) -> crate::service::retention::Retention {
+        let hours = |h: u64| std::time::Duration::from_secs(h.saturating_mul(3600));
+        crate::service::retention::Retention { plans: hours(self.plan_retention_hours), jobs: hours(self.job_retention_hours) }
+    }
+
     /// A config with the defaults for workers, chunk size and lease.
     pub fn new(listen: SocketAddr, database_url: impl Into<String>, registry_url: impl Into<String>, common: CommonArgs) -> Self {
         Self {
@@ -39,6 +56,8 @@ impl Config {
             workers: 2,
             chunk_size: 5000,
             lease_secs: 30,
+            plan_retention_hours: DEFAULT_RETENTION_HOURS,
+            job_retention_hours: DEFAULT_RETENTION_HOURS,
             common,
         }
     }

@@ -47,11 +47,14 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
         chunk_size: config.chunk_size,
         lease: Duration::from_secs(config.lease_secs.max(1)),
         owner: format!("engine-{}", uuid::Uuid::new_v4().simple()),
+        retention: config.retention(),
     };
     let request_log = config.common.request_log_pruner(&db);
+    let pruner = service::retention::pruner(db.clone(), config.common.prune_interval());
     let engine = service::Engine::new(db, registry, settings);
     let server = ServerBuilder::new()
         .with_background(request_log)
+        .with_background(pruner)
         .with_service(MergeServiceServer::new(grpc::MergeApi::new(engine.clone())))
         .bind(config.listen, &config.common)
         .await?;

@@ -67,6 +67,11 @@ pub struct Plan {
     pub counts: Counts,
     pub job: Option<JobId>,
     pub created_at: i64,
+    /// When its items are pruned (created_at plus the plan retention); a READY plan past
+    /// it reads EXPIRED.
+    pub expire_at: i64,
+    /// Its items were pruned.
+    pub items_pruned: bool,
 }
 
 /// One item of a plan. `seq` orders items by (kind, key) then outcome: an entity's item
@@ -231,6 +236,10 @@ pub struct Job {
     pub reverted_job: Option<JobId>,
     /// APPLY_MERGE: the REVERT_MERGE job that reverted it, once one succeeded.
     pub reverted_by: Option<JobId>,
+    /// Once ended: when its effects (what a revert needs) are pruned.
+    pub expire_at: Option<i64>,
+    /// Its effects were pruned.
+    pub effects_pruned: bool,
 }
 
 /// One page of a list and the cursor of the next, if any.

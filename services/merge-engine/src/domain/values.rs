@@ -26,7 +26,7 @@ macro_rules! numbered {
 numbered!(Kind { DataSource = 1, Lookup = 2, CustomAction = 3, Role = 4, Theme = 5, Portal = 6, Service = 7, Table = 8, Map = 9 });
 numbered!(Sharing { Duplicated = 1, Shared = 2 });
 numbered!(Strategy { KeepRecipient = 1, TakeSource = 2, Fail = 3 });
-numbered!(PlanState { Ready = 1, Applying = 2, Applied = 3, Stale = 4, Cancelled = 5 });
+numbered!(PlanState { Ready = 1, Applying = 2, Applied = 3, Stale = 4, Cancelled = 5, Expired = 6 });
 numbered!(PlanType { GroupMerge = 1, GroupClone = 2 });
 numbered!(Outcome { Create = 1, Link = 2, Skip = 3, Conflict = 4, MissingDependency = 5 });
 numbered!(JobKind { ApplyMerge = 1, CloneGroup = 2, CloneProject = 3, MergeProject = 4, RevertMerge = 5 });

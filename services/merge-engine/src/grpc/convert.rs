@@ -55,6 +55,8 @@ pub fn plan(p: Plan) -> pb::MergePlan {
         counts: Some(counts(p.counts)),
         job: p.job.map(|j| j.to_string()).unwrap_or_default(),
         create_time: ts(p.created_at),
+        expire_time: ts(p.expire_at),
+        items_pruned: p.items_pruned,
     }
 }
 
@@ -130,6 +132,8 @@ pub fn job(j: Job) -> pb::Job {
         recipient: j.recipient,
         produced_resources: j.produced,
         cancel_requested: j.cancel_requested,
+        expire_time: j.expire_at.and_then(ts),
+        effects_pruned: j.effects_pruned,
         reverted_job: j.reverted_job.map(|r| r.to_string()).unwrap_or_default(),
         reverted_by: j.reverted_by.map(|r| r.to_string()).unwrap_or_default(),
         child_jobs: j.params.child_jobs.iter().map(ToString::to_string).collect(),

@@ -53,6 +53,7 @@ impl Engine {
                         let now = store::plans::find(txn, &plan.id).await?.ok_or_else(|| Error::not_found("merge plan", &plan.id))?;
                         return match (now.state, &now.job) {
                             (PlanState::Applying | PlanState::Applied, Some(j)) => Ok(j.clone()),
+                            (PlanState::Expired, _) => Err(expired(&now)),
                             _ => Err(cancelled(&now)),
                         };
                     }
@@ -72,6 +73,8 @@ impl Engine {
         match (plan.state, &plan.job) {
             (PlanState::Applying | PlanState::Applied, Some(job)) => Ok(Some(self.get_job(job).await?)),
             (PlanState::Cancelled, _) => Err(cancelled(plan)),
+            (PlanState::Expired, _) => Err(expired(plan)),
+            (PlanState::Ready, _) if plan.expire_at <= now_micros() => Err(expired(plan)),
             _ => Ok(None),
         }
     }
@@ -164,6 +167,8 @@ impl Engine {
             updated_at: now,
             reverted_job: None,
             reverted_by: None,
+            expire_at: None,
+            effects_pruned: false,
         };
         let chunk = self.settings.chunk_size;
         let id = self
@@ -193,6 +198,7 @@ impl Engine {
 
     /// Cancels a QUEUED job at once, or asks a RUNNING one to stop after its chunk.
     pub async fn cancel_job(&self, key: Option<RequestKey>, id: JobId) -> Result<Job> {
+        let retention = self.settings.retention;
         let done = self
             .write(key, "CancelJob", move |txn| {
                 Box::pin(async move {
@@ -207,7 +213,8 @@ impl Engine {
                             ));
                         }
                         JobState::Queued => {
-                            if store::jobs::finish(txn, &id, None, JobState::Cancelled, Some(&cancelled_error()), now).await? {
+                            let expiry = retention.job_expiry(now);
+                            if store::jobs::finish(txn, &id, None, JobState::Cancelled, Some(&cancelled_error()), now, expiry).await? {
                                 if let Some(plan) = &row.job.plan {
                                     store::plans::transition(txn, plan, &[PlanState::Applying], PlanState::Ready, None).await?;
                                 }
@@ -254,6 +261,8 @@ pub(super) fn new_job(kind: JobKind, plan: &Plan, proceed: bool) -> Job {
         updated_at: now,
         reverted_job: None,
         reverted_by: None,
+        expire_at: None,
+        effects_pruned: false,
     }
 }
 
@@ -272,6 +281,18 @@ fn cancelled(plan: &Plan) -> Error {
     Error::precondition(
         format!("{} is cancelled; plan again", plan.id),
         vec![Precondition::new("PLAN_CANCELLED", plan.id.to_string(), "a cancelled plan cannot be applied")],
+    )
+}
+
+fn expired(plan: &Plan) -> Error {
+    let when = ferry_kit::db::rfc3339(plan.expire_at);
+    Error::precondition(
+        format!("{} expired at {when}; plan again", plan.id),
+        vec![Precondition::new(
+            "PLAN_EXPIRED",
+            plan.id.to_string(),
+            format!("expired at {when} (the engine keeps plans --plan-retention-hours); an expired plan cannot be applied"),
+        )],
     )
 }
 

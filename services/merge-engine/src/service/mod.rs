@@ -8,6 +8,7 @@ mod planner;
 mod plans;
 mod project_jobs;
 mod projects;
+pub mod retention;
 mod revert;
 pub mod worker;
 
@@ -37,6 +38,8 @@ pub struct Settings {
     pub lease: Duration,
     /// This engine's identity in `jobs.lease_owner`.
     pub owner: String,
+    /// How long plans' items and ended jobs' effects are kept.
+    pub retention: retention::Retention,
 }
 
 /// The engine: its database, its registry client, and a bell that wakes the workers.

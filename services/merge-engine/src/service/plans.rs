@@ -80,6 +80,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        let now = now_micros();
         Ok(Plan {
             id,
             plan_type: req.plan_type,
@@ -93,7 +94,9 @@ impl Engine {
             state,
             counts: built.counts,
             job,
-            created_at: now_micros(),
+            created_at: now,
+            expire_at: self.settings.retention.plan_expiry(now),
+            items_pruned: false,
         })
     }
 
@@ -102,13 +105,25 @@ impl Engine {
         store::plans::find(&self.db, id).await?.ok_or_else(|| Error::not_found("merge plan", id))
     }
 
-    /// A plan; a READY plan whose groups moved since plan time reads STALE.
+    /// A plan; a READY plan past its expiry reads EXPIRED, one whose groups moved since
+    /// plan time STALE.
     pub async fn get_plan(&self, id: &PlanId) -> Result<Plan> {
         let mut plan = self.stored_plan(id).await?;
-        if plan.state == PlanState::Ready && self.is_stale(&plan, &mut HashMap::new()).await? {
+        self.derive_state(&mut plan, &mut HashMap::new()).await?;
+        Ok(plan)
+    }
+
+    /// The state a stored READY plan reads as: EXPIRED, STALE or READY.
+    async fn derive_state(&self, plan: &mut Plan, cache: &mut HashMap<GroupName, Option<i64>>) -> Result<()> {
+        if plan.state != PlanState::Ready {
+            return Ok(());
+        }
+        if plan.expire_at <= now_micros() {
+            plan.state = PlanState::Expired;
+        } else if self.is_stale(plan, cache).await? {
             plan.state = PlanState::Stale;
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// Whether either group moved since the plan (G10). A clone plan is stale when its
@@ -140,8 +155,12 @@ impl Engine {
         after: Option<(i64, String)>,
         limit: u64,
     ) -> Result<Page<Plan, (i64, String)>> {
-        // STALE is a READY plan whose groups moved: fetch READY and decide per plan.
+        // STALE is a READY plan whose groups moved, EXPIRED one past its expiry (or pruned,
+        // then stored EXPIRED): fetch READY too and decide per plan.
         let mut stored: Vec<PlanState> = states.iter().map(|s| if *s == PlanState::Stale { PlanState::Ready } else { *s }).collect();
+        if states.contains(&PlanState::Expired) {
+            stored.push(PlanState::Ready);
+        }
         stored.sort();
         stored.dedup();
         let source = source.map(ToString::to_string);
@@ -151,9 +170,7 @@ impl Engine {
         let mut cache = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());
         for mut p in page.items {
-            if p.state == PlanState::Ready && self.is_stale(&p, &mut cache).await? {
-                p.state = PlanState::Stale;
-            }
+            self.derive_state(&mut p, &mut cache).await?;
             if states.is_empty() || states.contains(&p.state) {
                 items.push(p);
             }
@@ -169,7 +186,17 @@ impl Engine {
         after: Option<i64>,
         limit: u64,
     ) -> Result<Page<PlanItem, i64>> {
-        self.stored_plan(id).await?;
+        let plan = self.stored_plan(id).await?;
+        if plan.items_pruned {
+            return Err(Error::precondition(
+                format!("the items of {id} were pruned when it expired at {}; the counts stay", ferry_kit::db::rfc3339(plan.expire_at)),
+                vec![ferry_kit::status::Precondition::new(
+                    "ITEMS_PRUNED",
+                    id.to_string(),
+                    "plan again to see the items (the engine keeps them --plan-retention-hours)",
+                )],
+            ));
+        }
         let rows = store::plans::items(&self.db, id, outcomes, kinds, after.unwrap_or(-1), limit + 1).await?;
         Ok(super::page(rows, limit, |i| i.seq))
     }
@@ -184,7 +211,7 @@ impl Engine {
                         PlanState::Ready | PlanState::Stale => {
                             store::plans::transition(txn, &id, &[PlanState::Ready], PlanState::Cancelled, None).await?;
                         }
-                        PlanState::Cancelled => {}
+                        PlanState::Cancelled | PlanState::Expired => {}
                         PlanState::Applying | PlanState::Applied => {
                             return Err(Error::precondition(
                                 format!("{id} is {}; only a READY or STALE plan can be cancelled", state_word(plan.state)),
@@ -215,5 +242,6 @@ pub(crate) fn state_word(s: PlanState) -> &'static str {
         PlanState::Applied => "applied",
         PlanState::Stale => "stale",
         PlanState::Cancelled => "cancelled",
+        PlanState::Expired => "expired",
     }
 }

@@ -52,6 +52,8 @@ fn new_job(kind: JobKind, source: String, recipient: String, params: JobParams) 
         updated_at: now,
         reverted_job: None,
         reverted_by: None,
+        expire_at: None,
+        effects_pruned: false,
     }
 }
 

@@ -55,6 +55,15 @@ impl Engine {
                 "this job reverts it",
             ));
         }
+        if let Some(expiry) = applied.expire_at.filter(|t| applied.effects_pruned || *t <= now_micros()) {
+            let when = ferry_kit::db::rfc3339(expiry);
+            return Err(refuse(
+                "JOB_EXPIRED",
+                target.to_string(),
+                format!("{target} can no longer be reverted: what it did was kept until {when}"),
+                "the engine keeps a job's effects --job-retention-hours after it ends",
+            ));
+        }
         let undoable = store::jobs::count_effects(&self.db, &target, &UNDOABLE).await?;
         let overwrites = store::jobs::count_effects(&self.db, &target, &OVERWRITE).await?;
         if undoable == 0 {
@@ -102,6 +111,8 @@ impl Engine {
             updated_at: now,
             reverted_job: Some(target.clone()),
             reverted_by: None,
+            expire_at: None,
+            effects_pruned: false,
         };
         let chunk = self.settings.chunk_size;
         let id = self

@@ -14,7 +14,7 @@ use super::Engine;
 use super::jobs::{cancelled_error, initial_result};
 use super::revert::UNDOABLE;
 use crate::domain::rules::{Action, action, undo};
-use crate::domain::{GroupName, Job, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Strategy};
+use crate::domain::{GroupName, Job, JobError, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Strategy};
 use crate::error::{Error, Result};
 use crate::registry::{MAX_BATCH, OpOutcome};
 use crate::store;
@@ -124,7 +124,9 @@ impl Engine {
     pub(super) async fn end(&self, id: &JobId, state: JobState, error: Option<crate::domain::JobError>) -> Result<()> {
         let txn = ferry_kit::db::begin(&self.db).await?;
         let row = store::jobs::find(&txn, id).await?.ok_or_else(|| Error::not_found("job", id))?;
-        if store::jobs::finish(&txn, id, Some(&self.settings.owner), state, error.as_ref(), now_micros()).await?
+        let now = now_micros();
+        let expiry = self.settings.retention.job_expiry(now);
+        if store::jobs::finish(&txn, id, Some(&self.settings.owner), state, error.as_ref(), now, expiry).await?
             && let Some(plan) = &row.job.plan
         {
             let to = if state == JobState::Succeeded { PlanState::Applied } else { PlanState::Ready };
@@ -390,6 +392,13 @@ impl Engine {
                 self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
                 return Ok(Ended::Done);
             }
+        }
+        if store::jobs::effects_pruned(&self.db, &target).await? {
+            // The retention closed as the revert started: what is left cannot be read.
+            let message = format!("the effects of {target} were pruned while reverting it; what was reverted stays reverted");
+            let error = JobError { code: tonic::Code::FailedPrecondition as i32, message, violations: vec![] };
+            self.end(&row.job.id, JobState::Failed, Some(error)).await?;
+            return Ok(Ended::Done);
         }
         self.end(&row.job.id, JobState::Succeeded, None).await?;
         Ok(Ended::Done)

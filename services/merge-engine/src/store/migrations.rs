@@ -1,5 +1,6 @@
 //! The engine's schema: plans and their items, jobs with their checkpoint and lease, the
-//! effects of applied chunks (what revert undoes), and the `request_log`.
+//! effects of applied chunks (what revert undoes), and the `request_log`; then when plan
+//! items and job effects expire, and whether they were pruned (`service::retention`).
 
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
@@ -9,7 +10,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_merge_engine::Migration), Box::new(ferry_kit::idempotency::IndexByAge)]
+        vec![
+            Box::new(m20261123_000001_create_merge_engine::Migration),
+            Box::new(ferry_kit::idempotency::IndexByAge),
+            Box::new(m20261205_000001_retention::Migration),
+        ]
     }
 }
 
@@ -115,6 +120,51 @@ mod m20261123_000001_create_merge_engine {
             let backend: DbBackend = manager.get_database_backend();
             manager.get_connection().execute_unprepared(&ferry_kit::idempotency::create_table_sql(backend)).await?;
             Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
+        }
+    }
+}
+
+/// When a plan's items and an ended job's effects expire, and whether they were pruned.
+/// Rows from before get the default retention (7 days) from their creation or end.
+mod m20261205_000001_retention {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261205_000001_retention"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "ALTER TABLE merge_plans ADD COLUMN expire_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE merge_plans ADD COLUMN items_pruned BIGINT NOT NULL DEFAULT 0",
+        "UPDATE merge_plans SET expire_at = created_at + 604800000000",
+        "CREATE INDEX merge_plans_expiry ON merge_plans (items_pruned, expire_at)",
+        "ALTER TABLE jobs ADD COLUMN expire_at BIGINT",
+        "ALTER TABLE jobs ADD COLUMN effects_pruned BIGINT NOT NULL DEFAULT 0",
+        "UPDATE jobs SET expire_at = ended_at + 604800000000 WHERE ended_at IS NOT NULL",
+        "CREATE INDEX jobs_expiry ON jobs (effects_pruned, expire_at)",
+    ];
+
+    const DOWN: &[&str] = &[
+        "DROP INDEX jobs_expiry",
+        "ALTER TABLE jobs DROP COLUMN effects_pruned",
+        "ALTER TABLE jobs DROP COLUMN expire_at",
+        "DROP INDEX merge_plans_expiry",
+        "ALTER TABLE merge_plans DROP COLUMN items_pruned",
+        "ALTER TABLE merge_plans DROP COLUMN expire_at",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

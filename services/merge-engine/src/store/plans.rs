@@ -9,7 +9,7 @@ use super::{all, col, enum_col, exec, one, tuples};
 use crate::domain::{Counts, GroupName, JobId, Kind, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Sharing, Strategy};
 
 const COLUMNS: &str = "id, plan_type, source, recipient, recipient_display_name, strategy, selection, source_revision, \
-     recipient_revision, state, creates, links, skips, conflicts, missing_dependencies, source_entries, job_id, created_at";
+     recipient_revision, state, creates, links, skips, conflicts, missing_dependencies, source_entries, job_id, created_at, expire_at, items_pruned";
 
 fn group(row: &QueryResult, i: usize) -> Result<GroupName, DbErr> {
     let s: String = col(row, i)?;
@@ -39,6 +39,8 @@ fn read(row: &QueryResult) -> Result<Plan, DbErr> {
         },
         job: col::<Option<String>>(row, 16)?.map(JobId),
         created_at: col(row, 17)?,
+        expire_at: col(row, 18)?,
+        items_pruned: col::<i64>(row, 19)? != KEPT,
     })
 }
 
@@ -46,7 +48,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, p: &Plan) -> Result<(), DbErr> {
     let selection = serde_json::to_string(&p.selection).map_err(|e| DbErr::Custom(e.to_string()))?;
     exec(
         db,
-        &format!("INSERT INTO merge_plans ({COLUMNS}) VALUES ({})", placeholders(18)),
+        &format!("INSERT INTO merge_plans ({COLUMNS}) VALUES ({})", placeholders(20)),
         vec![
             p.id.0.clone().into(),
             i64::from(p.plan_type.number()).into(),
@@ -66,6 +68,8 @@ pub async fn insert<C: ConnectionTrait>(db: &C, p: &Plan) -> Result<(), DbErr> {
             p.counts.source_entries.into(),
             p.job.as_ref().map(|j| j.0.clone()).into(),
             p.created_at.into(),
+            p.expire_at.into(),
+            if p.items_pruned { PRUNED } else { KEPT }.into(),
         ],
     )
     .await?;
@@ -126,6 +130,43 @@ pub async fn transition<C: ConnectionTrait>(
     values.push(id.0.clone().into());
     values.extend(from.iter().map(|s| Value::from(i64::from(s.number()))));
     Ok(exec(db, &sql, values).await? > 0)
+}
+
+/// A plan's items, pruned with it.
+pub const ITEMS: ferry_kit::prune::Children = ferry_kit::prune::Children { table: "plan_items", parent: "plan_id", order: "seq" };
+
+/// `items_pruned`: the items are kept, being deleted (marked, so a pruner stopped midway
+/// goes on), or gone.
+pub const KEPT: i64 = 0;
+pub const PRUNING: i64 = 1;
+pub const PRUNED: i64 = 2;
+
+/// The condition of a plan whose items are due at `?` (past its expiry, not APPLYING)
+/// or being pruned; takes `now` and APPLYING.
+const DUE: &str = "((items_pruned = 0 AND expire_at <= ? AND state <> ?) OR items_pruned = 1)";
+
+/// Plans whose items are due for pruning at `now`, oldest expiry first.
+pub async fn due<C: ConnectionTrait>(db: &C, now: i64, limit: u64) -> Result<Vec<PlanId>, DbErr> {
+    let applying = i64::from(PlanState::Applying.number());
+    let sql = format!("SELECT id FROM merge_plans WHERE {DUE} ORDER BY expire_at, id LIMIT ?");
+    let rows = all(db, &sql, vec![now.into(), applying.into(), (limit as i64).into()]).await?;
+    rows.iter().map(|r| col::<String>(r, 0).map(PlanId)).collect()
+}
+
+/// Marks a due plan PRUNING (a READY plan becomes EXPIRED) before its items are deleted:
+/// one conditional update, so an apply racing it either moved the plan to APPLYING
+/// first (then this is false and nothing is pruned) or finds it EXPIRED.
+pub async fn mark_pruning<C: ConnectionTrait>(db: &C, id: &PlanId, now: i64) -> Result<bool, DbErr> {
+    let (ready, expired, applying) =
+        (i64::from(PlanState::Ready.number()), i64::from(PlanState::Expired.number()), i64::from(PlanState::Applying.number()));
+    let sql = format!("UPDATE merge_plans SET items_pruned = 1, state = CASE WHEN state = ? THEN ? ELSE state END WHERE id = ? AND {DUE}");
+    Ok(exec(db, &sql, vec![ready.into(), expired.into(), id.0.clone().into(), now.into(), applying.into()]).await? > 0)
+}
+
+/// Marks a plan's items gone.
+pub async fn mark_pruned<C: ConnectionTrait>(db: &C, id: &PlanId) -> Result<(), DbErr> {
+    exec(db, "UPDATE merge_plans SET items_pruned = ? WHERE id = ?", vec![PRUNED.into(), id.0.clone().into()]).await?;
+    Ok(())
 }
 
 const ITEM_COLUMNS: &str = "seq, kind, key, outcome, sharing, source_entity_id, recipient_entity_id, source_hash, recipient_hash, \

@@ -84,10 +84,16 @@ fn common(tokens: &std::path::Path) -> CommonArgs {
 impl TestApp {
     /// Starts another engine on this app's engine database (chunk size `chunk`).
     pub async fn start_engine(&self, chunk: i64) -> EngineHandle {
+        self.start_engine_with(|c| c.chunk_size = chunk).await
+    }
+
+    /// Starts another engine on this app's engine database, configured by `tune`.
+    pub async fn start_engine_with(&self, tune: impl FnOnce(&mut merge_engine::Config)) -> EngineHandle {
         let mut config =
             merge_engine::Config::new("127.0.0.1:0".parse().expect("addr"), &self.engine_db, &self.registry_url, common(&self.tokens));
-        config.chunk_size = chunk;
+        config.chunk_size = 50;
         config.lease_secs = 2;
+        tune(&mut config);
         let (server, workers) = merge_engine::start(&config).await.expect("start merge engine");
         let addr = server.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -99,10 +105,15 @@ impl TestApp {
 
     /// Replaces the engine with a new one on the same database.
     pub async fn restart_engine(&mut self, chunk: i64) {
+        self.restart_engine_with(|c| c.chunk_size = chunk).await
+    }
+
+    /// Replaces the engine with a new one on the same database, configured by `tune`.
+    pub async fn restart_engine_with(&mut self, tune: impl FnOnce(&mut merge_engine::Config)) {
         if let Some(e) = self.engine.take() {
             e.kill();
         }
-        let e = self.start_engine(chunk).await;
+        let e = self.start_engine_with(tune).await;
         self.merge = e.client.clone();
         self.engine = Some(e);
     }
@@ -359,6 +370,7 @@ pub const READY: i32 = 1;
 pub const APPLIED: i32 = 3;
 pub const STALE: i32 = 4;
 pub const PLAN_CANCELLED: i32 = 5;
+pub const PLAN_EXPIRED: i32 = 6;
 
 pub const SUCCEEDED: i32 = 3;
 pub const FAILED: i32 = 4;
@@ -366,6 +378,22 @@ pub const CANCELLED: i32 = 5;
 
 pub const TAKE_SOURCE: i32 = 2;
 pub const FAIL: i32 = 3;
+
+/// Rows of `table` in the engine's database (not in the API).
+pub async fn rows(app: &TestApp, table: &str) -> u64 {
+    let db = Database::connect(&app.engine_db).await.expect("connect to the engine database");
+    let sql = ferry_kit::db::stmt(db.get_database_backend(), &format!("SELECT COUNT(*) FROM {table}"), []);
+    let n: i64 = db.query_one_raw(sql).await.expect("query").expect("a count").try_get_by_index(0).expect("count");
+    let n = n as u64;
+    db.close().await.ok();
+    n
+}
+
+/// The violations' types in a FAILED_PRECONDITION.
+pub fn precondition_types(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.r#type).collect()).unwrap_or_default()
+}
 
 /// How many times engines claimed a job (read from the engine's database: not in the API).
 pub async fn claims(app: &TestApp, job: &str) -> i64 {

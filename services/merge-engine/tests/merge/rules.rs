@@ -7,7 +7,7 @@ use crate::Backend;
 use crate::helpers::*;
 
 /// S and R in `dev`, with one key of each outcome.
-async fn fixture(app: &TestApp) -> (String, String) {
+pub async fn fixture(app: &TestApp) -> (String, String) {
     env(app, "dev").await;
     let s = group(app, "dev", "test").await;
     let r = group(app, "dev", "prod").await;
@@ -253,7 +253,7 @@ pub async fn g5_clone_group_copies_duplicated_and_links_shared(b: Backend) {
     assert_eq!(err.code(), Code::AlreadyExists);
 }
 
-async fn revert(app: &TestApp, job: &str, proceed: bool) -> Result<mpb::Job, tonic::Status> {
+pub async fn revert(app: &TestApp, job: &str, proceed: bool) -> Result<mpb::Job, tonic::Status> {
     app.merge
         .clone()
         .revert_merge(mpb::RevertMergeRequest { job: job.into(), proceed_with_changed: proceed, request_id: String::new() })
