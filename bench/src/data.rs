@@ -103,8 +103,10 @@ impl Registry {
 }
 
 /// The registry in-process on loopback without authentication.
+/// Its background pruner waits a day between passes: a bench times pruning itself.
 pub async fn start_registry(database_url: &str) -> anyhow::Result<Registry> {
-    start_registry_with(database_url, CommonArgs { no_auth: true, shutdown_grace_secs: 1, ..CommonArgs::default() }, None).await
+    let common = CommonArgs { no_auth: true, shutdown_grace_secs: 1, prune_interval_secs: 86_400, ..CommonArgs::default() };
+    start_registry_with(database_url, common, None).await
 }
 
 /// The registry in-process on loopback with `common`; the returned client presents `token`.
