@@ -30,6 +30,8 @@ pub const REFRESH: &str = ferry_proto::refresh::v1::refresh_service_server::SERV
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// The tokens file every service of the suite loads (`<token> <role> <scope>` lines).
 pub const TOKENS_FILE: &str = "tokens";
+/// The subject of the admin token `ferry up` writes: the one local user.
+pub const LOCAL_ADMIN: &str = "local-admin";
 /// The file in the data folder holding integration-control's credential sealing key.
 pub const SEALING_KEY_FILE: &str = "sealing.key";
 /// The file in the data folder holding the coordinator's lease holder id: the suite that
@@ -276,7 +278,11 @@ fn ensure_tokens(dir: &Path) -> anyhow::Result<String> {
     };
     let tokens_path = dir.join(TOKENS_FILE);
     if !tokens_path.exists() {
-        let text = format!("# Written by `ferry up`. One token per line: <token> <viewer|operator|admin> <*|env,env>\n{token} admin *\n");
+        let text = format!(
+            "# Written by `ferry up`. One token per line: <token> <viewer|operator|admin> <*|env,env> <subject>\n\
+             # Read again within seconds of a change: a removed line is refused without a restart.\n\
+             {token} admin * {LOCAL_ADMIN}\n"
+        );
         write_private(&tokens_path, &text)?;
     }
     let table = TokenTable::load(&tokens_path)?;

@@ -359,7 +359,7 @@ pub async fn abort_while_running_undoes_in_reverse(backend: Backend) {
     assert!(authorize(&s, PROD_MAPPING).await.expect("authorize").allowed);
     // The sandbox was never copied over.
     assert!(get_mapping(&s, SANDBOX_MAPPING).await.active);
-    assert_eq!(last.aborted_by, "admin token");
+    assert_eq!(last.aborted_by, ADMIN_SUBJECT);
 }
 
 /// A coordinator restarted under its holder id (as `ferry up` and the Kubernetes manifests

@@ -29,6 +29,8 @@ pub const ADMIN: &str = "admin-token-for-refresh-tests";
 pub const VIEWER: &str = "viewer-token-for-refresh-test";
 pub const SERVICE: &str = "service-token-for-refresh-tes";
 pub const PERSON: &str = "person-token-for-refresh-test";
+/// The subject the tokens file names for [`ADMIN`].
+pub const ADMIN_SUBJECT: &str = "ada@example.com";
 /// A served server: its shutdown trigger and its task.
 struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -139,7 +141,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let integration_db = database(backend, &dir, "integration.db").await?;
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin *\n{VIEWER} viewer *\n{SERVICE} admin *\n{PERSON} operator *\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{SERVICE} admin * refresh-coordinator\n{PERSON} operator * pat@example.com\n")).expect("tokens file");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let common = CommonArgs {
         tokens_file: Some(tokens),

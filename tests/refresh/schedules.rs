@@ -72,7 +72,7 @@ pub async fn schedule_operations_and_refusals(backend: Backend) {
     assert_eq!((created.name.as_str(), created.paused, created.etag.as_str()), (NAME, false, "1"));
     let next = micros(created.next_run_time.as_ref());
     assert!(next > before && next - before <= 7 * 86_400_000_000, "next Monday 03:00 UTC: {next}");
-    assert_eq!(created.created_by, "admin token");
+    assert_eq!(created.created_by, ADMIN_SUBJECT);
 
     // Refusals: every bad field at once; the same id again.
     let bad = pb::CreateRefreshScheduleRequest {

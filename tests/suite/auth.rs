@@ -66,3 +66,59 @@ async fn every_service_authenticates_its_calls() {
     assert!(admin.is_ok(), "the admin token is served: {admin:?}");
     app.stop().await;
 }
+
+/// Every service reads its tokens file again when it changes: a token added is served
+/// within seconds, and a token removed is refused from then on, without a restart.
+#[tokio::test]
+async fn a_token_removed_from_the_tokens_file_stops_working_without_a_restart() {
+    // Arrange
+    let app = spawn_suite().await;
+    let path = app.dir.path().join("data").join(up::TOKENS_FILE);
+    let original = std::fs::read_to_string(&path).expect("tokens file");
+    let ci = "ci-pipeline-token-0123456789abcdef";
+    const REFUSED: Codes = (Some(Code::Unauthenticated), Some(Code::Unauthenticated));
+    let before = codes(&app, ci).await;
+
+    // Act: add a line, then take it out again, then write a bad line.
+    std::fs::write(&path, format!("{original}{ci} viewer * ci-pipeline\n")).expect("add a token");
+    let added = eventually_codes(|| codes(&app, ci), (None, None)).await;
+    std::fs::write(&path, &original).expect("remove the token");
+    let removed = eventually_codes(|| codes(&app, ci), REFUSED).await;
+    std::fs::write(&path, format!("{original}{ci} root * ci-pipeline\n")).expect("a bad line");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+
+    // Assert
+    assert_eq!(before, REFUSED, "not yet in the file");
+    assert!(added, "the added token was served within 20 s on the registry and the merge engine");
+    assert!(removed, "the removed token was refused within 20 s");
+    assert_eq!(codes(&app, &app.suite.admin_token).await, (None, None), "a bad file leaves the tokens in force as they were");
+    assert_eq!(codes(&app, ci).await, REFUSED, "the bad line grants nothing");
+    app.stop().await;
+}
+
+/// What the registry's ListEnvironments and the merge engine's ListJobs answer `token`.
+type Codes = (Option<Code>, Option<Code>);
+
+async fn codes(app: &crate::helpers::TestSuite, token: &str) -> Codes {
+    let r = app.registry(Some(token)).list_environments(ListEnvironmentsRequest::default()).await.err().map(|e| e.code());
+    let channel = channel(&app.suite.endpoint(up::MERGE)).expect("channel");
+    let mut merge = MergeServiceClient::with_interceptor(channel, ClientInterceptor::new(Some(token)).expect("token"));
+    let m = merge.list_jobs(ListJobsRequest::default()).await.err().map(|e| e.code());
+    (r, m)
+}
+
+/// Whether `call` answers `want` within 20 s.
+async fn eventually_codes<F, Fut>(call: F, want: Codes) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Codes>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if call().await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}

@@ -1,14 +1,18 @@
 //! Bearer-token authentication and role checks as a tower layer.
 //!
-//! Tokens map to a role (viewer < operator < admin) and an environment scope. The layer
+//! Tokens map to a subject (who the caller is: every actor field records it), a role
+//! (viewer < operator < admin) and an environment scope. The tokens file is read again
+//! when it changes and on SIGHUP ([`Tokens::watch`]), so revoking a token needs no
+//! restart. The layer
 //! answers UNAUTHENTICATED without a valid token and PERMISSION_DENIED when the role is
 //! too low for the method; handlers check the environment scope with
 //! [`Principal::check_environment`]. Health and reflection are open, as probes need.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tonic::Status;
@@ -36,9 +40,33 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Nothing: authentication is off, or the call is in-process.
+    None,
+    /// A bearer token from the tokens file.
+    StaticToken,
+}
+
+impl Credential {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Credential::None => "none",
+            Credential::StaticToken => "static-token",
+        }
+    }
+}
+
+/// The subject of a caller when authentication is off.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// The authenticated caller, put into each request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// Who: the tokens file's subject (`alice@example.com`, `ci-pipeline`).
+    pub subject: String,
+    pub credential: Credential,
     pub role: Role,
     /// `None`: every environment.
     pub environments: Option<BTreeSet<String>>,
@@ -47,7 +75,7 @@ pub struct Principal {
 impl Principal {
     /// The caller when authentication is off.
     pub fn unrestricted() -> Self {
-        Self { role: Role::Admin, environments: None }
+        Self { subject: ANONYMOUS.into(), credential: Credential::None, role: Role::Admin, environments: None }
     }
 
     /// PERMISSION_DENIED unless the caller's scope covers `environment` (an id).
@@ -85,24 +113,53 @@ impl TokenTable {
         self.by_digest.get(&Self::digest(token))
     }
 
-    /// Parses the tokens file: `<token> <role> <*|env,env>` per line; `#` comments.
+    /// How many tokens the table holds.
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    /// Parses the tokens file: `<token> <role> <*|env,env> <subject>` per line, `#`
+    /// comments. A line without a subject (the format before subjects) is read with the
+    /// subject `token-` and the first 12 hex digits of the token's SHA-256, which names
+    /// the token without revealing it.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut table = TokenTable::default();
+        let mut lines = HashMap::new();
         for (n, line) in text.lines().enumerate() {
+            let n = n + 1;
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let parts: Vec<&str> = line.split_whitespace().collect();
-            let [token, role, scope] = parts.as_slice() else {
-                return Err(format!("line {}: expected `<token> <role> <scope>`", n + 1));
+            let (token, role, scope, subject) = match parts.as_slice() {
+                [token, role, scope] => (*token, *role, *scope, None),
+                [token, role, scope, subject] => (*token, *role, *scope, Some(*subject)),
+                _ => return Err(format!("line {n}: expected `<token> <role> <scope> <subject>` (found {} fields)", parts.len())),
             };
             if token.len() < 16 {
-                return Err(format!("line {}: token shorter than 16 characters", n + 1));
+                return Err(format!("line {n}: token shorter than 16 characters"));
             }
-            let role = role.parse::<Role>().map_err(|e| format!("line {}: {e}", n + 1))?;
-            let environments = (*scope != "*").then(|| scope.split(',').map(str::to_owned).collect::<BTreeSet<_>>());
-            table.insert(token, Principal { role, environments });
+            let role = role.parse::<Role>().map_err(|e| format!("line {n}: {e}"))?;
+            if scope.split(',').any(str::is_empty) {
+                return Err(format!("line {n}: scope {scope:?} has an empty environment (`*` or `env,env`)"));
+            }
+            let environments = (scope != "*").then(|| scope.split(',').map(str::to_owned).collect::<BTreeSet<_>>());
+            let subject = match subject {
+                Some(s) if s.len() > 256 || s.chars().any(char::is_control) => {
+                    return Err(format!("line {n}: subject longer than 256 characters or with control characters"));
+                }
+                Some(s) => s.to_owned(),
+                None => format!("token-{}", &hex::encode(Self::digest(token))[..12]),
+            };
+            if let Some(first) = lines.insert(Self::digest(token), n) {
+                return Err(format!("line {n}: the same token as line {first}"));
+            }
+            table.insert(token, Principal { subject, credential: Credential::StaticToken, role, environments });
         }
         Ok(table)
     }
@@ -110,6 +167,75 @@ impl TokenTable {
     pub fn load(path: &Path) -> Result<Self, crate::Error> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))
+    }
+}
+
+/// The tokens a server accepts now: its tokens file, read again when it changes.
+#[derive(Debug)]
+pub struct Tokens {
+    path: PathBuf,
+    /// The table and the SHA-256 of the text it was read from.
+    current: RwLock<(Arc<TokenTable>, [u8; 32])>,
+}
+
+impl Tokens {
+    /// Reads the tokens file at `path`; a missing or bad file is a configuration error.
+    pub fn open(path: &Path) -> Result<Self, crate::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))?;
+        let table = TokenTable::parse(&text).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", path.display())))?;
+        Ok(Self { path: path.to_owned(), current: RwLock::new((Arc::new(table), Sha256::digest(text.as_bytes()).into())) })
+    }
+
+    /// The table in force.
+    pub fn table(&self) -> Arc<TokenTable> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Reads the file again; `Ok(true)` when its text changed and the new table is in
+    /// force. A file that cannot be read or parsed leaves the table in force as it was.
+    pub fn reload(&self) -> Result<bool, crate::Error> {
+        let text =
+            std::fs::read_to_string(&self.path).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", self.path.display())))?;
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == digest {
+            return Ok(false);
+        }
+        let table = TokenTable::parse(&text).map_err(|e| crate::Error::Config(format!("tokens file {}: {e}", self.path.display())))?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(table), digest);
+        Ok(true)
+    }
+
+    /// Reads the file again every `interval` and on SIGHUP, for as long as the server
+    /// serves; logs each change in force, and a bad file (the previous tokens stay).
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            {
+                let hangup = async {
+                    match hup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = hangup => tracing::info!(path = %self.path.display(), "SIGHUP: reading the tokens file again"),
+                }
+            }
+            #[cfg(not(unix))]
+            tick.tick().await;
+            match self.reload() {
+                Ok(true) => {
+                    tracing::info!(path = %self.path.display(), tokens = self.table().len(), "tokens file changed; new tokens in force")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "tokens file not reloaded; the previous tokens stay in force"),
+            }
+        }
     }
 }
 
@@ -172,26 +298,26 @@ pub fn authenticate(table: &TokenTable, path: &str, headers: &http::HeaderMap) -
 /// The tower layer. `None` turns authentication off.
 #[derive(Clone)]
 pub struct AuthLayer {
-    table: Option<Arc<TokenTable>>,
+    tokens: Option<Arc<Tokens>>,
 }
 
 impl AuthLayer {
-    pub fn new(table: Option<TokenTable>) -> Self {
-        Self { table: table.map(Arc::new) }
+    pub fn new(tokens: Option<Arc<Tokens>>) -> Self {
+        Self { tokens }
     }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = Auth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, table: self.table.clone() }
+        Auth { inner, tokens: self.tokens.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,
-    table: Option<Arc<TokenTable>>,
+    tokens: Option<Arc<Tokens>>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for Auth<S>
@@ -208,10 +334,10 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let Some(table) = &self.table else {
+        let Some(tokens) = &self.tokens else {
             return futures::future::Either::Left(self.inner.call(req));
         };
-        match authenticate(table, req.uri().path(), req.headers()) {
+        match authenticate(&tokens.table(), req.uri().path(), req.headers()) {
             Ok(principal) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
@@ -251,9 +377,42 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_lines() {
-        assert!(TokenTable::parse("short viewer *").is_err());
-        assert!(TokenTable::parse("long-enough-token-123 root *").is_err());
-        assert!(TokenTable::parse("long-enough-token-123 viewer").is_err());
+    fn rejects_bad_lines_naming_them() {
+        let err = |text: &str| TokenTable::parse(text).unwrap_err();
+        assert_eq!(err("short viewer *"), "line 1: token shorter than 16 characters");
+        assert_eq!(err("# c\nlong-enough-token-123 root *"), "line 2: unknown role \"root\" (viewer, operator, admin)");
+        assert!(err("long-enough-token-123 viewer").starts_with("line 1: expected `<token> <role> <scope> <subject>` (found 2"));
+        assert!(err("long-enough-token-123 viewer * alice extra").contains("found 5 fields"));
+        assert!(err("long-enough-token-123 viewer dev,,uat alice").contains("empty environment"));
+        let twice = "long-enough-token-123 viewer * alice\nlong-enough-token-123 admin * bob\n";
+        assert_eq!(err(twice), "line 2: the same token as line 1");
+    }
+
+    #[test]
+    fn subjects_named_or_derived() {
+        let table = TokenTable::parse("alice-token-0123456789 operator dev alice@example.com\nold-format-token-01234 viewer *\n").unwrap();
+        let alice = table.get("alice-token-0123456789").unwrap();
+        assert_eq!((alice.subject.as_str(), alice.credential, alice.role), ("alice@example.com", Credential::StaticToken, Role::Operator));
+        let old = &table.get("old-format-token-01234").unwrap().subject;
+        assert_eq!(old, &format!("token-{}", &hex::encode(Sha256::digest(b"old-format-token-01234"))[..12]));
+        assert!(!old.contains("old-format"), "the derived subject does not reveal the token");
+    }
+
+    #[test]
+    fn reload_takes_a_changed_file_and_keeps_the_tokens_of_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("ferry-tokens-{}-{}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens");
+        std::fs::write(&path, "first-token-0123456789 admin * alice\n").unwrap();
+        let tokens = Tokens::open(&path).unwrap();
+        assert!(!tokens.reload().unwrap(), "unchanged");
+        std::fs::write(&path, "second-token-012345678 admin * bob\n").unwrap();
+        assert!(tokens.reload().unwrap());
+        assert!(tokens.table().get("first-token-0123456789").is_none(), "removed: refused at once");
+        assert_eq!(tokens.table().get("second-token-012345678").unwrap().subject, "bob");
+        std::fs::write(&path, "second-token-012345678 root * bob\n").unwrap();
+        assert!(tokens.reload().unwrap_err().to_string().contains("line 1: unknown role"));
+        assert_eq!(tokens.table().get("second-token-012345678").unwrap().subject, "bob", "a bad file changes nothing");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -16,7 +16,7 @@ pub enum LogFormat {
 /// Flags shared by every Ferry service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// File of bearer tokens, one per line: `<token> <viewer|operator|admin> <*|env,env>`.
+    /// File of bearer tokens, one per line: `<token> <viewer|operator|admin> <*|env,env> <subject>`.
     #[arg(long, env = "FERRY_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
     /// Serve without authentication (local experiments only).
@@ -44,6 +44,10 @@ pub struct CommonArgs {
     /// are pruned in the background, and a retry after that is a new request.
     #[arg(long, env = "FERRY_REQUEST_LOG_RETENTION_HOURS", default_value_t = 168)]
     pub request_log_retention_hours: u64,
+    /// How often the tokens file is read again (seconds; also on SIGHUP): a token removed
+    /// from it is refused from then on, without a restart.
+    #[arg(long, env = "FERRY_TOKENS_RELOAD_SECS", default_value_t = 2)]
+    pub tokens_reload_secs: u64,
     /// How often rows past their retention are pruned (seconds; also at start).
     #[arg(long, env = "FERRY_PRUNE_INTERVAL_SECS", default_value_t = 60)]
     pub prune_interval_secs: u64,
@@ -88,6 +92,7 @@ impl Default for CommonArgs {
             shutdown_grace_secs: 20,
             request_log_retention_hours: 168,
             prune_interval_secs: 60,
+            tokens_reload_secs: 2,
             migrate_only: false,
             tls_cert_file: None,
             tls_key_file: None,
@@ -103,6 +108,11 @@ impl CommonArgs {
     /// How long `request_id` replies are kept.
     pub fn request_log_retention(&self) -> Duration {
         Duration::from_secs(self.request_log_retention_hours.saturating_mul(3600))
+    }
+
+    /// How often the tokens file is read again.
+    pub fn tokens_reload_interval(&self) -> Duration {
+        Duration::from_secs(self.tokens_reload_secs.max(1))
     }
 
     /// How often background pruning runs.

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -18,7 +19,7 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::auth::{AuthLayer, TokenTable};
+use crate::auth::{AuthLayer, Tokens};
 use crate::config::CommonArgs;
 
 /// A bound, not yet serving, gRPC server.
@@ -29,7 +30,7 @@ pub struct Server {
     health: HealthReporter,
     services: Vec<&'static str>,
     args: CommonArgs,
-    tokens: Option<TokenTable>,
+    tokens: Option<Arc<Tokens>>,
     tls: Option<ServerTlsConfig>,
     health_listener: Option<(TcpListener, SocketAddr)>,
     metrics: Option<crate::metrics::Endpoint>,
@@ -104,8 +105,12 @@ impl ServerBuilder {
                 .tokens_file
                 .as_ref()
                 .ok_or_else(|| crate::Error::Config("set --tokens-file (FERRY_TOKENS_FILE) or --no-auth".into()))?;
-            Some(TokenTable::load(path)?)
+            Some(Arc::new(Tokens::open(path)?))
         };
+        let mut background = self.background;
+        if let Some(tokens) = &tokens {
+            background.push(Box::pin(tokens.clone().watch(args.tokens_reload_interval())));
+        }
         let tls = args.server_tls()?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -132,7 +137,7 @@ impl ServerBuilder {
             tls,
             health_listener,
             metrics,
-            background: self.background,
+            background,
         })
     }
 }

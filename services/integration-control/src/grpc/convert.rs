@@ -10,10 +10,9 @@ use crate::service::Decision;
 
 pub use ferry_kit::request::{done, mask_paths, next_token, page_size, page_token, request_key};
 
-/// Who the caller is, for `paused_by` and `created_by`. Tokens carry a role and a scope,
-/// not a person, so the caller is named by its role.
+/// Who the caller is, for `paused_by` and `created_by`: the subject it authenticated as.
 pub fn actor(p: &Principal) -> String {
-    format!("{:?} token", p.role).to_lowercase()
+    p.subject.clone()
 }
 
 fn env_text(e: &Option<EnvName>) -> String {

@@ -177,7 +177,7 @@ pub async fn pause_then_resume_jobs_restores_exactly(b: Backend) {
     assert_eq!(skipped(&cs), vec![j2.clone()]);
     assert_eq!(get_job(&app, &j1).await.paused_by, "refreshes/r1");
     assert_eq!(get_job(&app, &internal).await.state, RUNNING, "internal jobs keep running");
-    assert_eq!(get_job(&app, &j2).await.paused_by, "operator token");
+    assert_eq!(get_job(&app, &j2).await.paused_by, DEV_OPERATOR_SUBJECT);
 
     // During the refresh a person takes j4 over: resumed and paused by them.
     c.resume_sync_job(pb::ResumeSyncJobRequest { name: j4.clone(), request_id: String::new() }).await.expect("resume j4");
@@ -205,7 +205,12 @@ pub async fn pause_then_resume_jobs_restores_exactly(b: Backend) {
     };
     assert_eq!(
         states,
-        vec![(RUNNING, String::new()), (PAUSED, "operator token".into()), (RUNNING, String::new()), (PAUSED, "operator token".into())],
+        vec![
+            (RUNNING, String::new()),
+            (PAUSED, DEV_OPERATOR_SUBJECT.into()),
+            (RUNNING, String::new()),
+            (PAUSED, DEV_OPERATOR_SUBJECT.into()),
+        ],
         "a job a person paused stays paused"
     );
 

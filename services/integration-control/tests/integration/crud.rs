@@ -252,7 +252,7 @@ pub async fn sync_jobs_pause_resume_record_who(b: Backend) {
         .into_inner();
     assert_eq!(internal.external, Some(false), "an explicit opt-out");
     let paused = job(&app, "dev", "held", "", true).await;
-    assert_eq!((paused.state, paused.paused_by.as_str()), (PAUSED, "admin token"));
+    assert_eq!((paused.state, paused.paused_by.as_str()), (PAUSED, ADMIN_SUBJECT));
 
     let mut op = app.dev_operator.clone();
     let p = op
@@ -260,7 +260,7 @@ pub async fn sync_jobs_pause_resume_record_who(b: Backend) {
         .await
         .expect("pause")
         .into_inner();
-    assert_eq!((p.state, p.paused_by.as_str(), p.pause_reason.as_str()), (PAUSED, "operator token", "vendor outage"));
+    assert_eq!((p.state, p.paused_by.as_str(), p.pause_reason.as_str()), (PAUSED, DEV_OPERATOR_SUBJECT, "vendor outage"));
     assert!(p.pause_time.is_some());
     let p2 = c
         .pause_sync_job(pb::PauseSyncJobRequest { name: j.name.clone(), reason: "other".into(), request_id: String::new() })

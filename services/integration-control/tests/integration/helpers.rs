@@ -24,6 +24,9 @@ pub const VIEWER: &str = "viewer-token-for-tests-0001";
 pub const DEV_OPERATOR: &str = "dev-operator-token-for-tests";
 pub const DEV_ADMIN: &str = "dev-admin-token-for-tests-01";
 pub const SERVICE: &str = "service-token-for-tests-0001";
+/// The subjects the tokens file names (the viewer's line keeps the format without one).
+pub const ADMIN_SUBJECT: &str = "ada@example.com";
+pub const DEV_OPERATOR_SUBJECT: &str = "otto@example.com";
 pub struct TestApp {
     pub admin: Client,
     pub viewer: Client,
@@ -74,7 +77,9 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: 
     let tokens = dir.join("tokens");
     std::fs::write(
         &tokens,
-        format!("{ADMIN} admin *\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev\n{DEV_ADMIN} admin dev\n{SERVICE} viewer *\n"),
+        format!(
+            "{ADMIN} admin * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{DEV_OPERATOR} operator dev {DEV_OPERATOR_SUBJECT}\n{DEV_ADMIN} admin dev dana@example.com\n{SERVICE} viewer * integration-control\n"
+        ),
     )
     .expect("tokens file");
     let common = CommonArgs { tokens_file: Some(tokens), shutdown_grace_secs: 1, ..CommonArgs::default() };

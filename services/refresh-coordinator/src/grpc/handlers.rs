@@ -27,8 +27,9 @@ impl RefreshApi {
     }
 }
 
+/// Who the caller is, for every actor field: the subject it authenticated as.
 pub(super) fn caller(p: &Principal) -> String {
-    format!("{:?} token", p.role).to_lowercase()
+    p.subject.clone()
 }
 
 pub(super) fn scope(p: &Principal, envs: &[&EnvName]) -> Result<(), Status> {
