@@ -7,8 +7,11 @@ use crate::helpers::*;
 use crate::scenario::*;
 
 async fn confirm(s: &Suite, run: &str, step: i32, actor: &str, comment: &str) -> Result<pb::RefreshRun, tonic::Status> {
-    s.refresh
-        .clone()
+    confirm_with(s.refresh.clone(), run, step, actor, comment).await
+}
+
+async fn confirm_with(mut client: Refresh, run: &str, step: i32, actor: &str, comment: &str) -> Result<pb::RefreshRun, tonic::Status> {
+    client
         .confirm_refresh_step(pb::ConfirmRefreshStepRequest {
             name: run.into(),
             step,
@@ -191,4 +194,38 @@ pub async fn refusals(backend: Backend) {
         .await
         .expect_err("foreign token");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+}
+
+/// The four-eyes rule (the prod overlay's `FERRY_REFRESH_FOUR_EYES`): the identity that
+/// started a run cannot approve it, even with the approver right; an identity without the
+/// right cannot either; another approver can, and the step records who it is.
+pub async fn four_eyes_approval(backend: Backend) {
+    let Some(s) = spawn_suite(backend, Knobs { four_eyes: true, ..Knobs::default() }).await else { return };
+    arrange(&s, false).await;
+    let run = start(&s, "prod", "sandbox", options(pb::RefreshMode::Managed, true)).await.expect("start");
+    assert_eq!(run.created_by, ADMIN_SUBJECT);
+    let waiting = wait_for(&s, &run.name, 20, |r| r.state == WAITING).await;
+    assert_eq!(waiting.steps[0].waiting_for, "approval");
+
+    let own = confirm(&s, &run.name, 1, "", "").await.expect_err("the starter approving");
+    assert_eq!(own.code(), tonic::Code::PermissionDenied, "{own:?}");
+    assert!(own.message().contains("four-eyes rule: ada@example.com started refreshRuns/"), "{}", own.message());
+    let pat = confirm_with(s.refresh_as(PERSON), &run.name, 1, "", "").await.expect_err("no approver right");
+    assert_eq!(pat.code(), tonic::Code::PermissionDenied, "{pat:?}");
+    assert!(pat.message().contains("needs the approver right, which pat@example.com does not have"), "{}", pat.message());
+    let typed = confirm_with(s.refresh_as(APPROVER), &run.name, 1, "alice", "").await.expect_err("another name typed");
+    assert_eq!(typed.code(), tonic::Code::InvalidArgument, "{typed:?}");
+    assert_eq!(field_violations(&typed), vec!["actor".to_owned()]);
+    let still = wait_for(&s, &run.name, 5, |r| r.state == WAITING).await;
+    assert!(
+        !still.steps[0].log.iter().any(|l| l.contains("confirmed by")),
+        "a refused confirmation changes nothing: {:?}",
+        still.steps[0].log
+    );
+
+    confirm_with(s.refresh_as(APPROVER), &run.name, 1, "", "CAB-7").await.expect("another approver");
+    let last = wait_for(&s, &run.name, 30, |r| matches!(r.state, SUCCEEDED | FAILED)).await;
+    assert_eq!(last.state, SUCCEEDED, "run ended: {:?}", last.error);
+    assert_eq!((last.steps[0].actor.as_str(), last.steps[0].comment.as_str()), (APPROVER_SUBJECT, "CAB-7"));
+    assert!(last.steps[0].log.iter().any(|l| l == "approval confirmed by vic@example.com"), "{:?}", last.steps[0].log);
 }

@@ -29,8 +29,11 @@ pub const ADMIN: &str = "admin-token-for-refresh-tests";
 pub const VIEWER: &str = "viewer-token-for-refresh-test";
 pub const SERVICE: &str = "service-token-for-refresh-tes";
 pub const PERSON: &str = "person-token-for-refresh-test";
-/// The subject the tokens file names for [`ADMIN`].
+/// The subject the tokens file names for [`ADMIN`] (who also has the approver right).
 pub const ADMIN_SUBJECT: &str = "ada@example.com";
+/// An operator with the approver right, and its subject.
+pub const APPROVER: &str = "approver-token-for-refresh-tests";
+pub const APPROVER_SUBJECT: &str = "vic@example.com";
 /// A served server: its shutdown trigger and its task.
 struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -71,6 +74,8 @@ pub struct Knobs {
     pub op_delay_ms: u64,
     /// How long after its end a refresh can be rolled back.
     pub rollback_window_hours: u64,
+    /// The four-eyes rule on approval gates.
+    pub four_eyes: bool,
 }
 
 impl Default for Knobs {
@@ -83,6 +88,7 @@ impl Default for Knobs {
             holder_id: None,
             op_delay_ms: 0,
             rollback_window_hours: 168,
+            four_eyes: false,
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct Suite {
     others: Vec<Running>,
     integration_server: Option<Running>,
     coordinator: Option<(Running, refresh_coordinator::Driver)>,
+    /// Where the coordinator started last listens.
+    refresh_addr: Option<SocketAddr>,
     /// More coordinators on the same database (`start_replica`).
     replicas: Vec<(Running, refresh_coordinator::Driver)>,
 }
@@ -141,7 +149,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let integration_db = database(backend, &dir, "integration.db").await?;
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{SERVICE} admin * refresh-coordinator\n{PERSON} operator * pat@example.com\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin+approver * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{SERVICE} admin * refresh-coordinator\n{PERSON} operator * pat@example.com\n{APPROVER} operator+approver * {APPROVER_SUBJECT}\n")).expect("tokens file");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let common = CommonArgs {
         tokens_file: Some(tokens),
@@ -193,6 +201,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
         others,
         integration_server: None,
         coordinator: None,
+        refresh_addr: None,
         replicas: Vec::new(),
     };
     suite.start_integration().await;
@@ -254,7 +263,14 @@ impl Suite {
         config.retry_attempts = self.knobs.retry_attempts;
         config.retry_base_ms = self.knobs.retry_base_ms;
         config.rollback_window_hours = self.knobs.rollback_window_hours;
+        config.four_eyes = self.knobs.four_eyes;
         config
+    }
+
+    /// A client of the coordinator presenting `token`.
+    pub fn refresh_as(&self, token: &str) -> Refresh {
+        let (ch, i) = client_channel(self.refresh_addr.expect("a coordinator started"), token);
+        RefreshServiceClient::with_interceptor(ch, i)
     }
 
     /// The knobs of the next coordinator started (`start_coordinator`).
@@ -266,6 +282,7 @@ impl Suite {
     pub async fn start_coordinator(&mut self) {
         let (server, driver) = refresh_coordinator::start(&self.coordinator_config()).await.expect("build refresh-coordinator");
         let addr = server.local_addr();
+        self.refresh_addr = Some(addr);
         self.coordinator = Some((serve(server), driver));
         let (ch, i) = client_channel(addr, ADMIN);
         self.refresh = RefreshServiceClient::with_interceptor(ch, i);
@@ -541,4 +558,10 @@ pub fn steps_done(run: &pb::RefreshRun) -> usize {
 pub fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
     status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.subject).collect()).unwrap_or_default()
+}
+
+/// The fields an INVALID_ARGUMENT names.
+pub fn field_violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default()
 }

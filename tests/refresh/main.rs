@@ -32,6 +32,7 @@ per_backend!(
     rollback::abort_of_a_rollback_gives_back_what_it_replaced,
     gates::external_mode_with_approval_gates,
     gates::refusals,
+    gates::four_eyes_approval,
     promotion::plan_promotion_shows_the_merge_plans,
     promotion::promotion_merges_groups_then_project_with_approval,
     promotion::promotion_aborted_after_group_merge_reverts_it,

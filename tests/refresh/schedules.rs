@@ -58,11 +58,6 @@ async fn handled(s: &Suite, since: i64) -> pb::RefreshSchedule {
     panic!("the schedule handled no due time: {:?}", get(s).await);
 }
 
-fn field_violations(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default()
-}
-
 pub async fn schedule_operations_and_refusals(backend: Backend) {
     let Some(s) = spawn_suite(backend, Knobs::default()).await else { return };
     arrange(&s, false).await;

@@ -18,6 +18,7 @@ pub async fn run(opts: UpOptions, out: &mut (dyn Write + Send)) -> anyhow::Resul
         writeln!(out, "  {:<40} http://{addr}/metrics", "metrics")?;
     }
     writeln!(out, "admin token in {}", suite.admin_token_file.display())?;
+    writeln!(out, "four-eyes approvals off: one local user, who may approve their own runs (the prod overlay turns them on)")?;
     // Registry commands default to .ferry/admin.token and port 50051; say how to reach
     // this suite when it lives elsewhere.
     let registry = suite.endpoint(up::REGISTRY);

@@ -53,6 +53,10 @@ pub struct Config {
     /// rollback needs the refresh's restore point and snapshot.
     #[arg(long, env = "FERRY_REFRESH_ROLLBACK_WINDOW_HOURS", default_value_t = 168)]
     pub rollback_window_hours: u64,
+    /// The four-eyes rule: a run's approval gate is confirmed only by an identity with the
+    /// approver right that did not start the run (`domain::approval`).
+    #[arg(long, env = "FERRY_REFRESH_FOUR_EYES", default_value_t = false)]
+    pub four_eyes: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -80,6 +84,7 @@ impl Config {
             step_delay_ms: 0,
             op_delay_ms: 0,
             rollback_window_hours: 168,
+            four_eyes: false,
             common,
         }
     }

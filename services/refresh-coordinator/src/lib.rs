@@ -72,6 +72,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         step_delay: Duration::from_millis(config.step_delay_ms),
         op_delay: Duration::from_millis(config.op_delay_ms),
         rollback_window: Duration::from_secs(config.rollback_window_hours.saturating_mul(3600)),
+        four_eyes: config.four_eyes,
     };
     let request_log = config.common.request_log_pruner(&db);
     let engine = engine::EngineBuilder::new()

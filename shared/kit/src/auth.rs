@@ -68,6 +68,9 @@ pub struct Principal {
     pub subject: String,
     pub credential: Credential,
     pub role: Role,
+    /// The approver right: may confirm a run's approval gate when the four-eyes rule is on
+    /// (the tokens file's `+approver` after the role).
+    pub approver: bool,
     /// `None`: every environment.
     pub environments: Option<BTreeSet<String>>,
 }
@@ -75,7 +78,7 @@ pub struct Principal {
 impl Principal {
     /// The caller when authentication is off.
     pub fn unrestricted() -> Self {
-        Self { subject: ANONYMOUS.into(), credential: Credential::None, role: Role::Admin, environments: None }
+        Self { subject: ANONYMOUS.into(), credential: Credential::None, role: Role::Admin, approver: true, environments: None }
     }
 
     /// PERMISSION_DENIED unless the caller's scope covers `environment` (an id).
@@ -122,8 +125,8 @@ impl TokenTable {
         self.by_digest.is_empty()
     }
 
-    /// Parses the tokens file: `<token> <role> <*|env,env> <subject>` per line, `#`
-    /// comments. A line without a subject (the format before subjects) is read with the
+    /// Parses the tokens file: `<token> <role>[+approver] <*|env,env> <subject>` per line,
+    /// `#` comments. A line without a subject (the format before subjects) is read with the
     /// subject `token-` and the first 12 hex digits of the token's SHA-256, which names
     /// the token without revealing it.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -144,6 +147,11 @@ impl TokenTable {
             if token.len() < 16 {
                 return Err(format!("line {n}: token shorter than 16 characters"));
             }
+            let (role, approver) = match role.split_once('+') {
+                Some((role, "approver")) => (role, true),
+                Some((_, right)) => return Err(format!("line {n}: unknown right {right:?} after the role (`+approver`)")),
+                None => (role, false),
+            };
             let role = role.parse::<Role>().map_err(|e| format!("line {n}: {e}"))?;
             if scope.split(',').any(str::is_empty) {
                 return Err(format!("line {n}: scope {scope:?} has an empty environment (`*` or `env,env`)"));
@@ -159,7 +167,7 @@ impl TokenTable {
             if let Some(first) = lines.insert(Self::digest(token), n) {
                 return Err(format!("line {n}: the same token as line {first}"));
             }
-            table.insert(token, Principal { subject, credential: Credential::StaticToken, role, environments });
+            table.insert(token, Principal { subject, credential: Credential::StaticToken, role, approver, environments });
         }
         Ok(table)
     }
@@ -390,9 +398,16 @@ mod tests {
 
     #[test]
     fn subjects_named_or_derived() {
-        let table = TokenTable::parse("alice-token-0123456789 operator dev alice@example.com\nold-format-token-01234 viewer *\n").unwrap();
+        let table = TokenTable::parse(
+            "alice-token-0123456789 operator dev alice@example.com\nold-format-token-01234 viewer *\nvic-token-012345678901 operator+approver * vic\n",
+        )
+        .unwrap();
         let alice = table.get("alice-token-0123456789").unwrap();
         assert_eq!((alice.subject.as_str(), alice.credential, alice.role), ("alice@example.com", Credential::StaticToken, Role::Operator));
+        assert!(!alice.approver);
+        let vic = table.get("vic-token-012345678901").unwrap();
+        assert_eq!((vic.role, vic.approver), (Role::Operator, true));
+        assert!(TokenTable::parse("vic-token-012345678901 operator+root * vic").unwrap_err().contains("unknown right \"root\""));
         let old = &table.get("old-format-token-01234").unwrap().subject;
         assert_eq!(old, &format!("token-{}", &hex::encode(Sha256::digest(b"old-format-token-01234"))[..12]));
         assert!(!old.contains("old-format"), "the derived subject does not reveal the token");

@@ -2,6 +2,7 @@
 //! (the refresh checklist, the promotion steps, the rollback steps), and what the coordinator reads of the
 //! services it drives. No proto and no SQL here.
 
+pub mod approval;
 mod names;
 mod promotion;
 mod refresh;

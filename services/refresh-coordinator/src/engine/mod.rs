@@ -61,6 +61,8 @@ pub struct Settings {
     pub op_delay: Duration,
     /// How long after its end a refresh can be rolled back.
     pub rollback_window: Duration,
+    /// The four-eyes rule on approval gates (`domain::approval`).
+    pub four_eyes: bool,
 }
 
 /// How a step's execution ended.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::store::{self, Stored};
 use super::{Engine, Kind, RunOf, locks, name_of};
+use crate::domain::approval::{self, Confirmer};
 use crate::domain::{AbortRequest, RunState, StepState};
 use crate::error::{Error, Result};
 
@@ -162,20 +163,22 @@ impl Engine {
         &self,
         id: &str,
         number: i32,
-        actor: String,
+        who: Confirmer,
         comment: String,
         key: Option<RequestKey>,
         method: &'static str,
     ) -> Result<RunOf<K>> {
         let name = name_of::<K>(id);
+        let four_eyes = self.settings().four_eyes;
         self.update::<K, _>(id, key.as_ref(), method, move |run, _| {
             let waiting = run.steps.iter().position(|s| s.state == StepState::WaitingForConfirmation);
             match waiting {
                 Some(i) if i as i32 + 1 == number && run.state == RunState::Waiting => {
+                    approval::may_confirm(four_eyes, &run.steps[i].waiting_for, &name, &run.created_by, &who)?;
                     let s = &mut run.steps[i];
                     s.confirmed = true;
                     s.state = StepState::Running;
-                    s.actor = actor;
+                    s.actor = who.actor.clone();
                     s.comment = comment;
                     s.log.push(format!("{} confirmed by {}", s.waiting_for, s.actor));
                     s.waiting_for.clear();

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert as c;
 use super::{rollback, schedules};
+use crate::domain::approval::Confirmer;
 use crate::domain::{AbortRequest, EnvName, ProjectName, PromotionRun, RefreshRun, RunState, run_id};
 use crate::engine::{Engine, Kind, ListFilter, RunOf};
 use crate::kinds::{Promotion, Refresh, promotion, refresh};
@@ -30,6 +31,12 @@ impl RefreshApi {
 /// Who the caller is, for every actor field: the subject it authenticated as.
 pub(super) fn caller(p: &Principal) -> String {
     p.subject.clone()
+}
+
+/// Who confirms a step: the caller as authenticated, and the actor the step records (a
+/// violation on `actor` when the four-eyes rule forbids the one typed).
+pub(super) fn confirmer(v: &mut Violations, p: &Principal, actor: &str, four_eyes: bool) -> Option<Confirmer> {
+    v.check("actor", Confirmer::new(&p.subject, p.approver, actor, four_eyes))
 }
 
 pub(super) fn scope(p: &Principal, envs: &[&EnvName]) -> Result<(), Status> {
@@ -192,10 +199,10 @@ impl RefreshService for RefreshApi {
         if !(1..=9).contains(&r.step) {
             v.add("step", "must be a step number, 1-9");
         }
-        let (id, key) = done(v, id.zip(key))?;
+        let who = confirmer(&mut v, &p, &r.actor, self.engine.settings().four_eyes);
+        let ((id, key), who) = done(v, id.zip(key).zip(who))?;
         self.visible::<Refresh>(&p, &id).await?;
-        let actor = if r.actor.is_empty() { caller(&p) } else { r.actor.clone() };
-        let run = self.engine.confirm::<Refresh>(&id, r.step, actor, r.comment.clone(), key, "ConfirmRefreshStep").await?;
+        let run = self.engine.confirm::<Refresh>(&id, r.step, who, r.comment.clone(), key, "ConfirmRefreshStep").await?;
         Ok(Response::new(c::run_pb(&run)))
     }
 
@@ -309,10 +316,10 @@ impl RefreshService for RefreshApi {
         if r.step < 1 {
             v.add("step", "must be a step number");
         }
-        let (id, key) = done(v, id.zip(key))?;
+        let who = confirmer(&mut v, &p, &r.actor, self.engine.settings().four_eyes);
+        let ((id, key), who) = done(v, id.zip(key).zip(who))?;
         self.visible::<Promotion>(&p, &id).await?;
-        let actor = if r.actor.is_empty() { caller(&p) } else { r.actor.clone() };
-        let run = self.engine.confirm::<Promotion>(&id, r.step, actor, r.comment.clone(), key, "ConfirmPromotionStep").await?;
+        let run = self.engine.confirm::<Promotion>(&id, r.step, who, r.comment.clone(), key, "ConfirmPromotionStep").await?;
         Ok(Response::new(c::promotion_pb(&run)))
     }
 

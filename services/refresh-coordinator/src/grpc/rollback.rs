@@ -9,7 +9,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Status};
 
 use super::convert::{change_pb, common, error_pb, request_key, step_message};
-use super::handlers::{RefreshApi, Scoped, caller, done, id_of, scope};
+use super::handlers::{RefreshApi, Scoped, caller, confirmer, done, id_of, scope};
 use crate::domain::{AbortRequest, ContentCounts, EnvName, PlannedRollbackStep, RollbackPlan, RollbackRun, Step, run_id};
 use crate::engine::{Kind, name_of};
 use crate::kinds::{Refresh, Rollback, rollback};
@@ -181,10 +181,10 @@ pub(super) async fn confirm(api: &RefreshApi, request: Request<pb::ConfirmRollba
     if !(1..=6).contains(&r.step) {
         v.add("step", "must be a step number, 1-6");
     }
-    let (id, key) = done(v, id.zip(key))?;
+    let who = confirmer(&mut v, &p, &r.actor, api.engine().settings().four_eyes);
+    let ((id, key), who) = done(v, id.zip(key).zip(who))?;
     api.visible::<Rollback>(&p, &id).await?;
-    let actor = if r.actor.is_empty() { caller(&p) } else { r.actor.clone() };
-    Ok(run_pb(&api.engine().confirm::<Rollback>(&id, r.step, actor, r.comment.clone(), key, "ConfirmRollbackStep").await?))
+    Ok(run_pb(&api.engine().confirm::<Rollback>(&id, r.step, who, r.comment.clone(), key, "ConfirmRollbackStep").await?))
 }
 
 pub(super) async fn retry(api: &RefreshApi, request: Request<pb::RetryRollbackRunRequest>) -> Result<pb::RollbackRun, Status> {

@@ -199,7 +199,7 @@ async fn execute(cx: &mut Cx<Promotion>, n: i32) -> Result<Flow> {
                 step.log.push(format!("planned {merges} group merge(s), then the project merge"));
             }
             if cx.run.spec.options.require_approval && !cx.step(n).confirmed {
-                return Ok(Flow::Wait("approval"));
+                return Ok(Flow::Wait(crate::domain::approval::APPROVAL));
             }
             Ok(Flow::Done)
         }

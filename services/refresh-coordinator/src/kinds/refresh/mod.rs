@@ -117,7 +117,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
                 step.log.push(format!("checked: {dst} is NON_PRODUCTION, differs from {src}; the run holds both"));
             }
             if options.require_approval && !cx.step(n).confirmed {
-                return Ok(Flow::Wait("approval"));
+                return Ok(Flow::Wait(crate::domain::approval::APPROVAL));
             }
         }
         StepKind::DeactivateSourceIntegrations => {

@@ -86,7 +86,7 @@ async fn execute(cx: &mut Cx<Rollback>, kind: RollbackStepKind) -> Result<Flow> 
                 step.log.push(format!("checked: refreshRuns/{} can be rolled back; the run holds {dst}", plan.refresh_run));
             }
             if plan.require_approval && !cx.step(n).confirmed {
-                return Ok(Flow::Wait("approval"));
+                return Ok(Flow::Wait(crate::domain::approval::APPROVAL));
             }
         }
         RollbackStepKind::FenceDestination => {
