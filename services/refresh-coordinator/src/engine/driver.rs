@@ -179,7 +179,10 @@ async fn transition<K: Kind>(
     traceparent: Option<&str>,
     paused_before: &mut Option<usize>,
 ) -> Result<Next> {
-    if !cx.run.state.runnable() {
+    // An abort asked while the run was running is taken also when the step that was
+    // running has since made the run wait or fail: nothing else would take it.
+    let abort = abort_request.filter(|_| !cx.run.aborting() && !cx.run.state.terminal());
+    if !cx.run.state.runnable() && abort.is_none() {
         return Ok(Next::Stop);
     }
     if let Some(i) = resumed {
@@ -187,9 +190,7 @@ async fn transition<K: Kind>(
         cx.save().await?;
         return Ok(Next::Again);
     }
-    if let Some(request) = abort_request
-        && !cx.run.aborting()
-    {
+    if let Some(request) = abort {
         cx.run.begin_abort(request);
         cx.save().await?;
         return Ok(Next::Again);

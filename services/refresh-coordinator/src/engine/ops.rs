@@ -146,8 +146,10 @@ impl Engine {
                 {
                     return Err(Error::Aborted("the run changed concurrently; retry".into()));
                 }
-                if let Some(request) = abort_request {
-                    store::request_abort(txn, &run.id, &request).await?;
+                if let Some(request) = abort_request
+                    && !store::request_abort(txn, &run.id, stored.version, &request).await?
+                {
+                    return Err(Error::Aborted("the run changed concurrently; retry".into()));
                 }
                 Ok(())
             })

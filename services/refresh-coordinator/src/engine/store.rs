@@ -267,9 +267,11 @@ pub async fn list<C: ConnectionTrait>(
     all(db, &sql, values).await?.iter().map(read).collect()
 }
 
-/// Records an abort asked of a run a driver holds (the first one asked counts).
-pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str, request: &AbortRequest) -> Result<()> {
+/// Records an abort asked of a run a driver holds (the first one asked counts), if the
+/// run is still at `version`: false when its driver moved it on meanwhile (it may have
+/// stopped driving it, and would never see the request).
+pub async fn request_abort<C: ConnectionTrait>(db: &C, id: &str, version: i64, request: &AbortRequest) -> Result<bool> {
     let json = serde_json::to_string(request)?;
-    exec(db, "UPDATE runs SET abort_request = ? WHERE id = ? AND abort_request IS NULL", vec![json.into(), id.into()]).await?;
-    Ok(())
+    let sql = "UPDATE runs SET abort_request = COALESCE(abort_request, ?) WHERE id = ? AND version = ?";
+    Ok(exec(db, sql, vec![json.into(), id.into(), version.into()]).await? > 0)
 }
