@@ -182,7 +182,10 @@ pub async fn schedule_missed_while_down_starts_one_run(backend: Backend) {
     assert_eq!(run.state, SUCCEEDED, "{:?}", run.error);
     assert_refreshed(&s, &fx).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(scheduled_runs(&s).await.len(), 1, "one run for all the missed times");
+    let runs = scheduled_runs(&s).await.len();
+    // Every five minutes: a test that crossed the next due time sees that time's run too.
+    let due_again = now_micros() >= micros(after.next_run_time.as_ref());
+    assert!(runs == 1 || (due_again && runs == 2), "one run for all the missed times: {runs}");
 }
 
 /// Due while a run holds the environments: skipped, with the run named.
