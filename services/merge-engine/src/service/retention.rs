@@ -14,7 +14,7 @@ use ferry_kit::db::now_micros;
 use ferry_kit::prune::prune_all_children;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::store;
+use crate::store::retention::Owner;
 
 /// How long plans' items and ended jobs' effects are kept.
 #[derive(Debug, Clone, Copy)]
@@ -54,40 +54,29 @@ const PICK: u64 = 100;
 /// Prunes the items of every plan and the effects of every ended job due at `now`,
 /// `batch` rows a statement.
 pub async fn prune(db: &DatabaseConnection, now: i64, batch: u64) -> Result<Pruned, DbErr> {
-    let mut p = Pruned::default();
+    let (plans, items) = prune_owners(db, Owner::Plans, now, batch).await?;
+    let (jobs, effects) = prune_owners(db, Owner::Jobs, now, batch).await?;
+    Ok(Pruned { plans, items, jobs, effects })
+}
+
+/// Prunes every `owner` due at `now`: how many owners, and how many rows they held.
+async fn prune_owners(db: &DatabaseConnection, owner: Owner, now: i64, batch: u64) -> Result<(u64, u64), DbErr> {
+    let (mut owners, mut rows) = (0, 0);
     loop {
-        let due = store::plans::due(db, now, PICK).await?;
         let mut progressed = false;
-        for id in &due {
-            if !store::plans::mark_pruning(db, id, now).await? {
-                continue; // applied meanwhile
+        for id in owner.due_ids(db, now, PICK).await? {
+            // Not marked: no longer due (a plan applied, a revert started meanwhile).
+            if owner.mark_pruning(db, &id, now).await? {
+                rows += prune_all_children(db, owner.children(), id.clone().into(), batch).await?;
+                owner.mark_pruned(db, &id).await?;
+                owners += 1;
+                progressed = true;
             }
-            p.items += prune_all_children(db, store::plans::ITEMS, id.0.clone().into(), batch).await?;
-            store::plans::mark_pruned(db, id).await?;
-            p.plans += 1;
-            progressed = true;
         }
         if !progressed {
-            break;
+            return Ok((owners, rows));
         }
     }
-    loop {
-        let due = store::jobs::due(db, now, PICK).await?;
-        let mut progressed = false;
-        for id in &due {
-            if !store::jobs::mark_pruning(db, id, now).await? {
-                continue; // a revert started meanwhile
-            }
-            p.effects += prune_all_children(db, store::jobs::EFFECTS, id.0.clone().into(), batch).await?;
-            store::jobs::mark_pruned(db, id).await?;
-            p.jobs += 1;
-            progressed = true;
-        }
-        if !progressed {
-            break;
-        }
-    }
-    Ok(p)
 }
 
 /// Prunes what is due now and then every `interval`, for as long as the server serves;

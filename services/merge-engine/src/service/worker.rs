@@ -393,7 +393,7 @@ impl Engine {
                 return Ok(Ended::Done);
             }
         }
-        if store::jobs::effects_pruned(&self.db, &target).await? {
+        if store::retention::Owner::Jobs.is_pruned(&self.db, &target.0).await? {
             // The retention closed as the revert started: what is left cannot be read.
             let message = format!("the effects of {target} were pruned while reverting it; what was reverted stays reverted");
             let error = JobError { code: tonic::Code::FailedPrecondition as i32, message, violations: vec![] };

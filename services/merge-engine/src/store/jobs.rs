@@ -53,7 +53,7 @@ fn read(row: &QueryResult) -> Result<JobRow, DbErr> {
             reverted_job: col::<Option<String>>(row, 23)?.map(JobId),
             reverted_by: col::<Option<String>>(row, 24)?.map(JobId),
             expire_at: col(row, 25)?,
-            effects_pruned: col::<i64>(row, 26)? != super::plans::KEPT,
+            effects_pruned: col::<i64>(row, 26)? != super::retention::KEPT,
         },
         chunk_size: col(row, 7)?,
         cursor_seq: col(row, 8)?,
@@ -92,7 +92,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, job: &Job, chunk_size: i64) -> R
             job.reverted_job.as_ref().map(|j| j.0.clone()).into(),
             job.reverted_by.as_ref().map(|j| j.0.clone()).into(),
             job.expire_at.into(),
-            super::plans::KEPT.into(),
+            super::retention::KEPT.into(),
         ],
     )
     .await?;
@@ -351,48 +351,6 @@ pub async fn effects<C: ConnectionTrait>(db: &C, job: &JobId, actions: &[i64], a
 pub async fn set_reverted_by<C: ConnectionTrait>(db: &C, job: &JobId, by: &JobId) -> Result<(), DbErr> {
     exec(db, "UPDATE jobs SET reverted_by = ? WHERE id = ?", vec![by.0.clone().into(), job.0.clone().into()]).await?;
     Ok(())
-}
-
-/// A job's effects, pruned with it (`service::retention`).
-pub const EFFECTS: ferry_kit::prune::Children = ferry_kit::prune::Children { table: "job_effects", parent: "job_id", order: "seq" };
-
-/// The condition of an ended job whose effects are due at `?` (past its expiry, no
-/// revert of it queued or running: takes `now`, QUEUED, RUNNING) or being pruned.
-const DUE: &str = "((effects_pruned = 0 AND expire_at <= ? AND NOT EXISTS \
-     (SELECT 1 FROM jobs r WHERE r.reverted_job = jobs.id AND r.state IN (?, ?))) OR effects_pruned = 1)";
-
-fn due_values(now: i64) -> [Value; 3] {
-    [now.into(), i64::from(JobState::Queued.number()).into(), i64::from(JobState::Running.number()).into()]
-}
-
-/// Ended jobs whose effects are due for pruning at `now`, oldest expiry first.
-pub async fn due<C: ConnectionTrait>(db: &C, now: i64, limit: u64) -> Result<Vec<JobId>, DbErr> {
-    let mut values = due_values(now).to_vec();
-    values.push((limit as i64).into());
-    let rows = all(db, &format!("SELECT id FROM jobs WHERE {DUE} ORDER BY expire_at, id LIMIT ?"), values).await?;
-    rows.iter().map(|r| col::<String>(r, 0).map(JobId)).collect()
-}
-
-/// Marks a due job's effects PRUNING before they are deleted (false: no longer due).
-pub async fn mark_pruning<C: ConnectionTrait>(db: &C, id: &JobId, now: i64) -> Result<bool, DbErr> {
-    let mut values = vec![Value::from(id.0.clone())];
-    values.extend(due_values(now));
-    Ok(exec(db, &format!("UPDATE jobs SET effects_pruned = 1 WHERE id = ? AND {DUE}"), values).await? > 0)
-}
-
-/// Marks a job's effects gone.
-pub async fn mark_pruned<C: ConnectionTrait>(db: &C, id: &JobId) -> Result<(), DbErr> {
-    exec(db, "UPDATE jobs SET effects_pruned = ? WHERE id = ?", vec![super::plans::PRUNED.into(), id.0.clone().into()]).await?;
-    Ok(())
-}
-
-/// Whether a job's effects were (or are being) pruned.
-pub async fn effects_pruned<C: ConnectionTrait>(db: &C, id: &JobId) -> Result<bool, DbErr> {
-    let row = one(db, "SELECT effects_pruned FROM jobs WHERE id = ?", vec![id.0.clone().into()]).await?;
-    Ok(match row {
-        Some(r) => col::<i64>(&r, 0)? != super::plans::KEPT,
-        None => true,
-    })
 }
 
 /// REVERT_MERGE jobs of `job` that are queued, running or succeeded.

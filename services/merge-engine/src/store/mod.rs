@@ -1,5 +1,6 @@
 //! The engine's storage: the schema ([`migrations`]), plans and their items
-//! ([`plans`]), jobs, their checkpoints and effects ([`jobs`]). Functions take
+//! ([`plans`]), jobs, their checkpoints and effects ([`jobs`]), what retention prunes
+//! ([`retention`]). Functions take
 //! `&impl ConnectionTrait`; the service layer owns every transaction. SQL is written once
 //! with `?` placeholders (numbered for PostgreSQL by the kit); item writes are multi-row
 //! inserts chunked under the bind-parameter limits (plan items: `COPY` on PostgreSQL).
@@ -7,6 +8,7 @@
 pub mod jobs;
 pub mod migrations;
 pub mod plans;
+pub mod retention;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 

@@ -40,7 +40,7 @@ fn read(row: &QueryResult) -> Result<Plan, DbErr> {
         job: col::<Option<String>>(row, 16)?.map(JobId),
         created_at: col(row, 17)?,
         expire_at: col(row, 18)?,
-        items_pruned: col::<i64>(row, 19)? != KEPT,
+        items_pruned: col::<i64>(row, 19)? != super::retention::KEPT,
     })
 }
 
@@ -69,7 +69,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, p: &Plan) -> Result<(), DbErr> {
             p.job.as_ref().map(|j| j.0.clone()).into(),
             p.created_at.into(),
             p.expire_at.into(),
-            if p.items_pruned { PRUNED } else { KEPT }.into(),
+            if p.items_pruned { super::retention::PRUNED } else { super::retention::KEPT }.into(),
         ],
     )
     .await?;
@@ -130,43 +130,6 @@ pub async fn transition<C: ConnectionTrait>(
     values.push(id.0.clone().into());
     values.extend(from.iter().map(|s| Value::from(i64::from(s.number()))));
     Ok(exec(db, &sql, values).await? > 0)
-}
-
-/// A plan's items, pruned with it.
-pub const ITEMS: ferry_kit::prune::Children = ferry_kit::prune::Children { table: "plan_items", parent: "plan_id", order: "seq" };
-
-/// `items_pruned`: the items are kept, being deleted (marked, so a pruner stopped midway
-/// goes on), or gone.
-pub const KEPT: i64 = 0;
-pub const PRUNING: i64 = 1;
-pub const PRUNED: i64 = 2;
-
-/// The condition of a plan whose items are due at `?` (past its expiry, not APPLYING)
-/// or being pruned; takes `now` and APPLYING.
-const DUE: &str = "((items_pruned = 0 AND expire_at <= ? AND state <> ?) OR items_pruned = 1)";
-
-/// Plans whose items are due for pruning at `now`, oldest expiry first.
-pub async fn due<C: ConnectionTrait>(db: &C, now: i64, limit: u64) -> Result<Vec<PlanId>, DbErr> {
-    let applying = i64::from(PlanState::Applying.number());
-    let sql = format!("SELECT id FROM merge_plans WHERE {DUE} ORDER BY expire_at, id LIMIT ?");
-    let rows = all(db, &sql, vec![now.into(), applying.into(), (limit as i64).into()]).await?;
-    rows.iter().map(|r| col::<String>(r, 0).map(PlanId)).collect()
-}
-
-/// Marks a due plan PRUNING (a READY plan becomes EXPIRED) before its items are deleted:
-/// one conditional update, so an apply racing it either moved the plan to APPLYING
-/// first (then this is false and nothing is pruned) or finds it EXPIRED.
-pub async fn mark_pruning<C: ConnectionTrait>(db: &C, id: &PlanId, now: i64) -> Result<bool, DbErr> {
-    let (ready, expired, applying) =
-        (i64::from(PlanState::Ready.number()), i64::from(PlanState::Expired.number()), i64::from(PlanState::Applying.number()));
-    let sql = format!("UPDATE merge_plans SET items_pruned = 1, state = CASE WHEN state = ? THEN ? ELSE state END WHERE id = ? AND {DUE}");
-    Ok(exec(db, &sql, vec![ready.into(), expired.into(), id.0.clone().into(), now.into(), applying.into()]).await? > 0)
-}
-
-/// Marks a plan's items gone.
-pub async fn mark_pruned<C: ConnectionTrait>(db: &C, id: &PlanId) -> Result<(), DbErr> {
-    exec(db, "UPDATE merge_plans SET items_pruned = ? WHERE id = ?", vec![PRUNED.into(), id.0.clone().into()]).await?;
-    Ok(())
 }
 
 const ITEM_COLUMNS: &str = "seq, kind, key, outcome, sharing, source_entity_id, recipient_entity_id, source_hash, recipient_hash, \
