@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use anyhow::Context;
 use ferry_kit::client::{ClientInterceptor, ClientTls, channel_with};
+use ferry_proto::audit::v1::audit_service_client::AuditServiceClient;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
 use ferry_proto::merge::v1::merge_service_client::MergeServiceClient;
 use ferry_proto::refresh::v1::refresh_service_client::RefreshServiceClient;
@@ -83,6 +84,32 @@ pub type Integration = IntegrationServiceClient<InterceptedService<Channel, Clie
 /// The generated refresh-coordinator client, with the same interceptor.
 pub type Refresh = RefreshServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
+/// The generated audit client of one service, with the same interceptor.
+pub type Audit = AuditServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+/// The four services, each with its own audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    Registry,
+    Merge,
+    Integration,
+    Refresh,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Registry, Service::Merge, Service::Integration, Service::Refresh];
+
+    /// The service's name in its events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Registry => "group-registry",
+            Service::Merge => "merge-engine",
+            Service::Integration => "integration-control",
+            Service::Refresh => "refresh-coordinator",
+        }
+    }
+}
+
 /// What a client command works with.
 pub struct Session {
     pub registry: Registry,
@@ -90,6 +117,7 @@ pub struct Session {
     request_id: Option<String>,
     interceptor: ClientInterceptor,
     tls: ClientTls,
+    registry_url: String,
     merge_url: String,
     integration_url: String,
     refresh_url: String,
@@ -115,6 +143,7 @@ impl Session {
             request_id: args.request_id.clone(),
             interceptor,
             tls,
+            registry_url: args.registry.clone(),
             merge_url: args.merge_url.clone(),
             integration_url: args.integration_url.clone(),
             refresh_url: args.refresh_url.clone(),
@@ -168,6 +197,20 @@ impl Session {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(self.refresh.get_or_init(|| client).clone())
+    }
+}
+
+impl Session {
+    /// The audit client of `service`, at its URL (`--registry`, `--merge`, …).
+    pub fn audit(&self, service: Service) -> anyhow::Result<Audit> {
+        let (flag, url) = match service {
+            Service::Registry => ("--registry", &self.registry_url),
+            Service::Merge => ("--merge", &self.merge_url),
+            Service::Integration => ("--integration", &self.integration_url),
+            Service::Refresh => ("--refresh", &self.refresh_url),
+        };
+        let channel = channel_with(url, &self.tls).with_context(|| format!("{flag} {url}"))?;
+        Ok(AuditServiceClient::with_interceptor(channel, self.interceptor.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ferry_kit::client::{ClientInterceptor, channel};
 use ferry_kit::config::CommonArgs;
+use ferry_proto::audit::v1::audit_service_client::AuditServiceClient;
 use ferry_proto::integration::v1 as ipb;
 use ferry_proto::integration::v1::integration_service_client::IntegrationServiceClient;
 use ferry_proto::refresh::v1 as pb;
@@ -34,6 +35,8 @@ pub const ADMIN_SUBJECT: &str = "ada@example.com";
 /// An operator with the approver right, and its subject.
 pub const APPROVER: &str = "approver-token-for-refresh-tests";
 pub const APPROVER_SUBJECT: &str = "vic@example.com";
+/// An operator scoped to the environments `other` and `sandbox`.
+pub const SCOPED: &str = "scoped-token-for-refresh-tests";
 /// A served server: its shutdown trigger and its task.
 struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -149,7 +152,7 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let integration_db = database(backend, &dir, "integration.db").await?;
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin+approver * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{SERVICE} admin * refresh-coordinator\n{PERSON} operator * pat@example.com\n{APPROVER} operator+approver * {APPROVER_SUBJECT}\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin+approver * {ADMIN_SUBJECT}\n{VIEWER} viewer *\n{SERVICE} admin * refresh-coordinator\n{PERSON} operator * pat@example.com\n{APPROVER} operator+approver * {APPROVER_SUBJECT}\n{SCOPED} operator other,sandbox sam@example.com\n")).expect("tokens file");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let common = CommonArgs {
         tokens_file: Some(tokens),
@@ -271,6 +274,30 @@ impl Suite {
     pub fn refresh_as(&self, token: &str) -> Refresh {
         let (ch, i) = client_channel(self.refresh_addr.expect("a coordinator started"), token);
         RefreshServiceClient::with_interceptor(ch, i)
+    }
+
+    /// The audit client of one service (`group-registry`, `merge-engine`,
+    /// `integration-control`, `refresh-coordinator`), as the admin.
+    pub fn audit(&self, service: &str) -> AuditServiceClient<Svc> {
+        let (ch, i) = client_channel(self.service_addr(service), ADMIN);
+        AuditServiceClient::with_interceptor(ch, i)
+    }
+
+    /// Where `service` listens.
+    pub fn service_addr(&self, service: &str) -> SocketAddr {
+        let url = match service {
+            "group-registry" => &self.registry_url,
+            "merge-engine" => &self.merge_url,
+            "integration-control" => return self.integration_addr,
+            "refresh-coordinator" => return self.refresh_addr.expect("a coordinator started"),
+            other => panic!("no service {other}"),
+        };
+        url.trim_start_matches("http://").parse().expect("a service address")
+    }
+
+    /// The database URL of integration-control.
+    pub fn integration_database(&self) -> &str {
+        &self.integration_db
     }
 
     /// The knobs of the next coordinator started (`start_coordinator`).

@@ -1,6 +1,7 @@
 //! Cross-service tests of the refresh coordinator: all four real services in-process on
 //! port 0, on one backend (SQLite or PostgreSQL), called through generated clients.
 
+mod audit;
 mod durability;
 mod gates;
 mod helpers;
@@ -33,6 +34,7 @@ per_backend!(
     gates::external_mode_with_approval_gates,
     gates::refusals,
     gates::four_eyes_approval,
+    audit::audit_log_says_who_did_what,
     promotion::plan_promotion_shows_the_merge_plans,
     promotion::promotion_merges_groups_then_project_with_approval,
     promotion::promotion_aborted_after_group_merge_reverts_it,
@@ -44,4 +46,5 @@ per_backend!(
     schedules::schedule_missed_while_down_starts_one_run,
     schedules::schedule_due_while_locked_is_skipped,
     schedules::two_coordinators_start_a_due_schedule_once,
+    schedules::scoped_schedule_list_is_filtered_in_the_query,
 );

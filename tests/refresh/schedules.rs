@@ -221,3 +221,22 @@ pub async fn two_coordinators_start_a_due_schedule_once(backend: Backend) {
     assert_eq!(runs.len(), 1, "{:?}", runs.iter().map(|r| &r.name).collect::<Vec<_>>());
     assert_eq!(get(&s).await.last_skip_reason, "", "no replica found the environments locked by the other's run");
 }
+
+/// A caller scoped to some environments lists the schedules whose environments are all in
+/// its scope, filtered in the query: a full first page, not an empty one.
+pub async fn scoped_schedule_list_is_filtered_in_the_query(backend: ferry_testkit::Backend) {
+    let Some(s) = spawn_suite(backend, Knobs::default()).await else { return };
+    for (id, production) in [("prod", true), ("sandbox", false), ("other", false)] {
+        env(&s, id, production).await;
+    }
+    for (id, source) in [("a-from-prod", "prod"), ("b-from-prod", "prod"), ("c-from-other", "other")] {
+        let schedule = pb::RefreshSchedule { source: format!("environments/{source}"), ..schedule("0 3 * * *", "") };
+        let req = pb::CreateRefreshScheduleRequest { schedule_id: id.into(), schedule: Some(schedule), request_id: String::new() };
+        s.refresh.clone().create_refresh_schedule(req).await.expect("create schedule");
+    }
+    let req = pb::ListRefreshSchedulesRequest { page_size: 1, ..Default::default() };
+    let page = s.refresh_as(SCOPED).list_refresh_schedules(req).await.expect("list").into_inner();
+    assert_eq!(page.refresh_schedules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["refreshSchedules/c-from-other"]);
+    let all = s.refresh.clone().list_refresh_schedules(pb::ListRefreshSchedulesRequest::default()).await.expect("list").into_inner();
+    assert_eq!(all.refresh_schedules.len(), 3, "the admin sees all");
+}

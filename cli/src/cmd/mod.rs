@@ -4,6 +4,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod entity;
 mod env;
 mod group;
@@ -56,6 +57,10 @@ Examples:
   ferry refresh rollback <RUN> --yes         roll a SUCCEEDED refresh back, watched live
   ferry promote plan dev app-test app-prod   group merges, then the project merge
   ferry promote start dev app-test app-prod --require-approval
+
+  ferry audit list --subject ada@example.com --since 2026-12-04T00:00:00Z
+  ferry audit export --service refresh > audit.jsonl    Kubernetes-style JSON lines
+  ferry audit verify                         walk every hash chain (exit 4 if broken)
 
 Commands find the token in --token, FERRY_TOKEN or .ferry/admin.token; the services at
 --registry, --merge, --integration and --refresh (FERRY_REGISTRY_URL, FERRY_MERGE_URL,
@@ -114,6 +119,8 @@ pub enum Command {
     /// Rollback runs (a SUCCEEDED refresh undone; start one with `ferry refresh rollback`):
     /// watch, get, list, confirm, retry, abort, report.
     Rollback(rollback::RollbackArgs),
+    /// The services' audit logs: list, export (JSON Lines), verify the hash chains.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a parsed command, writing its results to `out`.
@@ -135,6 +142,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         Command::Refresh(args) => refresh::run(args, out).await,
         Command::Promote(args) => promote::run(args, out).await,
         Command::Rollback(args) => rollback::run(args, out).await,
+        Command::Audit(args) => audit::run(args, out).await,
     }
 }
 

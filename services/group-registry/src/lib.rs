@@ -32,11 +32,18 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let retention = std::time::Duration::from_secs(config.restore_point_retention_hours.saturating_mul(3600));
     let interval = config.common.prune_interval();
     let request_log = config.common.request_log_pruner(&db);
+    let audit = db.clone();
     let registry = service::Registry::new(db, reads, points).with_restore_point_retention(retention);
     let pruner = service::pruner(registry.clone(), interval);
     let api = grpc::RegistryApi::new(registry);
     let svc = RegistryServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
-    ServerBuilder::new().with_service(svc).with_background(pruner).with_background(request_log).bind(config.listen, &config.common).await
+    ServerBuilder::new()
+        .with_service(svc)
+        .with_audit(&audit, "group-registry")
+        .with_background(pruner)
+        .with_background(request_log)
+        .bind(config.listen, &config.common)
+        .await
 }
 
 /// Connects the database and runs pending migrations (`--migrate-only`), then closes it.

@@ -53,9 +53,11 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         config.common.prune_interval(),
         store::snapshots::PRUNE_BATCH,
     );
+    let audit = db.clone();
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
+        .with_audit(&audit, "integration-control")
         .with_background(request_log)
         .with_background(snapshots)
         .bind(config.listen, &config.common)

@@ -51,8 +51,10 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     };
     let request_log = config.common.request_log_pruner(&db);
     let pruner = service::retention::pruner(db.clone(), config.common.prune_interval());
+    let audit = db.clone();
     let engine = service::Engine::new(db, registry, settings);
     let server = ServerBuilder::new()
+        .with_audit(&audit, "merge-engine")
         .with_background(request_log)
         .with_background(pruner)
         .with_service(MergeServiceServer::new(grpc::MergeApi::new(engine.clone())))

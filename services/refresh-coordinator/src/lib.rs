@@ -23,6 +23,9 @@ pub mod kinds;
 pub(crate) mod metrics;
 pub mod store;
 
+/// This service's name in its audit events and logs.
+pub const SERVICE: &str = "refresh-coordinator";
+
 pub use config::Config;
 pub use engine::driver::Driver;
 pub use error::Error;
@@ -75,6 +78,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         four_eyes: config.four_eyes,
     };
     let request_log = config.common.request_log_pruner(&db);
+    let audit = db.clone();
     let engine = engine::EngineBuilder::new()
         .kind::<kinds::Refresh>()
         .kind::<kinds::Promotion>()
@@ -84,6 +88,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
     let server = ServerBuilder::new()
         .with_background(request_log)
         .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(engine.clone())))
+        .with_audit(&audit, SERVICE)
         .bind(config.listen, &config.common)
         .await?;
     let driver = engine::driver::spawn(engine);

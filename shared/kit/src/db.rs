@@ -343,6 +343,44 @@ pub fn placeholders(n: usize) -> String {
     s
 }
 
+/// The environments a caller's list is narrowed to (a scoped token's): `None` lists all.
+pub type Scope<'a> = Option<&'a std::collections::BTreeSet<String>>;
+
+/// What a list's scope condition compares with the caller's environment ids.
+#[derive(Debug, Clone, Copy)]
+pub enum ScopedBy<'a> {
+    /// An expression that is an environment id.
+    Id(&'a str),
+    /// A column holding a resource name under `environments/{id}/`.
+    Name(&'a str),
+}
+
+/// Appends ` AND …` to a list query so only rows of environments in `scope` pass, in the
+/// query (so pages stay full): `None` passes every row, an empty scope none.
+pub fn and_in_scope(sql: &mut String, values: &mut Vec<Value>, by: ScopedBy<'_>, scope: Scope<'_>) {
+    let Some(envs) = scope else { return };
+    if envs.is_empty() {
+        sql.push_str(" AND 1 = 0");
+        return;
+    }
+    match by {
+        ScopedBy::Id(expr) => {
+            sql.push_str(&format!(" AND {expr} IN ({})", placeholders(envs.len())));
+            values.extend(envs.iter().map(|e| Value::from(e.as_str())));
+        }
+        ScopedBy::Name(column) => {
+            let each = vec![format!("{column} LIKE ? ESCAPE '\\'"); envs.len()];
+            sql.push_str(&format!(" AND ({})", each.join(" OR ")));
+            values.extend(envs.iter().map(|e| Value::from(format!("environments/{}/%", like_literal(e)))));
+        }
+    }
+}
+
+/// `text` matched literally by LIKE with `\` as the escape character.
+pub fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
 /// Rows per statement for a bulk insert of `columns` columns, under both backends' bind
 /// limits (PostgreSQL 65,535, SQLite 32,766 parameters per statement).
 pub fn rows_per_chunk(columns: usize) -> usize {

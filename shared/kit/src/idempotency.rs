@@ -154,7 +154,8 @@ pub type TxFuture<'t, T, E> = std::pin::Pin<Box<dyn std::future::Future<Output =
 
 /// Runs `work` in one transaction as the call `method`, with `request_id` semantics: a
 /// replay returns the recorded reply and writes nothing; a different request under a used
-/// id is refused; the reply is recorded in the same transaction as the writes. When the
+/// id is refused; the reply, and the call's audit event, are recorded in the same
+/// transaction as the writes. When the
 /// work or the record collides with a concurrent call that carried the same request id
 /// and committed first, the caller gets that call's reply, as a retry would.
 pub async fn transaction<T, E, F>(db: &sea_orm::DatabaseConnection, key: Option<&RequestKey>, method: &str, work: F) -> Result<T, E>
@@ -166,7 +167,10 @@ where
     let txn = crate::db::begin(db).await?;
     if let Some(k) = key {
         match lookup(&txn, &k.request_id, method, &k.fingerprint).await? {
-            Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),
+            Replay::Done(bytes) => {
+                crate::audit::replayed();
+                return Ok(serde_json::from_slice(&bytes)?);
+            }
             Replay::Mismatch => return Err(E::request_id_reused()),
             Replay::Fresh => {}
         }
@@ -178,6 +182,7 @@ where
             return replay_after_race(db, key, method, e).await;
         }
     };
+    let event = crate::audit::append_in(&txn).await?;
     if let Some(k) = key
         && let Err(e) = record(&txn, &k.request_id, method, &k.fingerprint, serde_json::to_vec(&out)?).await
     {
@@ -186,6 +191,7 @@ where
         return replay_after_race(db, key, method, lost).await;
     }
     txn.commit().await?;
+    event.committed();
     Ok(out)
 }
 
@@ -200,6 +206,7 @@ async fn replay_after_race<T: serde::de::DeserializeOwned, E: TxError>(
     if let Some(k) = key
         && let Replay::Done(bytes) = lookup(db, &k.request_id, method, &k.fingerprint).await?
     {
+        crate::audit::replayed();
         return Ok(serde_json::from_slice(&bytes)?);
     }
     Err(lost)

@@ -1,11 +1,12 @@
 //! Ferry's runtime kit, shared by every service: typed config, telemetry with W3C trace
 //! context across gRPC calls, server bootstrap (health, reflection, graceful shutdown),
-//! bearer-token auth, the google.rpc error model, page tokens, `request_id` idempotency
+//! bearer-token auth, a hash-chained audit log, the google.rpc error model, page tokens, `request_id` idempotency
 //! and database connection plus migrations, TLS and mutual TLS from PEM files, Prometheus
 //! metrics.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

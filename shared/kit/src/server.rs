@@ -35,6 +35,7 @@ pub struct Server {
     health_listener: Option<(TcpListener, SocketAddr)>,
     metrics: Option<crate::metrics::Endpoint>,
     background: Vec<Background>,
+    audit: Option<crate::audit::layer::Log>,
 }
 
 /// Work a server does beside its calls (a pruner), for as long as it serves.
@@ -46,6 +47,7 @@ pub struct ServerBuilder {
     health: HealthReporter,
     services: Vec<&'static str>,
     background: Vec<Background>,
+    audit: Option<crate::audit::layer::Log>,
 }
 
 impl ServerBuilder {
@@ -53,13 +55,22 @@ impl ServerBuilder {
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut routes = tonic::service::RoutesBuilder::default();
         routes.add_service(health_service);
-        Self { routes, health, services: Vec::new(), background: Vec::new() }
+        Self { routes, health, services: Vec::new(), background: Vec::new(), audit: None }
     }
 
     /// Runs `work` beside the calls while the server serves; it stops when serving ends.
     pub fn with_background(mut self, work: impl Future<Output = ()> + Send + 'static) -> Self {
         self.background.push(Box::pin(work));
         self
+    }
+
+    /// Keeps the audit log of `service` in `db`: every mutating call appends an event
+    /// (`crate::audit`), and the server serves `ferry.audit.v1.AuditService` over it.
+    pub fn with_audit(self, db: &sea_orm::DatabaseConnection, service: &'static str) -> Self {
+        let log = crate::audit::layer::Log { db: db.clone(), service };
+        let mut this = self.with_service(crate::audit::grpc::AuditService::new(log.clone()));
+        this.audit = Some(log);
+        this
     }
 
     /// Adds a generated service; it reports SERVING once the server runs.
@@ -133,6 +144,7 @@ impl ServerBuilder {
             health: self.health,
             services: self.services,
             args: args.clone(),
+            audit: self.audit,
             tokens,
             tls,
             health_listener,
@@ -166,7 +178,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, tokens, tls, health_listener, metrics, background, .. } = self;
+        let Server { listener, routes, health, services, args, audit, tokens, tls, health_listener, metrics, background, .. } = self;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
@@ -199,6 +211,7 @@ impl Server {
             .layer(crate::metrics::CallMetricsLayer)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(AuthLayer::new(tokens))
+            .layer(crate::audit::AuditLayer::new(audit))
             .add_routes(routes)
             .serve_with_incoming_shutdown(no_delay(listener), signal);
         tokio::pin!(server);

@@ -8,6 +8,11 @@
 /// Every Ferry package, encoded as one `FileDescriptorSet`, for tonic-reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ferry_descriptor.bin"));
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("ferry.audit.v1");
+    }
+}
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("ferry.common.v1");

@@ -61,10 +61,10 @@ impl RegistryService for RegistryApi {
         let size = c::page_size(&mut v, r.page_size);
         let after = c::page_token::<String>(&mut v, "environments", &r.page_token);
         let (size, after) = done(v, || Some((size?, after?)))?;
-        let page = self.registry.list_environments(after, size).await?;
+        let page = self.registry.list_environments(after, size, p.environments.as_ref()).await?;
         Ok(Response::new(pb::ListEnvironmentsResponse {
             next_page_token: c::next_token("environments", &page.next),
-            environments: page.items.into_iter().filter(|e| p.check_environment(e.name.id()).is_ok()).map(c::environment).collect(),
+            environments: page.items.into_iter().map(c::environment).collect(),
         }))
     }
 

@@ -86,8 +86,14 @@ impl Registry {
         Ok(env_row(&self.reads, name).await?.env)
     }
 
-    pub async fn list_environments(&self, after: Option<String>, limit: u64) -> Result<Page<Environment, String>> {
-        let rows = store::environments::list(&self.reads, after.as_deref(), limit + 1).await?;
+    /// A page of environments, only those in `scope` (a scoped caller's).
+    pub async fn list_environments(
+        &self,
+        after: Option<String>,
+        limit: u64,
+        scope: ferry_kit::db::Scope<'_>,
+    ) -> Result<Page<Environment, String>> {
+        let rows = store::environments::list(&self.reads, after.as_deref(), limit + 1, scope).await?;
         Ok(page(rows.into_iter().map(|r| r.env).collect(), limit, |e| e.name.id().to_owned()))
     }
 

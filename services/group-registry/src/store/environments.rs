@@ -1,5 +1,6 @@
 //! Environments.
 
+use ferry_kit::db::{Scope, ScopedBy, and_in_scope};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::{all, col, corrupt, one};
@@ -44,12 +45,11 @@ pub async fn find<C: ConnectionTrait>(db: &C, name: &EnvName) -> Result<Option<E
 }
 
 /// Environments ordered by name, after `after`.
-pub async fn list<C: ConnectionTrait>(db: &C, after: Option<&str>, limit: u64) -> Result<Vec<EnvRow>, DbErr> {
-    let rows = all(
-        db,
-        &format!("SELECT {COLS} FROM environments WHERE name > ? AND name < '~' ORDER BY name LIMIT ?"),
-        vec![after.unwrap_or("").into(), Value::from(limit as i64)],
-    )
-    .await?;
-    rows.iter().map(read).collect()
+pub async fn list<C: ConnectionTrait>(db: &C, after: Option<&str>, limit: u64, scope: Scope<'_>) -> Result<Vec<EnvRow>, DbErr> {
+    let mut sql = format!("SELECT {COLS} FROM environments WHERE name > ? AND name < '~'");
+    let mut values = vec![after.unwrap_or("").into()];
+    and_in_scope(&mut sql, &mut values, ScopedBy::Id("name"), scope);
+    sql.push_str(" ORDER BY name LIMIT ?");
+    values.push(Value::from(limit as i64));
+    all(db, &sql, values).await?.iter().map(read).collect()
 }

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_create_restore_points::Migration),
             Box::new(m20261204_000001_create_masking_keys::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
+            Box::new(ferry_kit::audit::store::Migration),
         ]
     }
 }

@@ -180,6 +180,12 @@ pub async fn auth_roles_and_environment_scopes(b: Backend) {
     assert_eq!(out_of_scope.code(), Code::PermissionDenied);
     let envs = op.list_environments(pb::ListEnvironmentsRequest::default()).await.expect("list").into_inner();
     assert_eq!(envs.environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["environments/dev"]);
+    // Filtered in the query: environments before dev out of scope do not make short pages.
+    for id in ["alpha", "beta", "charlie"] {
+        env(&app, id, false).await;
+    }
+    let first = op.list_environments(pb::ListEnvironmentsRequest { page_size: 1, ..Default::default() }).await.expect("list").into_inner();
+    assert_eq!(first.environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["environments/dev"], "a full first page");
     let admin_only = op
         .copy_environment(pb::CopyEnvironmentRequest {
             source: "environments/dev".into(),

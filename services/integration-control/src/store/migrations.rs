@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_integration_control::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
             Box::new(m20261203_000001_index_snapshots_by_age::Migration),
+            Box::new(ferry_kit::audit::store::Migration),
         ]
     }
 }

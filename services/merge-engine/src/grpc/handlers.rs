@@ -196,10 +196,10 @@ impl MergeService for MergeApi {
         let size = c::page_size(&mut v, r.page_size);
         let after = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
         let (source, recipient, states, size, after) = done(v, || Some((source?, recipient?, states?, size?, after?)))?;
-        let page = self.engine.list_plans(source.as_ref(), recipient.as_ref(), &states, after, size).await?;
+        let page = self.engine.list_plans(source.as_ref(), recipient.as_ref(), &states, after, size, p.environments.as_ref()).await?;
         Ok(Response::new(pb::ListMergePlansResponse {
             next_page_token: c::next_token(&list, &page.next),
-            merge_plans: page.items.into_iter().filter(|pl| p.check_environment(&pl.source.env).is_ok()).map(c::plan).collect(),
+            merge_plans: page.items.into_iter().map(c::plan).collect(),
         }))
     }
 
@@ -359,10 +359,10 @@ impl MergeService for MergeApi {
         let size = c::page_size(&mut v, r.page_size);
         let after = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
         let (states, kinds, size, after) = done(v, || Some((states?, kinds?, size?, after?)))?;
-        let page = self.engine.list_jobs(&states, &kinds, after, size).await?;
+        let page = self.engine.list_jobs(&states, &kinds, after, size, p.environments.as_ref()).await?;
         Ok(Response::new(pb::ListJobsResponse {
             next_page_token: c::next_token(&list, &page.next),
-            jobs: page.items.into_iter().filter(|j| p.check_environment(&job_env(j)).is_ok()).map(c::job).collect(),
+            jobs: page.items.into_iter().map(c::job).collect(),
         }))
     }
 

@@ -27,8 +27,9 @@ impl Engine {
         kinds: &[JobKind],
         after: Option<(i64, String)>,
         limit: u64,
+        scope: ferry_kit::db::Scope<'_>,
     ) -> Result<Page<Job, (i64, String)>> {
-        let rows = store::jobs::list(&self.db, states, kinds, after.as_ref(), limit + 1).await?;
+        let rows = store::jobs::list(&self.db, states, kinds, after.as_ref(), limit + 1, scope).await?;
         Ok(super::page(rows, limit, |j| (j.created_at, j.id.0.clone())))
     }
 

@@ -154,6 +154,7 @@ impl Engine {
         states: &[PlanState],
         after: Option<(i64, String)>,
         limit: u64,
+        scope: ferry_kit::db::Scope<'_>,
     ) -> Result<Page<Plan, (i64, String)>> {
         // STALE is a READY plan whose groups moved, EXPIRED one past its expiry (or pruned,
         // then stored EXPIRED): fetch READY too and decide per plan.
@@ -165,7 +166,7 @@ impl Engine {
         stored.dedup();
         let source = source.map(ToString::to_string);
         let recipient = recipient.map(ToString::to_string);
-        let rows = store::plans::list(&self.db, source.as_deref(), recipient.as_deref(), &stored, after.as_ref(), limit + 1).await?;
+        let rows = store::plans::list(&self.db, source.as_deref(), recipient.as_deref(), &stored, after.as_ref(), limit + 1, scope).await?;
         let page = super::page(rows, limit, |p| (p.created_at, p.id.0.clone()));
         let mut cache = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());

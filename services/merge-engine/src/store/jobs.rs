@@ -110,9 +110,11 @@ pub async fn list<C: ConnectionTrait>(
     kinds: &[JobKind],
     after: Option<&(i64, String)>,
     limit: u64,
+    scope: ferry_kit::db::Scope<'_>,
 ) -> Result<Vec<Job>, DbErr> {
     let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1 = 1");
     let mut values: Vec<Value> = Vec::new();
+    ferry_kit::db::and_in_scope(&mut sql, &mut values, ferry_kit::db::ScopedBy::Name("recipient"), scope);
     if !states.is_empty() {
         sql.push_str(&format!(" AND state IN ({})", placeholders(states.len())));
         values.extend(states.iter().map(|s| Value::from(i64::from(s.number()))));

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_merge_engine::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
             Box::new(m20261205_000001_retention::Migration),
+            Box::new(ferry_kit::audit::store::Migration),
         ]
     }
 }

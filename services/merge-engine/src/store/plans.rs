@@ -88,9 +88,11 @@ pub async fn list<C: ConnectionTrait>(
     states: &[PlanState],
     after: Option<&(i64, String)>,
     limit: u64,
+    scope: ferry_kit::db::Scope<'_>,
 ) -> Result<Vec<Plan>, DbErr> {
     let mut sql = format!("SELECT {COLUMNS} FROM merge_plans WHERE 1 = 1");
     let mut values: Vec<Value> = Vec::new();
+    ferry_kit::db::and_in_scope(&mut sql, &mut values, ferry_kit::db::ScopedBy::Name("source"), scope);
     if let Some(s) = source {
         sql.push_str(" AND source = ?");
         values.push(s.into());

@@ -93,3 +93,32 @@ pub async fn request_id_makes_retries_no_ops(b: Backend) {
     let listed = app.merge.clone().list_jobs(mpb::ListJobsRequest::default()).await.expect("list jobs").into_inner();
     assert_eq!(listed.jobs.len(), 1, "one job for two calls");
 }
+
+/// A caller scoped to some environments lists only their plans and jobs, filtered in the
+/// query: newer plans and jobs elsewhere do not make its pages short or empty.
+pub async fn scoped_lists_are_filtered_in_the_query(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let mut plans = Vec::new();
+    for env_id in ["b", "a"] {
+        env(&app, env_id).await;
+        let src = group(&app, env_id, "src").await;
+        create(&app, &src, entity(SERVICE, "s", "{}")).await;
+        let runs = if env_id == "a" { 3 } else { 1 };
+        for i in 0..runs {
+            let dst = group(&app, env_id, &format!("dst{i}")).await;
+            plans.push(plan(&app, plan_req(&src, &dst)).await.name);
+        }
+    }
+    for p in &plans {
+        apply_ok(&app, p).await;
+    }
+    let mut scoped = merge_client(app.engine.as_ref().expect("an engine").addr, SCOPED_TO_B);
+    let listed = scoped.list_merge_plans(mpb::ListMergePlansRequest { page_size: 1, ..Default::default() }).await.expect("plans");
+    let listed = listed.into_inner();
+    assert_eq!(listed.merge_plans.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec![plans[0].as_str()], "a full page");
+    let jobs = scoped.list_jobs(mpb::ListJobsRequest { page_size: 1, ..Default::default() }).await.expect("jobs").into_inner();
+    assert_eq!(jobs.jobs.len(), 1, "a full page");
+    assert!(jobs.jobs[0].recipient.starts_with("environments/b/"), "{:?}", jobs.jobs[0]);
+    let admin = app.merge.clone().list_jobs(mpb::ListJobsRequest::default()).await.expect("jobs").into_inner();
+    assert_eq!(admin.jobs.len(), 4, "the admin sees all");
+}

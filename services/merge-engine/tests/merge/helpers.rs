@@ -23,9 +23,12 @@ pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInte
 pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 pub const ADMIN: &str = "admin-token-for-merge-tests-01";
+/// An operator scoped to environment `b`.
+pub const SCOPED_TO_B: &str = "scoped-token-for-merge-tests-b";
 /// A running engine: its server's shutdown and its workers.
 pub struct EngineHandle {
     pub client: Merge,
+    pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     workers: merge_engine::Workers,
 }
@@ -70,10 +73,10 @@ impl Drop for TestApp {
     }
 }
 
-fn merge_client(addr: SocketAddr) -> Merge {
+pub fn merge_client(addr: SocketAddr, token: &str) -> Merge {
     MergeServiceClient::with_interceptor(
         channel(&format!("http://{addr}")).expect("channel"),
-        ClientInterceptor::new(Some(ADMIN)).expect("token"),
+        ClientInterceptor::new(Some(token)).expect("token"),
     )
 }
 
@@ -100,7 +103,7 @@ impl TestApp {
         tokio::spawn(server.serve(async move {
             let _ = rx.await;
         }));
-        EngineHandle { client: merge_client(addr), shutdown: Some(tx), workers }
+        EngineHandle { client: merge_client(addr, ADMIN), addr, shutdown: Some(tx), workers }
     }
 
     /// Replaces the engine with a new one on the same database.
@@ -130,7 +133,7 @@ pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestAp
     let registry_db = database(backend, &dir, "registry.db").await?;
     let engine_db = database(backend, &dir, "merge.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin *\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin *\n{SCOPED_TO_B} operator b bea@example.com\n")).expect("tokens file");
     let rconfig = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), registry_db, common(&tokens));
     let server = group_registry::build(&rconfig).await.expect("build registry");
     let raddr = server.local_addr();
@@ -145,7 +148,7 @@ pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestAp
     .max_decoding_message_size(64 * 1024 * 1024);
     let mut app = TestApp {
         registry,
-        merge: merge_client(raddr),
+        merge: merge_client(raddr, ADMIN),
         engine: None,
         engine_db,
         registry_url: format!("http://{raddr}"),

@@ -31,6 +31,7 @@ per_backend!(
     projects::g9_project_merge_refused_listing_missing_unless_groups_first,
     edge::bad_input_is_refused_precisely_and_writes_nothing,
     edge::request_id_makes_retries_no_ops,
+    edge::scoped_lists_are_filtered_in_the_query,
     retention::expired_items_and_effects_are_pruned_in_batches_and_refused_after,
 );
 

@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clients::Clients;
-use crate::domain::{Run, Step, StepState};
+use crate::domain::{Run, RunState, Step, StepState};
 use crate::error::{Error, Result};
 use crate::metrics;
 use journal::Journal;
@@ -112,6 +112,16 @@ pub trait Kind: Send + Sync + Sized + 'static {
 pub type RunOf<K> = Run<<K as Kind>::Spec, <K as Kind>::Detail>;
 
 /// The name of run `id` of kind `K`.
+/// Step `number` (1-based) of `run`, if it has one.
+fn step_at<K: Kind>(run: &RunOf<K>, number: i32) -> Option<&Step<K::Detail>> {
+    usize::try_from(number - 1).ok().and_then(|i| run.steps.get(i))
+}
+
+/// The step a run is at, for its audit events: `3 copy_integrations`; empty when none.
+pub fn audit_step<K: Kind>(run: &RunOf<K>) -> String {
+    step_at::<K>(run, run.current_step).map(|s| format!("{} {}", s.number, K::step_label(s))).unwrap_or_default()
+}
+
 pub fn name_of<K: Kind>(id: &str) -> String {
     format!("{}/{id}", K::COLLECTION)
 }
@@ -272,27 +282,34 @@ impl<K: Kind> Cx<K> {
 
     /// The metrics label of step `number` (1-based; "run" for none).
     fn label(&self, number: i32) -> &'static str {
-        match usize::try_from(number - 1).ok().and_then(|i| self.run.steps.get(i)) {
-            Some(step) => K::step_label(step),
-            None => "run",
-        }
+        step_at::<K>(&self.run, number).map(K::step_label).unwrap_or("run")
+    }
+
+    /// The audit event of a write by the driver, in its transaction: the coordinator acts
+    /// for the run's starter; the outcome is the run's error when the write records one.
+    async fn audit(&self, txn: &sea_orm::DatabaseTransaction) -> Result<()> {
+        let outcome = match (&self.run.state, &self.run.error) {
+            (RunState::Failed, Some(e)) => ferry_kit::status::code_name(tonic::Code::from_i32(e.code)),
+            _ => "OK",
+        };
+        ferry_kit::audit::Call::own(crate::SERVICE, "driver", &self.run.created_by)
+            .with_run(&self.name(), &audit_step::<K>(&self.run))
+            .append(txn, outcome)
+            .await?;
+        Ok(())
     }
 
     /// Writes the run if no one else changed it since it was read (with the parts of its
     /// steps that changed, in one transaction).
     pub async fn save(&mut self) -> Result<()> {
         let (body, parts) = store::split(&mut self.run, &mut self.written)?;
-        let saved = if parts.is_empty() {
-            store::save(self.engine.db(), &self.run.id, &body, self.run.state, self.version).await?
-        } else {
-            let txn = ferry_kit::db::begin(self.engine.db()).await?;
-            let saved = store::save(&txn, &self.run.id, &body, self.run.state, self.version).await?;
-            if saved {
-                store::save_parts(&txn, &self.run.id, &parts).await?;
-                txn.commit().await?;
-            }
-            saved
-        };
+        let txn = ferry_kit::db::begin(self.engine.db()).await?;
+        let saved = store::save(&txn, &self.run.id, &body, self.run.state, self.version).await?;
+        if saved {
+            store::save_parts(&txn, &self.run.id, &parts).await?;
+            self.audit(&txn).await?;
+            txn.commit().await?;
+        }
         if !saved {
             return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
         }
@@ -311,6 +328,7 @@ impl<K: Kind> Cx<K> {
         }
         store::save_parts(&txn, &self.run.id, &parts).await?;
         locks::release(&txn, &self.name()).await?;
+        self.audit(&txn).await?;
         txn.commit().await?;
         metrics::run_write("run", "runs");
         self.version += 1;

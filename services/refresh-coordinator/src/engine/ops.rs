@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::{self, Stored};
-use super::{Engine, Kind, RunOf, locks, name_of};
+use super::{Engine, Kind, RunOf, audit_step, locks, name_of};
 use crate::domain::approval::{self, Confirmer};
 use crate::domain::{AbortRequest, RunState, StepState};
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ pub struct ListFilter {
     pub states: Vec<RunState>,
     /// An environment or project name the runs concern.
     pub subject: Option<String>,
+    /// Only runs whose environments are all among these ids (a scoped caller's).
+    pub scope: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A run as clients see it: an abort asked of a run a driver holds shows as ABORTING
@@ -55,7 +57,10 @@ impl Engine {
     pub async fn replayed<T: DeserializeOwned>(&self, key: Option<&RequestKey>, method: &str) -> Result<Option<T>> {
         let Some(k) = key else { return Ok(None) };
         match idempotency::lookup(self.db(), &k.request_id, method, &k.fingerprint).await? {
-            idempotency::Replay::Done(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            idempotency::Replay::Done(bytes) => {
+                ferry_kit::audit::replayed();
+                Ok(Some(serde_json::from_slice(&bytes)?))
+            }
             idempotency::Replay::Mismatch => Err(Error::RequestIdReused),
             idempotency::Replay::Fresh => Ok(None),
         }
@@ -77,6 +82,7 @@ impl Engine {
         if let Some(id) = self.replayed::<String>(key.as_ref(), method).await? {
             return self.get::<K>(&id).await;
         }
+        ferry_kit::audit::run(&name_of::<K>(&run.id), "");
         // The driver executes the steps later, as children of this call's trace.
         let traceparent = ferry_kit::telemetry::current_traceparent();
         let body = store::body(&run)?;
@@ -110,6 +116,13 @@ impl Engine {
         }
     }
 
+    /// The audit events of run `id` in this coordinator's log, oldest first: the calls on
+    /// it (refused ones too) and the driver's writes.
+    pub async fn audit_of<K: Kind>(&self, id: &str) -> Result<Vec<ferry_kit::audit::Event>> {
+        let filter = ferry_kit::audit::store::Filter { run: Some(name_of::<K>(id)), ..Default::default() };
+        Ok(ferry_kit::audit::store::all(self.db(), &filter).await?)
+    }
+
     pub async fn get<K: Kind>(&self, id: &str) -> Result<RunOf<K>> {
         let mut run = [view::<K>(&self.stored::<K>(id).await?)?];
         store::with_parts::<K>(self.db(), &mut run).await?;
@@ -119,7 +132,7 @@ impl Engine {
 
     /// A page of runs of kind `K`, newest first, after the cursor `(create_time, id)`.
     pub async fn list<K: Kind>(&self, filter: &ListFilter, after: Option<&(i64, String)>, limit: u64) -> Result<Vec<RunOf<K>>> {
-        let rows = store::list(self.db(), K::KIND, &filter.states, filter.subject.as_deref(), after, limit).await?;
+        let rows = store::list(self.db(), K::KIND, filter, after, limit).await?;
         let mut runs = rows.iter().map(view::<K>).collect::<Result<Vec<_>>>()?;
         store::with_parts::<K>(self.db(), &mut runs).await?;
         Ok(runs)
@@ -140,6 +153,7 @@ impl Engine {
                     _ => return Err(Error::not_found(K::NOUN, name_of::<K>(&id_owned))),
                 };
                 let mut run = stored.run::<K>()?;
+                ferry_kit::audit::run(&name_of::<K>(&run.id), &audit_step::<K>(&run));
                 let mut abort_request = None;
                 if change(&mut run, &mut abort_request)?
                     && !store::save(txn, &run.id, &store::body(&run)?, run.state, stored.version).await?

@@ -30,6 +30,9 @@ pub trait Scheduled: Kind {
     type Request: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static;
     /// The schedule collection: schedules are named `{SCHEDULES}/{id}`.
     const SCHEDULES: &'static str;
+    /// The fields of the request (in its stored JSON) that hold the environment ids a
+    /// schedule concerns: a scoped caller lists the schedules whose every one is in scope.
+    const ENVIRONMENT_FIELDS: &'static [&'static str];
     /// Starts the run a due time asks for, as `actor`, with `key`; the run's name.
     fn start_scheduled(engine: &Engine, request: Self::Request, actor: String, key: RequestKey) -> BoxFuture<'_, Result<String>>;
 }
@@ -184,11 +187,25 @@ impl Engine {
     }
 
     /// A page of schedules of kind `K` by id, after `after`.
-    pub async fn list_schedules<K: Scheduled>(&self, show_deleted: bool, after: Option<&str>, limit: u64) -> Result<Vec<ScheduleOf<K>>> {
+    /// A page of schedules by id, only those whose environments are all in `scope`.
+    pub async fn list_schedules<K: Scheduled>(
+        &self,
+        show_deleted: bool,
+        after: Option<&str>,
+        limit: u64,
+        scope: ferry_kit::db::Scope<'_>,
+    ) -> Result<Vec<ScheduleOf<K>>> {
         let mut sql = "SELECT kind, body, version FROM schedules WHERE kind = ?".to_owned();
         let mut values: Vec<Value> = vec![K::KIND.into()];
         if !show_deleted {
             sql.push_str(" AND deleted_at IS NULL");
+        }
+        for field in K::ENVIRONMENT_FIELDS {
+            let id = match self.db().get_database_backend() {
+                sea_orm::DbBackend::Postgres => format!("(body::jsonb #>> '{{request,{field}}}')"),
+                _ => format!("json_extract(body, '$.request.{field}')"),
+            };
+            ferry_kit::db::and_in_scope(&mut sql, &mut values, ferry_kit::db::ScopedBy::Id(&id), scope);
         }
         if let Some(a) = after {
             sql.push_str(" AND id > ?");

@@ -243,20 +243,29 @@ pub async fn save<C: ConnectionTrait>(db: &C, id: &str, body: &str, state: RunSt
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     kind: &str,
-    states: &[RunState],
-    subject: Option<&str>,
+    filter: &super::ops::ListFilter,
     after: Option<&(i64, String)>,
     limit: u64,
 ) -> Result<Vec<Stored>, DbErr> {
     let mut sql = format!("SELECT {COLS} FROM runs WHERE kind = ?");
     let mut values: Vec<Value> = vec![kind.into()];
-    if !states.is_empty() {
-        sql.push_str(&format!(" AND state IN ({})", ferry_kit::db::placeholders(states.len())));
-        values.extend(states.iter().map(|s| Value::from(s.number())));
+    if !filter.states.is_empty() {
+        sql.push_str(&format!(" AND state IN ({})", ferry_kit::db::placeholders(filter.states.len())));
+        values.extend(filter.states.iter().map(|s| Value::from(s.number())));
     }
-    if let Some(subject) = subject {
+    if let Some(subject) = &filter.subject {
         sql.push_str(" AND id IN (SELECT run_id FROM run_subjects WHERE subject = ?)");
-        values.push(subject.into());
+        values.push(subject.as_str().into());
+    }
+    if let Some(scope) = &filter.scope {
+        // Every environment a run concerns is one of its subjects, named
+        // `environments/{id}` (projects and runs it names have more after that).
+        let outside =
+            if scope.is_empty() { String::new() } else { format!(" AND subject NOT IN ({})", ferry_kit::db::placeholders(scope.len())) };
+        sql.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM run_subjects WHERE run_id = runs.id AND subject LIKE 'environments/%' AND subject NOT LIKE 'environments/%/%'{outside})"
+        ));
+        values.extend(scope.iter().map(|e| Value::from(format!("environments/{e}"))));
     }
     if let Some((t, id)) = after {
         sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");

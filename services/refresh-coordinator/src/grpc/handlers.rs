@@ -105,10 +105,9 @@ impl RefreshApi {
             states.iter().enumerate().filter_map(|(i, s)| v.check(&format!("states[{i}]"), c::run_state(*s))).collect();
         let cursor = v.check("page_token", ferry_kit::paging::decode::<(i64, String)>(&scope_key, page_token));
         let (size, cursor) = done(v, size.zip(cursor))?;
-        let filter = ListFilter { states, subject };
-        let mut runs = self.engine.list::<K>(&filter, cursor.as_ref(), size + 1).await?;
         // A caller scoped to some environments sees only their runs.
-        runs.retain(|run| scope(p, &run.environments()).is_ok());
+        let filter = ListFilter { states, subject, scope: p.environments.clone() };
+        let runs = self.engine.list::<K>(&filter, cursor.as_ref(), size + 1).await?;
         let page = ferry_kit::paging::split(runs, size, |run| (run.create_time, run.id.clone()));
         Ok((page.items, page.next.map(|n| ferry_kit::paging::encode(&scope_key, &n)).unwrap_or_default()))
     }
@@ -354,9 +353,10 @@ impl RefreshService for RefreshApi {
         let id = v.check("name", run_id(Refresh::COLLECTION, &request.get_ref().name, "/report"));
         let id = done(v, id)?;
         let run = self.visible::<Refresh>(&p, &id).await?;
+        let audit = self.engine.audit_of::<Refresh>(&id).await?;
         Ok(Response::new(pb::RefreshReport {
             name: format!("{}/report", crate::engine::name_of::<Refresh>(&id)),
-            markdown: refresh::report::markdown(&run),
+            markdown: refresh::report::markdown(&run, &audit),
             generate_time: Some(ferry_kit::db::timestamp(ferry_kit::db::now_micros())),
         }))
     }

@@ -216,9 +216,10 @@ pub(super) async fn report(api: &RefreshApi, request: Request<pb::GetRollbackRep
     let id = v.check("name", run_id(Rollback::COLLECTION, &request.get_ref().name, "/report"));
     let id = done(v, id)?;
     let run = api.visible::<Rollback>(&p, &id).await?;
+    let audit = api.engine().audit_of::<Rollback>(&id).await?;
     Ok(pb::RollbackReport {
         name: format!("{}/report", name_of::<Rollback>(&id)),
-        markdown: rollback::markdown(&run),
+        markdown: rollback::markdown(&run, &audit),
         generate_time: Some(timestamp(ferry_kit::db::now_micros())),
     })
 }

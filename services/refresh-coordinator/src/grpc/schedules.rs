@@ -133,12 +133,11 @@ impl RefreshApi {
         let scope_key = format!("refreshSchedules:{}", r.show_deleted);
         let cursor = v.check("page_token", ferry_kit::paging::decode::<String>(&scope_key, &r.page_token));
         let (size, cursor) = done(v, size.zip(cursor))?;
-        let mut found = self.engine().list_schedules::<Refresh>(r.show_deleted, cursor.as_deref(), size + 1).await?;
-        // The page's cursor is the last id read, so a caller scoped to some environments
-        // pages through everything and sees only theirs.
+        // A caller scoped to some environments sees only theirs, filtered in the query.
+        let mut found =
+            self.engine().list_schedules::<Refresh>(r.show_deleted, cursor.as_deref(), size + 1, p.environments.as_ref()).await?;
         let next = (found.len() as u64 > size).then(|| found[size as usize - 1].id.clone());
         found.truncate(size as usize);
-        found.retain(|s| scope(p, &s.request).is_ok());
         Ok(pb::ListRefreshSchedulesResponse {
             refresh_schedules: found.iter().map(schedule_pb).collect(),
             next_page_token: next.map(|n| ferry_kit::paging::encode(&scope_key, &n)).unwrap_or_default(),

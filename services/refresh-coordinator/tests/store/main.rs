@@ -13,6 +13,7 @@ use refresh_coordinator::domain::{
 use refresh_coordinator::engine::journal::Journal;
 use refresh_coordinator::engine::leases::{self, Claim, Interrupted};
 use refresh_coordinator::engine::locks::{self, Held, Lock};
+use refresh_coordinator::engine::ops::ListFilter;
 use refresh_coordinator::engine::store as runs;
 use refresh_coordinator::kinds::{Promotion, Refresh};
 use refresh_coordinator::store::migrations::Migrator;
@@ -302,7 +303,20 @@ async fn legacy_runs_are_carried_over(backend: Backend) {
     let journal = Journal::load(&db, "r1").await.expect("journal");
     let deactivated: Option<ChangeSet> = journal.get(2, "deactivate").expect("typed");
     assert_eq!(deactivated.map(|c| c.environment), Some("environments/prod".to_owned()), "the step output, typed");
-    assert_eq!(runs::list(&db, "refresh", &[], Some("environments/dev"), None, 10).await.expect("list").len(), 1, "listed by environment");
+    let by = |subject: Option<&str>, scope: Option<&[&str]>| ListFilter {
+        states: vec![],
+        subject: subject.map(str::to_owned),
+        scope: scope.map(|s| s.iter().map(|e| (*e).to_owned()).collect()),
+    };
+    let count = |kind: &'static str, filter: ListFilter| {
+        let db = db.clone();
+        async move { runs::list(&db, kind, &filter, None, 10).await.expect("list").len() }
+    };
+    assert_eq!(count("refresh", by(Some("environments/dev"), None)).await, 1, "listed by environment");
+    // A scoped caller lists the runs whose every environment is in scope, in the query.
+    assert_eq!(count("refresh", by(None, Some(&["prod", "dev"]))).await, 1);
+    assert_eq!(count("refresh", by(None, Some(&["dev"]))).await, 0, "prod is outside the scope");
+    assert_eq!(count("refresh", by(None, Some(&[]))).await, 0);
 
     let stored = runs::find(&db, "p1").await.expect("find").expect("promotion run carried over");
     assert!(stored.abort_request.is_none());
@@ -312,8 +326,9 @@ async fn legacy_runs_are_carried_over(backend: Backend) {
     assert_eq!(run.steps[1].state, StepState::Failed);
     let journal = Journal::load(&db, "p1").await.expect("journal");
     assert!(journal.has(2, "apply-a1") && journal.has(2, "failed-a1"), "a retry of the failed step starts a new round");
-    let listed = runs::list(&db, "promotion", &[], Some("environments/corp/projects/q"), None, 10).await.expect("list");
-    assert_eq!(listed.len(), 1, "listed by project");
+    assert_eq!(count("promotion", by(Some("environments/corp/projects/q"), None)).await, 1, "listed by project");
+    assert_eq!(count("promotion", by(None, Some(&["corp"]))).await, 1, "a project's environment is in scope");
+    assert_eq!(count("promotion", by(None, Some(&["corpx"]))).await, 0);
     let _ = std::fs::remove_dir_all(dir);
 }
 

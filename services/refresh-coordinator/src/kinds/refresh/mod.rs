@@ -60,6 +60,7 @@ impl Kind for Refresh {
 impl Scheduled for Refresh {
     type Request = RefreshRequest;
     const SCHEDULES: &'static str = "refreshSchedules";
+    const ENVIRONMENT_FIELDS: &'static [&'static str] = &["source", "destination"];
 
     fn start_scheduled(engine: &Engine, r: RefreshRequest, actor: String, key: RequestKey) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use ferry_kit::audit::Event;
+
 use crate::domain::{Mode, RefreshRun, Run, RunState, Step, StepState};
 
 pub(crate) fn time(micros: Option<i64>) -> String {
@@ -58,7 +60,7 @@ pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn markdown(run: &RefreshRun) -> String {
+pub fn markdown(run: &RefreshRun, audit: &[Event]) -> String {
     let name = format!("refreshRuns/{}", run.id);
     let mut md = String::new();
     let _ = writeln!(md, "# Refresh {} → {}\n", run.spec.source, run.spec.destination);
@@ -107,7 +109,45 @@ pub fn markdown(run: &RefreshRun) -> String {
         });
         step_section(&mut md, step, kind.title(), step.detail.summary.iter().cloned().chain(counts));
     }
+    audit_section(&mut md, audit);
     md
+}
+
+/// Who did what to the run, from the coordinator's audit log: every call on it (refused
+/// ones too), then how often the driver wrote it and for whom.
+pub(crate) fn audit_section(md: &mut String, events: &[Event]) {
+    let _ = writeln!(md, "## Who did what (audit log)\n");
+    let (calls, driver): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| e.method.starts_with('/'));
+    if calls.is_empty() {
+        let _ = writeln!(md, "No call on this run is in the audit log.");
+    } else {
+        let _ = writeln!(md, "| Event | Time | Who | Authenticated by | Call | Step | Outcome |\n|---|---|---|---|---|---|---|");
+        for e in calls {
+            let who = if e.on_behalf_of.is_empty() { e.subject.clone() } else { format!("{} for {}", e.subject, e.on_behalf_of) };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                e.sequence,
+                time(Some(e.time)),
+                cell(&who),
+                e.credential,
+                e.method.rsplit('/').next().unwrap_or_default(),
+                if e.step.is_empty() { "-" } else { &e.step },
+                e.outcome
+            );
+        }
+    }
+    if let (Some(first), Some(last)) = (driver.first(), driver.last()) {
+        let starter = if first.on_behalf_of.is_empty() { "nobody (a schedule)" } else { &first.on_behalf_of };
+        let _ = writeln!(
+            md,
+            "\nThe coordinator wrote the run {} times on behalf of {} (events {}–{}).",
+            driver.len(),
+            cell(starter),
+            first.sequence,
+            last.sequence
+        );
+    }
 }
 
 /// The rows every run's header has after its own: abort, error, interruptions.

@@ -45,14 +45,14 @@ pub(super) async fn check(engine: &Engine, run: &RefreshRun, now: i64) -> Result
         ));
     }
     let dst = run.spec.destination.to_string();
-    let filter = ListFilter { states: vec![RunState::Succeeded], subject: Some(dst.clone()) };
+    let filter = ListFilter { states: vec![RunState::Succeeded], subject: Some(dst.clone()), scope: None };
     if let Some(later) =
         engine.list::<Refresh>(&filter, None, 1).await?.into_iter().find(|r| r.id != run.id && r.create_time > run.create_time)
     {
         let later = name_of::<Refresh>(&later.id);
         return Err(Error::unmet("REFRESHED_SINCE", &name, format!("{later} refreshed {dst} after {name}; roll that one back first")));
     }
-    let filter = ListFilter { states: vec![RunState::Succeeded], subject: Some(name.clone()) };
+    let filter = ListFilter { states: vec![RunState::Succeeded], subject: Some(name.clone()), scope: None };
     if let Some(done) = engine.list::<Rollback>(&filter, None, 1).await?.first() {
         let done = name_of::<Rollback>(&done.id);
         return Err(Error::unmet("ALREADY_ROLLED_BACK", &name, format!("{done} already rolled {name} back")));

@@ -5,10 +5,10 @@ use crate::domain::RollbackRun;
 use crate::engine::name_of;
 
 /// The rollback's report, as Markdown.
-pub fn markdown(run: &RollbackRun) -> String {
+pub fn markdown(run: &RollbackRun, audit: &[ferry_kit::audit::Event]) -> String {
     use std::fmt::Write;
 
-    use crate::kinds::refresh::report::{cell, run_rows, run_state, step_section, time};
+    use crate::kinds::refresh::report::{audit_section, cell, run_rows, run_state, step_section, time};
     let p = &run.spec.plan;
     let mut md = String::new();
     let _ = writeln!(md, "# Rollback of refreshRuns/{} ({})\n", p.refresh_run, p.destination);
@@ -31,5 +31,6 @@ pub fn markdown(run: &RollbackRun) -> String {
     for step in &run.steps {
         step_section(&mut md, step, step.detail.kind.title(), step.detail.summary.iter().cloned());
     }
+    audit_section(&mut md, audit);
     md
 }

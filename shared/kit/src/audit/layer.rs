@@ -1,0 +1,97 @@
+//! The tower layer that gives each mutating call to a Ferry service its [`Call`], and
+//! appends the call's event when the call ended without one (a failure, whose writes
+//! rolled back; or work outside [`crate::idempotency::transaction`]).
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::{CALL, Call, store};
+use crate::auth::{Principal, Role, required_role};
+
+/// A service's audit log: its database and its name in events.
+#[derive(Clone)]
+pub struct Log {
+    pub db: sea_orm::DatabaseConnection,
+    pub service: &'static str,
+}
+
+/// The layer; `None` records nothing (a server without an audit log).
+#[derive(Clone)]
+pub struct AuditLayer {
+    log: Option<Log>,
+}
+
+impl AuditLayer {
+    pub fn new(log: Option<Log>) -> Self {
+        Self { log }
+    }
+}
+
+impl<S> tower::Layer<S> for AuditLayer {
+    type Service = Audit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Audit { inner, log: self.log.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Audit<S> {
+    inner: S,
+    log: Option<Log>,
+}
+
+/// Whether `path` is a call to a Ferry service that changes something (reads are not
+/// logged; nor are health and reflection).
+fn mutation(path: &str) -> bool {
+    path.starts_with("/ferry.") && required_role(path.rsplit('/').next().unwrap_or_default()) > Role::Viewer
+}
+
+/// The outcome of a finished call: the status of a trailers-only reply (how an error is
+/// answered), OK otherwise.
+fn outcome<B>(response: &http::Response<B>) -> &'static str {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Ok);
+    crate::status::code_name(code)
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Audit<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let Some(log) = self.log.clone().filter(|_| mutation(req.uri().path())) else {
+            return Box::pin(self.inner.call(req));
+        };
+        let principal = req.extensions().get::<Principal>().cloned().unwrap_or_else(Principal::unrestricted);
+        let call = Arc::new(Call::new(log.service, &principal, req.uri().path()));
+        let inner = &mut self.inner;
+        let work = CALL.sync_scope(call.clone(), || inner.call(req));
+        Box::pin(async move {
+            let response = CALL.scope(call.clone(), work).await?;
+            if !call.state().done {
+                let event = call.event(outcome(&response));
+                if let Err(e) = store::append_alone(&log.db, event).await {
+                    tracing::error!(error = %e, method = %call.method, "audit event not recorded");
+                }
+            }
+            Ok(response)
+        })
+    }
+}
