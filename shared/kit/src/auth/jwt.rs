@@ -107,11 +107,12 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Ok(alg)
 }
 
-/// Whether a bearer token has the shape of a JWT: three dot-separated base64url parts.
+/// Whether a bearer token has the shape of a JWT: three dot-separated base64url parts
+/// (the last may be empty: an unsigned `alg: none` token, which is refused as such).
 pub fn looks_like_jwt(token: &str) -> bool {
-    let b64url = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let b64url = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let parts: Vec<&str> = token.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| b64url(p))
+    matches!(parts.as_slice(), [h, c, s] if !h.is_empty() && !c.is_empty() && b64url(h) && b64url(c) && b64url(s))
 }
 
 /// The JWT checker of a server: its configuration and the cached JWKS.
