@@ -279,9 +279,9 @@ fn ensure_tokens(dir: &Path) -> anyhow::Result<String> {
     let tokens_path = dir.join(TOKENS_FILE);
     if !tokens_path.exists() {
         let text = format!(
-            "# Written by `ferry up`. One token per line: <token> <viewer|operator|admin> <*|env,env> <subject>\n\
+            "# Written by `ferry up`. One token per line: <token> <viewer|operator|admin>[+approver][+service] <*|env,env> <subject>\n\
              # Read again within seconds of a change: a removed line is refused without a restart.\n\
-             {token} admin * {LOCAL_ADMIN}\n"
+             {token} admin+service * {LOCAL_ADMIN}\n"
         );
         write_private(&tokens_path, &text)?;
     }
