@@ -20,9 +20,10 @@ pub struct CommonArgs {
     /// `<token> <viewer|operator|admin>[+approver][+service] <*|env,env> <subject>`.
     #[arg(long, env = "FERRY_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
-    /// JWT bearer tokens (OIDC, Kubernetes service accounts).
+    /// JWT bearer tokens (OIDC, Kubernetes service accounts); boxed: sixteen flags would
+    /// make every enum holding `CommonArgs` large.
     #[command(flatten)]
-    pub jwt: JwtArgs,
+    pub jwt: Box<JwtArgs>,
     /// Under mutual TLS, client certificates as identities: one per line,
     /// `<san> <role>[+approver][+service] <*|env,env>` (a URI SAN such as a SPIFFE id, or a
     /// DNS SAN); read again on change and on SIGHUP. Needs --tls-client-ca-file.
@@ -96,7 +97,7 @@ impl Default for CommonArgs {
     fn default() -> Self {
         Self {
             tokens_file: None,
-            jwt: JwtArgs::default(),
+            jwt: Box::default(),
             tls_client_identities_file: None,
             no_auth: false,
             service_token: None,
