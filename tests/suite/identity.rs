@@ -25,13 +25,13 @@ async fn a_jwt_caller_pauses_a_sync_job_as_its_subject_and_only_a_service_passes
     let issuer = JwksServer::start(jwks(&[&key]), None, None).await;
     let dir = TempDir::new();
     let mut opts = options(dir.path());
-    opts.common.jwt = Box::new(JwtArgs {
+    *opts.common.jwt = JwtArgs {
         issuer: Some(ISSUER.into()),
         audience: Some("ferry".into()),
         jwks_url: Some(issuer.url("/jwks")),
         role_map: "ferry-ops=operator,ferry-services=admin+service".into(),
         ..JwtArgs::default()
-    });
+    };
     let suite = up::start(opts).await.expect("start the suite with JWTs");
     let app = TestSuite { suite, dir };
     let url = app.suite.endpoint(up::INTEGRATION);
