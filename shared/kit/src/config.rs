@@ -234,7 +234,7 @@ pub struct JwtArgs {
     /// --jwt-environments-claim is set, `all` when it is not.
     #[arg(long = "jwt-environments-default", env = "FERRY_JWT_ENVIRONMENTS_DEFAULT", value_enum)]
     pub environments_default: Option<EnvironmentsDefault>,
-    /// Least seconds between two JWKS fetches for tokens with an unknown `kid`.
+    /// Least seconds between two JWKS fetches for tokens with an unknown `kid` (at least 1).
     #[arg(long = "jwt-jwks-refetch-secs", env = "FERRY_JWT_JWKS_REFETCH_SECS", default_value_t = 5)]
     pub jwks_refetch_secs: u64,
     /// How often the JWKS is fetched again anyway (seconds; also on SIGHUP).
@@ -343,7 +343,7 @@ impl JwtArgs {
             Some(d) => d == EnvironmentsDefault::All,
             None => config.environments_claim.is_none(),
         };
-        config.refetch_interval = Duration::from_secs(self.jwks_refetch_secs);
+        config.refetch_interval = Duration::from_secs(self.jwks_refetch_secs.max(1));
         config.refresh_interval = Duration::from_secs(self.jwks_refresh_secs.max(1));
         Ok(Some(config))
     }

@@ -174,6 +174,13 @@ impl Grant {
     }
 }
 
+/// The role, rights and scope fields of a tokens or identities file line; a role is required.
+pub(crate) fn role_and_scope(grant: &str, scope: &str) -> Result<(Role, Grant, Option<BTreeSet<String>>), String> {
+    let grant = Grant::parse(grant)?;
+    let role = grant.role.ok_or("no role before the rights (viewer, operator, admin)")?;
+    Ok((role, grant, parse_scope(scope)?))
+}
+
 /// An environment scope as the files write it: `*` or `env,env`.
 pub(crate) fn parse_scope(scope: &str) -> Result<Option<BTreeSet<String>>, String> {
     if scope.split(',').any(str::is_empty) {

@@ -10,7 +10,8 @@ use rustls_pki_types::CertificateDer;
 use tonic::Status;
 use x509_parser::extensions::GeneralName;
 
-use super::{Credential, Grant, Principal, TableFile, Watched, parse_scope, valid_subject};
+use super::watch::entries;
+use super::{Credential, Principal, TableFile, Watched, role_and_scope, valid_subject};
 
 /// The identities file a server goes by now, read again when it changes.
 pub type ClientIdentities = Watched<IdentityTable>;
@@ -35,28 +36,21 @@ impl IdentityTable {
     /// Parses `<san> <role>[+approver][+service] <*|env,env>` lines, `#` comments.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut by_san = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let n = n + 1;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parts: Vec<&str> = line.split_whitespace().collect();
+        for (n, parts) in entries(text) {
             let [san, grant, scope] = parts.as_slice() else {
                 return Err(format!("line {n}: expected `<san> <role> <scope>` (found {} fields)", parts.len()));
             };
             if !valid_subject(san) {
                 return Err(format!("line {n}: SAN longer than 256 characters"));
             }
-            let grant = Grant::parse(grant).map_err(|e| format!("line {n}: {e}"))?;
-            let role = grant.role.ok_or_else(|| format!("line {n}: no role before the rights (viewer, operator, admin)"))?;
+            let (role, grant, environments) = role_and_scope(grant, scope).map_err(|e| format!("line {n}: {e}"))?;
             let principal = Principal {
                 subject: (*san).to_owned(),
                 credential: Credential::ClientCertificate,
                 role,
                 approver: grant.approver,
                 service: grant.service,
-                environments: parse_scope(scope).map_err(|e| format!("line {n}: {e}"))?,
+                environments,
                 on_behalf_of: None,
             };
             if by_san.insert((*san).to_owned(), principal).is_some() {

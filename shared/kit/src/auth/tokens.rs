@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Credential, Grant, Principal, TableFile, Watched, parse_scope, valid_subject};
+use super::watch::entries;
+use super::{Credential, Principal, TableFile, Watched, role_and_scope, valid_subject};
 
 /// The tokens a server accepts now: its tokens file, read again when it changes.
 pub type Tokens = Watched<TokenTable>;
@@ -56,13 +57,7 @@ impl TokenTable {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut table = TokenTable::default();
         let mut lines = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let n = n + 1;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parts: Vec<&str> = line.split_whitespace().collect();
+        for (n, parts) in entries(text) {
             let (token, grant, scope, subject) = match parts.as_slice() {
                 [token, grant, scope] => (*token, *grant, *scope, None),
                 [token, grant, scope, subject] => (*token, *grant, *scope, Some(*subject)),
@@ -71,9 +66,7 @@ impl TokenTable {
             if token.len() < 16 {
                 return Err(format!("line {n}: token shorter than 16 characters"));
             }
-            let grant = Grant::parse(grant).map_err(|e| format!("line {n}: {e}"))?;
-            let role = grant.role.ok_or_else(|| format!("line {n}: no role before the rights (viewer, operator, admin)"))?;
-            let environments = parse_scope(scope).map_err(|e| format!("line {n}: {e}"))?;
+            let (role, grant, environments) = role_and_scope(grant, scope).map_err(|e| format!("line {n}: {e}"))?;
             let subject = match subject {
                 Some(s) if !valid_subject(s) => {
                     return Err(format!("line {n}: subject longer than 256 characters or with control characters"));

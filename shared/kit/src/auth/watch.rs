@@ -18,6 +18,16 @@ pub trait TableFile: Sized + Send + Sync + 'static {
     fn entries(&self) -> usize;
 }
 
+/// The lines of a table file that hold an entry (not blank, not a `#` comment): the line
+/// number (from 1) and the whitespace-separated fields.
+pub(crate) fn entries(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| (n, line.split_whitespace().collect()))
+}
+
 /// The table a server goes by now: its file, read again when it changes.
 #[derive(Debug)]
 pub struct Watched<T> {
