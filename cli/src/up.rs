@@ -46,6 +46,7 @@ pub const LOCK_FILE: &str = "lock";
 #[command(
     mut_arg("tokens_file", |a| a.hide(true)),
     mut_arg("service_token", |a| a.hide(true)),
+    mut_arg("service_token_file", |a| a.hide(true)),
     mut_arg("health_listen", |a| a.hide(true))
 )]
 pub struct UpOptions {
@@ -76,8 +77,8 @@ pub struct UpOptions {
     /// watch a run step by step.
     #[arg(long, env = "FERRY_REFRESH_STEP_DELAY_MS", default_value_t = 0)]
     pub refresh_step_delay_ms: u64,
-    /// Settings shared by every service. `tokens_file` and `service_token` are replaced
-    /// by the data folder's tokens file and admin token. With a TLS certificate every
+    /// Settings shared by every service. `tokens_file` and `service_token` (or
+    /// `service_token_file`) are replaced by the data folder's tokens file and admin token. With a TLS certificate every
     /// service serves TLS and they call each other on `https://` (the certificate then
     /// needs the listen host among its names, and `--tls-ca-file` must trust it).
     #[command(flatten, next_help_heading = "Service settings")]
@@ -189,6 +190,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
     let mut common = opts.common.clone();
     common.tokens_file = Some(opts.data_dir.join(TOKENS_FILE));
     common.service_token = Some(admin_token.clone());
+    common.service_token_file = None;
     let at = |port| SocketAddr::new(opts.host, port);
 
     // Build (and so bind) all four before serving any: a port in use fails the start
@@ -279,9 +281,9 @@ fn ensure_tokens(dir: &Path) -> anyhow::Result<String> {
     let tokens_path = dir.join(TOKENS_FILE);
     if !tokens_path.exists() {
         let text = format!(
-            "# Written by `ferry up`. One token per line: <token> <viewer|operator|admin> <*|env,env> <subject>\n\
+            "# Written by `ferry up`. One token per line: <token> <viewer|operator|admin>[+approver][+service] <*|env,env> <subject>\n\
              # Read again within seconds of a change: a removed line is refused without a restart.\n\
-             {token} admin * {LOCAL_ADMIN}\n"
+             {token} admin+service * {LOCAL_ADMIN}\n"
         );
         write_private(&tokens_path, &text)?;
     }

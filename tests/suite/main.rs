@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod discovery;
 mod helpers;
+mod identity;
 mod migrate;
 mod tls;
 mod up;

@@ -1,7 +1,8 @@
 //! TLS and mutual TLS with certificates the test makes (rcgen): a CA, a server
 //! certificate for `localhost`/`127.0.0.1` (also usable as a client certificate, as the
 //! services present it on their own calls), a client certificate, and a second CA that
-//! nobody trusts with a client certificate of its own.
+//! nobody trusts with a client certificate of its own, and a client certificate whose URI
+//! SAN is a SPIFFE id ([`SPIFFE_ID`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +20,11 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::helpers::{TempDir, eventually, options};
 
+/// The URI SAN of the `spiffe` client certificate.
+pub const SPIFFE_ID: &str = "spiffe://cluster.local/ns/ferry/sa/refresh-coordinator";
+
 /// The test's certificates, as PEM files in a temporary folder.
-struct Pki {
+pub struct Pki {
     dir: TempDir,
 }
 
@@ -32,9 +36,13 @@ fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA certificate")
 }
 
-/// A certificate for `localhost` and `127.0.0.1`, good for server and client auth.
-fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, name: &str) -> (String, String) {
+/// A certificate for `localhost` and `127.0.0.1` (and the URI SAN `uri`), good for
+/// server and client auth.
+fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, name: &str, uri: Option<&str>) -> (String, String) {
     let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("params");
+    if let Some(uri) = uri {
+        params.subject_alt_names.push(rcgen::SanType::URI(uri.try_into().expect("URI SAN")));
+    }
     params.distinguished_name.push(DnType::CommonName, name);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     let key = KeyPair::generate().expect("key");
@@ -43,28 +51,30 @@ fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, name: &str) -> (String, Stri
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = TempDir::new();
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write PEM");
         let (trusted, other) = (ca("Ferry test CA"), ca("Some other CA"));
         write("ca.pem", &trusted.pem());
         write("other-ca.pem", &other.pem());
-        for (name, issuer) in [("server", &trusted), ("client", &trusted), ("rogue", &other)] {
-            let (cert, key) = leaf(issuer, name);
+        for (name, issuer, uri) in
+            [("server", &trusted, None), ("client", &trusted, None), ("rogue", &other, None), ("spiffe", &trusted, Some(SPIFFE_ID))]
+        {
+            let (cert, key) = leaf(issuer, name, uri);
             write(&format!("{name}.pem"), &cert);
             write(&format!("{name}.key"), &key);
         }
         Self { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Service settings: TLS with the server certificate (presented on outgoing calls
     /// too), trusting the test CA; with `mutual`, clients must present a certificate
     /// the test CA signed.
-    fn server_args(&self, mutual: bool) -> CommonArgs {
+    pub fn server_args(&self, mutual: bool) -> CommonArgs {
         CommonArgs {
             tls_cert_file: Some(self.path("server.pem")),
             tls_key_file: Some(self.path("server.key")),
@@ -75,8 +85,9 @@ impl Pki {
         }
     }
 
-    /// A client trusting `ca`, presenting `identity` (`"client"`, `"rogue"`) when given.
-    fn client(&self, ca: &str, identity: Option<&str>) -> ClientTls {
+    /// A client trusting `ca`, presenting `identity` (`"client"`, `"rogue"`, `"spiffe"`)
+    /// when given.
+    pub fn client(&self, ca: &str, identity: Option<&str>) -> ClientTls {
         let cert = identity.map(|n| self.path(&format!("{n}.pem")));
         let key = identity.map(|n| self.path(&format!("{n}.key")));
         ClientTls::load(Some(&self.path(ca)), cert.as_deref(), key.as_deref()).expect("client TLS")

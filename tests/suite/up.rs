@@ -23,7 +23,7 @@ async fn restart_reuses_the_admin_token_and_keeps_it_private() {
     let stored = std::fs::read_to_string(data.join(up::ADMIN_TOKEN_FILE)).expect("admin.token");
     assert_eq!(stored.trim(), token);
     let tokens = std::fs::read_to_string(data.join(up::TOKENS_FILE)).expect("tokens");
-    assert!(tokens.lines().any(|l| l == format!("{token} admin * {}", up::LOCAL_ADMIN)), "{tokens}");
+    assert!(tokens.lines().any(|l| l == format!("{token} admin+service * {}", up::LOCAL_ADMIN)), "{tokens}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -2,8 +2,9 @@
 //! a realistic data set, driven over loopback (several HTTP/2 connections) by an open-loop
 //! generator at a fixed rate with a mix of reads, lists and writes; then closed loops at
 //! the same concurrency find the maximum rate of a bare tonic echo server, of Ferry's
-//! layers alone and of Ferry's GetEntity, taken in turn over several rounds. Prints a
-//! table, then one JSON line.
+//! layers alone and of Ferry's GetEntity (with `--jwt`, GetEntity again presenting a JWT
+//! instead of the static token), taken in turn over several rounds. Prints a table, then
+//! one JSON line.
 
 mod drive;
 mod echo;
@@ -52,6 +53,10 @@ pub struct LoadArgs {
     /// `ferry_bench_load` and drops it afterwards); default: a SQLite file in a temporary folder.
     #[arg(long)]
     database_url: Option<String>,
+    /// Also take GetEntity's maximum rate presenting a JWT (RS256, checked against a JWKS
+    /// file; the registry accepts both) in each round, beside the static token.
+    #[arg(long, default_value_t = false)]
+    jwt: bool,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -88,9 +93,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
     eprintln!("seeding {} entities into the registry on {backend} (not timed)", args.entities);
-    let seeded = seed::seed(database_url.as_deref(), args.entities).await?;
+    let seeded = seed::seed(database_url.as_deref(), args.entities, args.jwt).await?;
     let clients = clients(&seeded.registry.url, &seeded.operator_token, args.connections, RegistryServiceClient::with_interceptor)?;
     let workload = Arc::new(Workload::new(clients, seeded.entities.clone(), seeded.groups.clone())?);
+    let jwt_workload = match &seeded.operator_jwt {
+        Some(jwt) => {
+            let jwt_clients = self::clients(&seeded.registry.url, jwt, args.connections, RegistryServiceClient::with_interceptor)?;
+            Some(Arc::new(Workload::new(jwt_clients, seeded.entities.clone(), seeded.groups.clone())?))
+        }
+        None => None,
+    };
 
     eprintln!("fixed rate: {} calls/s for {:?} over {} connections", args.rate, args.duration, args.connections);
     let fixed = drive::fixed_rate(workload.clone(), args.mix, args.rate, args.duration).await?;
@@ -99,18 +111,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let slice = args.duration / args.rounds;
     let echo = echo::EchoServer::start().await?;
     let (mut echo_max, mut layers_max, mut get_max) = (MaxRate::default(), MaxRate::default(), MaxRate::default());
+    let mut get_jwt_max = jwt_workload.as_ref().map(|_| MaxRate::default());
     let mut ratios = Vec::new();
     for round in 1..=args.rounds {
         eprintln!("maximum rate, round {round} of {}: {} in flight, {slice:?} each", args.rounds, args.concurrency);
         let e = echo_loop(&echo.url, &seeded.operator_token, &args, slice, seeded.entities[0].clone()).await?;
         let l = health_loop(&seeded.registry.url, &seeded.operator_token, &args, slice).await?;
-        let w = workload.clone();
-        let n = workload.entity_count();
-        let g = drive::max_rate(args.concurrency, slice, move |seq| {
-            let w = w.clone();
-            async move { w.call(Op::GetEntity, seq, drive::spread(seq) % n).await }
-        })
-        .await?;
+        let g = get_entity_loop(&workload, &args, slice).await?;
+        if let (Some(w), Some(total)) = (&jwt_workload, get_jwt_max.as_mut()) {
+            total.add(&get_entity_loop(w, &args, slice).await?);
+        }
         ratios.push(g.rps() / e.rps().max(1e-9));
         echo_max.add(&e);
         layers_max.add(&l);
@@ -129,6 +139,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         echo: &echo_max,
         layers: &layers_max,
         get: &get_max,
+        get_jwt: get_jwt_max.as_ref(),
         ratios: &ratios,
         load: [load_before, load_average()],
     };
@@ -139,6 +150,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// so every phase does the same work on the client side.
 fn clients<C>(url: &str, token: &str, n: usize, make: impl Fn(Channel, ClientInterceptor) -> C) -> anyhow::Result<Vec<C>> {
     (0..n).map(|_| Ok(make(channel(url)?, ClientInterceptor::new(Some(token))?))).collect()
+}
+
+async fn get_entity_loop(workload: &Arc<Workload>, args: &LoadArgs, duration: Duration) -> anyhow::Result<MaxRate> {
+    let (w, n) = (workload.clone(), workload.entity_count());
+    drive::max_rate(args.concurrency, duration, move |seq| {
+        let w = w.clone();
+        async move { w.call(Op::GetEntity, seq, drive::spread(seq) % n).await }
+    })
+    .await
 }
 
 async fn echo_loop(url: &str, token: &str, args: &LoadArgs, duration: Duration, payload: String) -> anyhow::Result<MaxRate> {
@@ -183,6 +203,8 @@ struct Report<'a> {
     echo: &'a MaxRate,
     layers: &'a MaxRate,
     get: &'a MaxRate,
+    /// GetEntity presenting a JWT (`--jwt`).
+    get_jwt: Option<&'a MaxRate>,
     /// GetEntity / echo in each round.
     ratios: &'a [f64],
     load: [Option<f64>; 2],
@@ -229,7 +251,10 @@ impl Report<'_> {
         println!("maximum rate, {} in flight over {} connections, {} rounds:", a.concurrency, a.connections, a.rounds);
         println!("  bare tonic echo  {:>10.0} calls/s  errors {}", self.echo.rps(), self.echo.errors());
         println!("  Ferry layers     {:>10.0} calls/s  errors {}  (health Check, no database)", self.layers.rps(), self.layers.errors());
-        println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}", self.get.rps(), self.get.errors());
+        println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}  (static token)", self.get.rps(), self.get.errors());
+        if let Some(jwt) = self.get_jwt {
+            println!("  Ferry GetEntity  {:>10.0} calls/s  errors {}  (JWT, RS256)", jwt.rps(), jwt.errors());
+        }
         let rounds: Vec<String> = self.ratios.iter().map(|r| format!("{r:.3}")).collect();
         println!("  ratio GetEntity/echo {ratio:.3} (rounds: {})", rounds.join(", "));
         let fmt_load = |l: Option<f64>| l.map_or("?".to_owned(), |l| format!("{l:.2}"));
@@ -264,6 +289,8 @@ impl Report<'_> {
             "generator_lag_max_ms": round(self.fixed.max_send_lag.as_secs_f64() * 1000.0),
             "getentity_max_rps": round(self.get.rps()),
             "getentity_max_errors": self.get.errors(),
+            "getentity_jwt_max_rps": self.get_jwt.map(|m| round(m.rps())),
+            "getentity_jwt_max_errors": self.get_jwt.map(MaxRate::errors),
             "layers_max_rps": round(self.layers.rps()),
             "layers_max_errors": self.layers.errors(),
             "echo_max_rps": round(self.echo.rps()),

@@ -1,5 +1,5 @@
-//! The registry as production runs it (authentication on, a tokens file) and a realistic
-//! data set: two environments, four groups each, N entities of the merge bench's kinds
+//! The registry as production runs it (authentication on, a tokens file, and with `jwt`
+//! JWTs too, checked against a JWKS file) and a realistic data set: two environments, four groups each, N entities of the merge bench's kinds
 //! and payloads spread over the groups.
 
 use std::io::Write;
@@ -20,6 +20,8 @@ pub struct Seeded {
     pub registry: Registry,
     /// An operator token: what the load presents, as an ordinary writer would.
     pub operator_token: String,
+    /// With `jwt`: an operator's JWT (RS256, an hour), the same rights as `operator_token`.
+    pub operator_jwt: Option<String>,
     pub groups: Vec<String>,
     /// Names of every seeded entity (`environments/{env}/entities/{id}`).
     pub entities: Vec<String>,
@@ -33,8 +35,9 @@ fn token() -> String {
 }
 
 /// Starts the registry on `database_url` (a SQLite file in a fresh temporary folder when
-/// `None`) and loads `n` entities through its API (not timed).
-pub async fn seed(database_url: Option<&str>, n: usize) -> anyhow::Result<Seeded> {
+/// `None`), accepting JWTs too with `jwt`, and loads `n` entities through its API (not
+/// timed).
+pub async fn seed(database_url: Option<&str>, n: usize, jwt: bool) -> anyhow::Result<Seeded> {
     let dir = tempfile::tempdir().context("temporary folder")?;
     let (admin, operator) = (token(), token());
     let tokens_file = dir.path().join("tokens");
@@ -44,7 +47,8 @@ pub async fn seed(database_url: Option<&str>, n: usize) -> anyhow::Result<Seeded
         Some(u) => u.to_owned(),
         None => format!("sqlite://{}", dir.path().join("registry.db").display()),
     };
-    let common = CommonArgs { tokens_file: Some(tokens_file), shutdown_grace_secs: 1, ..CommonArgs::default() };
+    let mut common = CommonArgs { tokens_file: Some(tokens_file), shutdown_grace_secs: 1, ..CommonArgs::default() };
+    let operator_jwt = jwt.then(|| jwt_issuer(dir.path(), &mut common)).transpose()?;
     let registry = data::start_registry_with(&url, common, Some(&admin)).await?;
     let mut c = registry.client.clone();
     let mut groups = Vec::new();
@@ -72,7 +76,27 @@ pub async fn seed(database_url: Option<&str>, n: usize) -> anyhow::Result<Seeded
         entities.extend(list_names(&registry.client, group).await?);
     }
     anyhow::ensure!(entities.len() == n, "seeded {} entities, expected {n}", entities.len());
-    Ok(Seeded { registry, operator_token: operator, groups, entities, _dir: dir })
+    Ok(Seeded { registry, operator_token: operator, operator_jwt, groups, entities, _dir: dir })
+}
+
+/// Sets the registry's JWT flags to a test issuer's JWKS file in `dir`; an operator's
+/// token of that issuer.
+fn jwt_issuer(dir: &std::path::Path, common: &mut CommonArgs) -> anyhow::Result<String> {
+    use ferry_testkit::jwt::{SigningKey, claims, jwks};
+    const ISSUER: &str = "https://issuer.bench.invalid";
+    let key = SigningKey::rsa(0, "bench-key");
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).context("writing the JWKS file")?;
+    *common.jwt = ferry_kit::config::JwtArgs {
+        issuer: Some(ISSUER.into()),
+        audience: Some("ferry".into()),
+        jwks_file: Some(file),
+        role_map: "ferry-ops=operator".into(),
+        ..Default::default()
+    };
+    let mut c = claims(ISSUER, "ferry", "load@bench.invalid");
+    c["groups"] = serde_json::json!(["ferry-ops"]);
+    Ok(key.sign(&c))
 }
 
 async fn list_names(client: &data::Client, group: &str) -> anyhow::Result<Vec<String>> {

@@ -42,7 +42,7 @@ pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::E
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     service::metrics::init();
     let sealer = load_sealing_key(&config.sealing_key_file)?;
-    let envs = service::Environments::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
+    let envs = service::Environments::connect(&config.registry_url, config.common.service_credential()?, &config.common.client_tls()?)?;
     let db = open_database(config).await?;
     let request_log = config.common.request_log_pruner(&db);
     let retention = std::time::Duration::from_secs(config.snapshot_retention_hours.saturating_mul(3600));

@@ -42,7 +42,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     }
     service::metrics::init();
     let db = open_database(config).await?;
-    let registry = registry::Registry::connect(&config.registry_url, config.common.service_token.as_deref(), &config.common.client_tls()?)?;
+    let registry = registry::Registry::connect(&config.registry_url, config.common.service_credential()?, &config.common.client_tls()?)?;
     let settings = service::Settings {
         chunk_size: config.chunk_size,
         lease: Duration::from_secs(config.lease_secs.max(1)),

@@ -47,9 +47,9 @@ fn upstream(s: Status) -> Error {
 }
 
 impl Registry {
-    pub fn connect(url: &str, token: Option<&str>, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
+    pub fn connect(url: &str, auth: ClientInterceptor, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
         let channel = ferry_kit::client::channel_with(url, tls)?;
-        let client = RegistryServiceClient::with_interceptor(channel, ClientInterceptor::new(token)?)
+        let client = RegistryServiceClient::with_interceptor(channel, auth)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self { client })

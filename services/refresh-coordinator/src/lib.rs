@@ -52,7 +52,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         &config.registry_url,
         &config.integration_url,
         &config.merge_url,
-        config.common.service_token.as_deref(),
+        config.common.service_credential()?,
         &config.common.client_tls()?,
     )?;
     let owner = match config.holder_id.as_deref().map(str::trim) {

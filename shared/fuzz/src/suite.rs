@@ -74,7 +74,7 @@ impl Suite {
         let tokens_file = dir.join("tokens");
         std::fs::write(
             &tokens_file,
-            format!("{} admin *\n{} operator *\n{} viewer *\n{service} admin *\n", tokens.admin, tokens.operator, tokens.viewer),
+            format!("{} admin *\n{} operator *\n{} viewer *\n{service} admin+service *\n", tokens.admin, tokens.operator, tokens.viewer),
         )?;
         let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
         let common =

@@ -2,35 +2,108 @@
 //! `https://` URLs) and an interceptor that adds the bearer token and the current trace
 //! context (W3C `traceparent`) to every request, so one request is one trace across services.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-/// Adds `authorization` and W3C trace context to outgoing requests.
+tokio::task_local! {
+    /// The original caller's subject, sent as `x-ferry-on-behalf-of` on every call made
+    /// inside [`on_behalf_of`] (the receiving service honours it only from a caller with
+    /// the service right).
+    pub static ON_BEHALF_OF: String;
+}
+
+/// Runs `work` with calls made in it sent on behalf of `subject`.
+pub async fn on_behalf_of<F: std::future::Future>(subject: impl Into<String>, work: F) -> F::Output {
+    ON_BEHALF_OF.scope(subject.into(), work).await
+}
+
+type Bearer = MetadataValue<tonic::metadata::Ascii>;
+
+fn bearer(token: &str) -> Result<Bearer, crate::Error> {
+    format!("Bearer {}", token.trim())
+        .parse::<Bearer>()
+        .map_err(|_| crate::Error::Config("token has characters not allowed in a header".into()))
+}
+
+/// Where the bearer token comes from.
+#[derive(Clone, Default)]
+enum Token {
+    #[default]
+    None,
+    Static(Bearer),
+    /// A file read again at most every [`TokenFile::REREAD`] (a projected service-account
+    /// token is rotated in place).
+    File(Arc<TokenFile>),
+}
+
+struct TokenFile {
+    path: PathBuf,
+    current: Mutex<(Bearer, Instant)>,
+}
+
+impl TokenFile {
+    const REREAD: Duration = Duration::from_secs(1);
+
+    fn read(path: &Path) -> Result<Bearer, crate::Error> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| crate::Error::Config(format!("--service-token-file {}: {e}", path.display())))?;
+        bearer(&text).map_err(|e| crate::Error::Config(format!("--service-token-file {}: {e}", path.display())))
+    }
+
+    /// The token now; a file that went bad keeps the token read before (and says so).
+    fn get(&self) -> Bearer {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.1.elapsed() >= Self::REREAD {
+            match Self::read(&self.path) {
+                Ok(token) => current.0 = token,
+                Err(e) => tracing::warn!(error = %e, "service token not read again; the one before is sent"),
+            }
+            current.1 = Instant::now();
+        }
+        current.0.clone()
+    }
+}
+
+/// Adds `authorization`, `x-ferry-on-behalf-of` (inside [`on_behalf_of`]) and W3C trace
+/// context to outgoing requests.
 #[derive(Clone, Default)]
 pub struct ClientInterceptor {
-    bearer: Option<MetadataValue<tonic::metadata::Ascii>>,
+    token: Token,
 }
 
 impl ClientInterceptor {
     pub fn new(token: Option<&str>) -> Result<Self, crate::Error> {
-        let bearer = token
-            .map(|t| {
-                format!("Bearer {t}")
-                    .parse::<MetadataValue<_>>()
-                    .map_err(|_| crate::Error::Config("token has characters not allowed in a header".into()))
-            })
-            .transpose()?;
-        Ok(Self { bearer })
+        Ok(Self { token: token.map(bearer).transpose()?.map_or(Token::None, Token::Static) })
+    }
+
+    /// Sends the token in `path`, read now (a missing file is a configuration error) and
+    /// again when it may have changed.
+    pub fn from_file(path: &Path) -> Result<Self, crate::Error> {
+        let first = TokenFile::read(path)?;
+        Ok(Self { token: Token::File(Arc::new(TokenFile { path: path.to_owned(), current: Mutex::new((first, Instant::now())) })) })
     }
 }
 
 impl Interceptor for ClientInterceptor {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(b) = &self.bearer {
-            request.metadata_mut().insert("authorization", b.clone());
+        match &self.token {
+            Token::None => {}
+            Token::Static(b) => {
+                request.metadata_mut().insert("authorization", b.clone());
+            }
+            Token::File(f) => {
+                request.metadata_mut().insert("authorization", f.get());
+            }
+        }
+        if let Ok(Some(subject)) = ON_BEHALF_OF.try_with(|s| (!s.is_empty()).then(|| s.clone())) {
+            let value = MetadataValue::try_from(subject.as_str())
+                .map_err(|_| tonic::Status::invalid_argument("the subject passed on has characters not allowed in a header"))?;
+            request.metadata_mut().insert(crate::auth::ON_BEHALF_OF_HEADER, value);
         }
         crate::telemetry::inject_current(request.metadata_mut());
         Ok(request)
@@ -144,6 +217,29 @@ mod tests {
         assert!(is_transient(&reset), "{reset:?}");
         assert!(!is_transient(&tonic::Status::internal("the peer's bug")));
         assert!(!is_transient(&tonic::Status::not_found("no such thing")));
+    }
+
+    #[tokio::test]
+    async fn the_subject_passed_on_and_a_token_file_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first-token\n").unwrap();
+        let mut interceptor = ClientInterceptor::from_file(&path).unwrap();
+        let sent = |i: &mut ClientInterceptor| {
+            let r = i.call(tonic::Request::new(())).unwrap();
+            let header = |k: &str| r.metadata().get(k).map(|v| v.to_str().unwrap().to_owned());
+            (header("authorization"), header(crate::auth::ON_BEHALF_OF_HEADER))
+        };
+        assert_eq!(sent(&mut interceptor), (Some("Bearer first-token".into()), None));
+        let passed_on = on_behalf_of("pat@example.com", async { sent(&mut interceptor.clone()) }).await;
+        assert_eq!(passed_on.1.as_deref(), Some("pat@example.com"));
+        std::fs::write(&path, "rotated-token\n").unwrap();
+        tokio::time::sleep(TokenFile::REREAD).await;
+        assert_eq!(sent(&mut interceptor).0.as_deref(), Some("Bearer rotated-token"));
+        std::fs::remove_file(&path).unwrap();
+        tokio::time::sleep(TokenFile::REREAD).await;
+        assert_eq!(sent(&mut interceptor).0.as_deref(), Some("Bearer rotated-token"), "a file gone keeps the token before");
+        assert!(ClientInterceptor::from_file(&path).is_err(), "a missing file is a configuration error");
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::auth::{AuthLayer, Tokens};
+use crate::auth::{AuthLayer, Authenticator, ClientIdentities, Jwt, Tokens};
 use crate::config::CommonArgs;
 
 /// A bound, not yet serving, gRPC server.
@@ -30,7 +30,7 @@ pub struct Server {
     health: HealthReporter,
     services: Vec<&'static str>,
     args: CommonArgs,
-    tokens: Option<Arc<Tokens>>,
+    authenticator: Option<Authenticator>,
     tls: Option<ServerTlsConfig>,
     health_listener: Option<(TcpListener, SocketAddr)>,
     metrics: Option<crate::metrics::Endpoint>,
@@ -108,20 +108,8 @@ impl ServerBuilder {
             .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
         self.routes.add_service(reflection_v1);
         self.routes.add_service(reflection_alpha);
-        let tokens = if args.no_auth {
-            tracing::warn!("authentication is off (--no-auth)");
-            None
-        } else {
-            let path = args
-                .tokens_file
-                .as_ref()
-                .ok_or_else(|| crate::Error::Config("set --tokens-file (FERRY_TOKENS_FILE) or --no-auth".into()))?;
-            Some(Arc::new(Tokens::open(path)?))
-        };
         let mut background = self.background;
-        if let Some(tokens) = &tokens {
-            background.push(Box::pin(tokens.clone().watch(args.tokens_reload_interval())));
-        }
+        let authenticator = authenticator(args, &mut background).await?;
         let tls = args.server_tls()?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -145,7 +133,7 @@ impl ServerBuilder {
             services: self.services,
             args: args.clone(),
             audit: self.audit,
-            tokens,
+            authenticator,
             tls,
             health_listener,
             metrics,
@@ -178,7 +166,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::Error> {
-        let Server { listener, routes, health, services, args, audit, tokens, tls, health_listener, metrics, background, .. } = self;
+        let Server { listener, routes, health, services, args, audit, authenticator, tls, health_listener, metrics, background, .. } = self;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
@@ -210,7 +198,7 @@ impl Server {
             .trace_fn(crate::telemetry::server_span)
             .layer(crate::metrics::CallMetricsLayer)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
-            .layer(AuthLayer::new(tokens))
+            .layer(AuthLayer::with(authenticator))
             .layer(crate::audit::AuditLayer::new(audit))
             .add_routes(routes)
             .serve_with_incoming_shutdown(no_delay(listener), signal);
@@ -230,6 +218,45 @@ impl Server {
         }
         Ok(result?)
     }
+}
+
+/// The ways callers authenticate (`None` with --no-auth), each file read now, with the
+/// work that keeps them current added to `background`. Auth is on when a tokens file, a
+/// JWT issuer or a client identities file is set.
+async fn authenticator(args: &CommonArgs, background: &mut Vec<Background>) -> Result<Option<Authenticator>, crate::Error> {
+    if args.no_auth {
+        tracing::warn!("authentication is off (--no-auth)");
+        return Ok(None);
+    }
+    let tokens = args.tokens_file.as_deref().map(Tokens::open).transpose()?.map(Arc::new);
+    let jwt = match args.jwt.config()? {
+        Some(config) => Some(Jwt::start(config).await?),
+        None => None,
+    };
+    let identities = match (&args.tls_client_identities_file, &args.tls_client_ca_file) {
+        (Some(path), Some(_)) => Some(Arc::new(ClientIdentities::open(path)?)),
+        (Some(_), None) => {
+            return Err(crate::Error::Config(
+                "--tls-client-identities-file (FERRY_TLS_CLIENT_IDENTITIES_FILE) needs --tls-client-ca-file: client certificates come with mutual TLS".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    if tokens.is_none() && jwt.is_none() && identities.is_none() {
+        return Err(crate::Error::Config(
+            "set --tokens-file (FERRY_TOKENS_FILE), --jwt-issuer (FERRY_JWT_ISSUER) or --tls-client-identities-file (FERRY_TLS_CLIENT_IDENTITIES_FILE), or --no-auth".into(),
+        ));
+    }
+    if let Some(tokens) = &tokens {
+        background.push(Box::pin(tokens.clone().watch(args.tokens_reload_interval())));
+    }
+    if let Some(identities) = &identities {
+        background.push(Box::pin(identities.clone().watch(args.tokens_reload_interval())));
+    }
+    if let Some(jwt) = &jwt {
+        background.push(Box::pin(jwt.clone().refresh()));
+    }
+    Ok(Some(Authenticator { tokens, jwt, identities }))
 }
 
 /// The plaintext listener that serves grpc.health.v1 and nothing else, from the main

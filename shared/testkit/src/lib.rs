@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod content;
+pub mod jwt;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -24,11 +24,11 @@ pub struct Environments {
 }
 
 impl Environments {
-    /// A lazily connecting client of `url`, presenting `token` (the service token) and,
-    /// on `https://`, `tls`.
-    pub fn connect(url: &str, token: Option<&str>, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
+    /// A lazily connecting client of `url`, presenting the service credential `auth`
+    /// and, on `https://`, `tls`.
+    pub fn connect(url: &str, auth: ClientInterceptor, tls: &ClientTls) -> Result<Self, ferry_kit::Error> {
         let channel = ferry_kit::client::channel_with(url, tls)?;
-        Ok(Self { client: RegistryServiceClient::with_interceptor(channel, ClientInterceptor::new(token)?) })
+        Ok(Self { client: RegistryServiceClient::with_interceptor(channel, auth) })
     }
 
     /// The tier of `env`; NOT_FOUND when the registry does not know it.

@@ -31,10 +31,9 @@ impl Clients {
         registry_url: &str,
         integration_url: &str,
         merge_url: &str,
-        token: Option<&str>,
+        interceptor: ClientInterceptor,
         tls: &ClientTls,
     ) -> Result<Self, ferry_kit::Error> {
-        let interceptor = ClientInterceptor::new(token)?;
         let (r, i, m) = (channel_with(registry_url, tls)?, channel_with(integration_url, tls)?, channel_with(merge_url, tls)?);
         Ok(Self {
             registry: RegistryClient::new(InterceptedService::new(r, interceptor.clone())),
