@@ -79,6 +79,9 @@ pub struct Knobs {
     pub rollback_window_hours: u64,
     /// The four-eyes rule on approval gates.
     pub four_eyes: bool,
+    /// JWT bearer tokens every service accepts beside the tokens file (set when the suite
+    /// starts).
+    pub jwt: Option<ferry_kit::config::JwtArgs>,
 }
 
 impl Default for Knobs {
@@ -92,6 +95,7 @@ impl Default for Knobs {
             op_delay_ms: 0,
             rollback_window_hours: 168,
             four_eyes: false,
+            jwt: None,
         }
     }
 }
@@ -152,19 +156,26 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let integration_db = database(backend, &dir, "integration.db").await?;
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin+approver * {ADMIN_SUBJECT}
+    std::fs::write(
+        &tokens,
+        format!(
+            "{ADMIN} admin+approver * {ADMIN_SUBJECT}
 {VIEWER} viewer *
 {SERVICE} admin+service * refresh-coordinator
 {PERSON} operator * pat@example.com
 {APPROVER} operator+approver * {APPROVER_SUBJECT}
 {SCOPED} operator other,sandbox sam@example.com
-")).expect("tokens file");
+"
+        ),
+    )
+    .expect("tokens file");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let common = CommonArgs {
         tokens_file: Some(tokens),
         shutdown_grace_secs: 1,
         service_token: Some(SERVICE.into()),
         metrics_listen: Some(any),
+        jwt: Box::new(knobs.jwt.clone().unwrap_or_default()),
         ..CommonArgs::default()
     };
 
@@ -274,6 +285,12 @@ impl Suite {
         config.rollback_window_hours = self.knobs.rollback_window_hours;
         config.four_eyes = self.knobs.four_eyes;
         config
+    }
+
+    /// A client of integration-control presenting `token`.
+    pub fn integration_as(&self, token: &str) -> Integration {
+        let (ch, i) = client_channel(self.integration_addr, token);
+        IntegrationServiceClient::with_interceptor(ch, i)
     }
 
     /// A client of the coordinator presenting `token`.

@@ -4,6 +4,7 @@
 //! All cross-service tests compile into this one binary; each test starts its own suite
 //! with its own data folder.
 
+mod audit;
 mod auth;
 mod cli;
 mod discovery;

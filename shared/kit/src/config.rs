@@ -62,6 +62,9 @@ pub struct CommonArgs {
     /// from it is refused from then on, without a restart.
     #[arg(long, env = "FERRY_TOKENS_RELOAD_SECS", default_value_t = 2)]
     pub tokens_reload_secs: u64,
+    /// Record reads (Get, List, Watch, …) in the audit log too; mutations always are.
+    #[arg(long, env = "FERRY_AUDIT_READS", default_value_t = false)]
+    pub audit_reads: bool,
     /// How often rows past their retention are pruned (seconds; also at start).
     #[arg(long, env = "FERRY_PRUNE_INTERVAL_SECS", default_value_t = 60)]
     pub prune_interval_secs: u64,
@@ -110,6 +113,7 @@ impl Default for CommonArgs {
             request_log_retention_hours: 168,
             prune_interval_secs: 60,
             tokens_reload_secs: 2,
+            audit_reads: false,
             migrate_only: false,
             tls_cert_file: None,
             tls_key_file: None,

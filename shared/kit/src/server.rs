@@ -67,7 +67,7 @@ impl ServerBuilder {
     /// Keeps the audit log of `service` in `db`: every mutating call appends an event
     /// (`crate::audit`), and the server serves `ferry.audit.v1.AuditService` over it.
     pub fn with_audit(self, db: &sea_orm::DatabaseConnection, service: &'static str) -> Self {
-        let log = crate::audit::layer::Log { db: db.clone(), service };
+        let log = crate::audit::layer::Log { db: db.clone(), service, reads: false };
         let mut this = self.with_service(crate::audit::grpc::AuditService::new(log.clone()));
         this.audit = Some(log);
         this
@@ -132,7 +132,7 @@ impl ServerBuilder {
             health: self.health,
             services: self.services,
             args: args.clone(),
-            audit: self.audit,
+            audit: self.audit.map(|log| crate::audit::layer::Log { reads: args.audit_reads, ..log }),
             authenticator,
             tls,
             health_listener,

@@ -10,9 +10,10 @@ use crate::service::Decision;
 
 pub use ferry_kit::request::{done, mask_paths, next_token, page_size, page_token, request_key};
 
-/// Who the caller is, for `paused_by` and `created_by`: the subject it authenticated as.
+/// Who the caller is, for `paused_by` and `created_by`: the subject it authenticated as,
+/// or the caller a service (with the service right) passed on.
 pub fn actor(p: &Principal) -> String {
-    p.subject.clone()
+    p.actor().to_owned()
 }
 
 fn env_text(e: &Option<EnvName>) -> String {

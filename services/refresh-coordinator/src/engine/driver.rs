@@ -154,8 +154,11 @@ pub(super) async fn drive<K: Kind>(engine: &Engine, id: &str, mut resumed: Optio
             Some(carried) => store::put_parts(&mut run, carried),
             None => store::with_parts::<K>(engine.db(), std::slice::from_mut(&mut run)).await?,
         }
+        // The calls the steps make carry the run's starter, for the other services' audit logs.
+        let starter = run.created_by.clone();
         let mut cx = Cx::<K> { engine: engine.clone(), run, version: stored.version, journal, written };
-        let result = transition(&mut cx, stored.abort_request, resumed.take(), traceparent.as_deref(), &mut paused_before).await;
+        let step = transition(&mut cx, stored.abort_request, resumed.take(), traceparent.as_deref(), &mut paused_before);
+        let result = ferry_kit::client::on_behalf_of(starter, step).await;
         journal = cx.journal;
         written = cx.written;
         parts = Some(store::take_parts(&mut cx.run));

@@ -28,9 +28,10 @@ impl RefreshApi {
     }
 }
 
-/// Who the caller is, for every actor field: the subject it authenticated as.
+/// Who the caller is, for every actor field: the subject it authenticated as, or the
+/// caller a service (with the service right) passed on.
 pub(super) fn caller(p: &Principal) -> String {
-    p.subject.clone()
+    p.actor().to_owned()
 }
 
 /// Who confirms a step: the caller as authenticated, and the actor the step records (a

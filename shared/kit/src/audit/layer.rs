@@ -1,6 +1,7 @@
 //! The tower layer that gives each mutating call to a Ferry service its [`Call`], and
 //! appends the call's event when the call ended without one (a failure, whose writes
-//! rolled back; or work outside [`crate::idempotency::transaction`]).
+//! rolled back; work outside [`crate::idempotency::transaction`]; a read, when reads are
+//! recorded).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,11 +9,13 @@ use std::task::{Context, Poll};
 use super::{CALL, Call, store};
 use crate::auth::{Principal, Role, required_role};
 
-/// A service's audit log: its database and its name in events.
+/// A service's audit log: its database, its name in events, and whether reads are
+/// recorded too (`--audit-reads`).
 #[derive(Clone)]
 pub struct Log {
     pub db: sea_orm::DatabaseConnection,
     pub service: &'static str,
+    pub reads: bool,
 }
 
 /// The layer; `None` records nothing (a server without an audit log).
@@ -40,10 +43,10 @@ pub struct Audit<S> {
     log: Option<Log>,
 }
 
-/// Whether `path` is a call to a Ferry service that changes something (reads are not
-/// logged; nor are health and reflection).
-fn mutation(path: &str) -> bool {
-    path.starts_with("/ferry.") && required_role(path.rsplit('/').next().unwrap_or_default()) > Role::Viewer
+/// Whether a call to `path` is recorded: a call to a Ferry service that changes
+/// something, or with `reads` any call to a Ferry service (never health or reflection).
+fn recorded(path: &str, reads: bool) -> bool {
+    path.starts_with("/ferry.") && (reads || required_role(path.rsplit('/').next().unwrap_or_default()) > Role::Viewer)
 }
 
 /// The outcome of a finished call: the status of a trailers-only reply (how an error is
@@ -76,7 +79,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let Some(log) = self.log.clone().filter(|_| mutation(req.uri().path())) else {
+        let Some(log) = self.log.clone().filter(|l| recorded(req.uri().path(), l.reads)) else {
             return Box::pin(self.inner.call(req));
         };
         let principal = req.extensions().get::<Principal>().cloned().unwrap_or_else(Principal::unrestricted);

@@ -177,7 +177,7 @@ impl Call {
         Self {
             service,
             subject: principal.subject.clone(),
-            on_behalf_of: String::new(),
+            on_behalf_of: principal.on_behalf_of.clone().unwrap_or_default(),
             credential: principal.credential.as_str(),
             method: method.into(),
             state: Mutex::default(),
