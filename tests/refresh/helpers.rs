@@ -152,13 +152,19 @@ pub async fn spawn_suite(backend: Backend, knobs: Knobs) -> Option<Suite> {
     let integration_db = database(backend, &dir, "integration.db").await?;
     let refresh_db = database(backend, &dir, "refresh.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin+approver * {ADMIN_SUBJECT}
+    std::fs::write(
+        &tokens,
+        format!(
+            "{ADMIN} admin+approver * {ADMIN_SUBJECT}
 {VIEWER} viewer *
 {SERVICE} admin+service * refresh-coordinator
 {PERSON} operator * pat@example.com
 {APPROVER} operator+approver * {APPROVER_SUBJECT}
 {SCOPED} operator other,sandbox sam@example.com
-")).expect("tokens file");
+"
+        ),
+    )
+    .expect("tokens file");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let common = CommonArgs {
         tokens_file: Some(tokens),
