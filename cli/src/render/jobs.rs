@@ -87,6 +87,7 @@ impl Resource for Job {
             ("parent job", &self.parent_job),
             ("reverted job", &self.reverted_job),
             ("reverted by", &self.reverted_by),
+            ("created by", &self.created_by),
         ] {
             if !v.is_empty() {
                 f.push((k, v.clone()));
@@ -139,6 +140,7 @@ impl Resource for Job {
             "end_time": when_json(self.end_time.as_ref()),
             "expire_time": when_json(self.expire_time.as_ref()),
             "effects_pruned": self.effects_pruned,
+            "created_by": self.created_by,
         })
     }
 }
@@ -146,6 +148,15 @@ impl Resource for Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_names_who_started_it_in_fields_and_json() {
+        let job = Job { name: "jobs/j1".into(), created_by: "ana@example.com".into(), ..Default::default() };
+        assert!(job.fields().contains(&("created by", "ana@example.com".to_owned())), "{:?}", job.fields());
+        assert_eq!(job.json()["created_by"], "ana@example.com");
+        let old = Job { name: "jobs/j0".into(), ..Default::default() };
+        assert!(old.fields().iter().all(|(k, _)| *k != "created by"), "an old job's empty creator is left out");
+    }
 
     #[test]
     fn unknown_enum_values_print_as_numbers() {

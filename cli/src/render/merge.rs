@@ -71,6 +71,7 @@ impl Resource for MergePlan {
             "create_time": when_json(self.create_time.as_ref()),
             "expire_time": when_json(self.expire_time.as_ref()),
             "items_pruned": self.items_pruned,
+            "created_by": self.created_by,
         })
     }
 }
@@ -140,6 +141,9 @@ pub fn plan_text(plan: &MergePlan) -> String {
         let _ = writeln!(s, "  recipient:  {} (revision {})", plan.recipient, plan.recipient_revision);
     }
     let _ = writeln!(s, "  strategy:   {}", strategy_label(plan.strategy));
+    if !plan.created_by.is_empty() {
+        let _ = writeln!(s, "  created by: {}", plan.created_by);
+    }
     if !plan.kinds.is_empty() || !plan.keys.is_empty() {
         let kinds = if plan.kinds.is_empty() {
             "all kinds".to_owned()
@@ -290,6 +294,10 @@ To apply it anyway (references will dangle): ferry merge apply p1 --proceed-with
         p.kinds = vec![EntityKind::Lookup as i32];
         assert!(plan_text(&p).contains("  recipient:  environments/dev/groups/prod (new group)\n"));
         assert!(plan_text(&p).contains("  selection:  LOOKUP; all keys\n"));
+        assert!(!plan_text(&p).contains("created by"), "an old plan's empty creator is left out");
+        p.created_by = "ana@example.com".into();
+        assert!(plan_text(&p).contains("  strategy:   KEEP_RECIPIENT\n  created by: ana@example.com\n"));
+        assert_eq!(p.json()["created_by"], "ana@example.com");
         assert!(plan_footer(&p).ends_with("The plan is stale: a group changed since it was made. Plan again.\n"));
         p.state = MergePlanState::Ready as i32;
         p.counts = Some(MergePlanCounts::default());
