@@ -15,7 +15,7 @@ use crate::client::Session;
 use crate::error::{Hint, job_status};
 use crate::output;
 use crate::parse::id_of;
-use crate::render::merge::{done_of_total, is_terminal, job_state_label};
+use crate::render::jobs::{done_of_total, is_terminal, job_state_label};
 
 /// Width of the bar between the brackets.
 const BAR_WIDTH: usize = 24;

@@ -4,10 +4,11 @@
 //! document.
 //!
 //! Registry resources are here; merge-engine, integration-control and refresh-coordinator
-//! resources are in [`merge`], [`integration`] and [`refresh`].
+//! resources are in [`merge`] and [`jobs`], [`integration`] and [`refresh`].
 
 pub mod checklist;
 pub mod integration;
+pub mod jobs;
 pub mod merge;
 pub mod refresh;
 pub mod restore_point;
@@ -25,6 +26,11 @@ use crate::parse::{id_of, kind_label, ref_label, sharing_label, tier_label};
 /// An enum value's name without its prefix (`READY`), or the number when unknown.
 pub(crate) fn label<E: TryFrom<i32>>(n: i32, name: impl Fn(&E) -> &'static str, prefix: &str) -> String {
     E::try_from(n).map_or_else(|_| n.to_string(), |e| name(&e).trim_start_matches(prefix).to_owned())
+}
+
+/// The text, or `-` when it is empty (a table cell).
+pub(crate) fn opt(s: &str) -> String {
+    if s.is_empty() { "-".to_owned() } else { s.to_owned() }
 }
 
 /// A recorded error (a failed job or run step) in JSON; `null` when there is none.

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use ferry_proto::common::v1::{ErrorStatus, Progress};
 use ferry_proto::refresh::v1::{PromotionRun, PromotionStep, RefreshMode, RefreshRun, RefreshStep, RunState, StepState};
 
+use super::jobs::done_of_total;
 use super::label;
-use super::merge::done_of_total;
 use crate::parse::id_of;
 
 pub fn run_state_label(n: i32) -> String {

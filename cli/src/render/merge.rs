@@ -1,24 +1,15 @@
-//! Merge-engine resources: jobs, plans (printed like `terraform plan`) and plan items.
+//! Merge-engine plans (printed like `terraform plan`) and plan items; jobs are in
+//! [`super::jobs`].
 
-use ferry_proto::common::v1::ErrorStatus;
 use std::fmt::Write as _;
 
-use ferry_proto::common::v1::Progress;
-use ferry_proto::merge::v1::{
-    Job, JobKind, JobState, MergeOutcome, MergePlan, MergePlanCounts, MergePlanItem, MergePlanState, MergePlanType, MergeStrategy,
-};
+use ferry_proto::merge::v1::{MergeOutcome, MergePlan, MergePlanCounts, MergePlanItem, MergePlanState, MergePlanType, MergeStrategy};
 use serde_json::{Value, json};
 
-use super::{error_json, label, ref_json, when, when_json};
+use super::{label, ref_json, when, when_json};
 use crate::output::Resource;
 use crate::parse::{id_of, kind_label, ref_label, sharing_label};
 
-pub fn job_state_label(n: i32) -> String {
-    label(n, JobState::as_str_name, "JOB_STATE_")
-}
-pub fn job_kind_label(n: i32) -> String {
-    label(n, JobKind::as_str_name, "JOB_KIND_")
-}
 pub fn plan_state_label(n: i32) -> String {
     label(n, MergePlanState::as_str_name, "MERGE_PLAN_STATE_")
 }
@@ -34,135 +25,6 @@ fn plan_type_label(n: i32) -> String {
 }
 fn outcome_label(n: i32) -> String {
     label(n, MergeOutcome::as_str_name, "MERGE_OUTCOME_")
-}
-
-/// True once a job can change no more.
-pub fn is_terminal(state: i32) -> bool {
-    [JobState::Succeeded, JobState::Failed, JobState::Cancelled].iter().any(|s| *s as i32 == state)
-}
-
-/// `450/1000` (`450/?` while the total is unknown).
-pub fn done_of_total(p: &Progress) -> String {
-    if p.total > 0 { format!("{}/{}", p.done, p.total) } else { format!("{}/?", p.done) }
-}
-
-/// `CODE: message` and each violation, for a field list.
-fn error_text(e: &ErrorStatus) -> String {
-    let mut s = format!("{}: {}", crate::error::code_name(tonic::Code::from_i32(e.code)), e.message);
-    for v in &e.violations {
-        let _ = write!(s, "\n{} {}: {}", v.violation_type, v.subject, v.description);
-    }
-    s
-}
-
-/// The counters of a job result that are set, as `created 3, linked 2`.
-fn result_pairs(job: &Job) -> Vec<(&'static str, i64)> {
-    let Some(r) = &job.result else { return Vec::new() };
-    let all = [
-        ("created", r.created),
-        ("linked", r.linked),
-        ("skipped", r.skipped),
-        ("overwritten", r.overwritten),
-        ("conflicts_kept", r.conflicts_kept),
-        ("missing_dependencies", r.missing_dependencies),
-        ("removed", r.removed),
-        ("unlinked", r.unlinked),
-        ("not_reverted", r.not_reverted),
-        ("config_items_created", r.config_items_created),
-        ("config_items_replaced", r.config_items_replaced),
-        ("config_items_unchanged", r.config_items_unchanged),
-        ("unresolved_references", r.unresolved_references),
-    ];
-    all.into_iter().filter(|(_, n)| *n != 0).collect()
-}
-
-fn opt(s: &str) -> String {
-    if s.is_empty() { "-".to_owned() } else { s.to_owned() }
-}
-
-impl Resource for Job {
-    const HEADERS: &'static [&'static str] = &["ID", "KIND", "STATE", "PROGRESS", "SOURCE", "RECIPIENT", "CREATED"];
-    fn row(&self) -> Vec<String> {
-        vec![
-            id_of(&self.name).to_owned(),
-            job_kind_label(self.kind),
-            job_state_label(self.state),
-            self.progress.as_ref().map_or_else(|| "-".to_owned(), done_of_total),
-            opt(&self.source),
-            opt(&self.recipient),
-            when(self.create_time.as_ref()),
-        ]
-    }
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut f = vec![
-            ("name", self.name.clone()),
-            ("kind", job_kind_label(self.kind)),
-            ("state", job_state_label(self.state) + if self.cancel_requested { " (cancel requested)" } else { "" }),
-        ];
-        if let Some(p) = &self.progress {
-            f.push(("progress", format!("{} {}", done_of_total(p), p.phase).trim_end().to_owned()));
-        }
-        for (k, v) in [
-            ("plan", &self.plan),
-            ("source", &self.source),
-            ("recipient", &self.recipient),
-            ("parent job", &self.parent_job),
-            ("reverted job", &self.reverted_job),
-            ("reverted by", &self.reverted_by),
-        ] {
-            if !v.is_empty() {
-                f.push((k, v.clone()));
-            }
-        }
-        if !self.produced_resources.is_empty() {
-            f.push(("produced", self.produced_resources.join(", ")));
-        }
-        if !self.child_jobs.is_empty() {
-            f.push(("child jobs", self.child_jobs.join(", ")));
-        }
-        let result: Vec<String> = result_pairs(self).iter().map(|(k, n)| format!("{} {n}", k.replace('_', " "))).collect();
-        if !result.is_empty() {
-            f.push(("result", result.join(", ")));
-        }
-        if let Some(e) = &self.error {
-            f.push(("error", error_text(e)));
-        }
-        f.push(("created", when(self.create_time.as_ref())));
-        f.push(("started", when(self.start_time.as_ref())));
-        f.push(("ended", when(self.end_time.as_ref())));
-        if self.expire_time.is_some() {
-            let kept = if self.effects_pruned { "pruned" } else { "revertible until" };
-            f.push(("effects", format!("{kept} {}", when(self.expire_time.as_ref()))));
-        }
-        f
-    }
-    fn json(&self) -> Value {
-        let result: serde_json::Map<String, Value> = result_pairs(self).into_iter().map(|(k, n)| (k.to_owned(), json!(n))).collect();
-        json!({
-            "name": self.name,
-            "kind": job_kind_label(self.kind),
-            "state": job_state_label(self.state),
-            "progress": self.progress.as_ref().map_or(Value::Null, |p| json!({
-                "done": p.done, "total": p.total, "rate_per_second": p.rate_per_second, "phase": p.phase,
-            })),
-            "result": result,
-            "error": error_json(self.error.as_ref()),
-            "plan": self.plan,
-            "source": self.source,
-            "recipient": self.recipient,
-            "produced_resources": self.produced_resources,
-            "child_jobs": self.child_jobs,
-            "parent_job": self.parent_job,
-            "reverted_job": self.reverted_job,
-            "reverted_by": self.reverted_by,
-            "cancel_requested": self.cancel_requested,
-            "create_time": when_json(self.create_time.as_ref()),
-            "start_time": when_json(self.start_time.as_ref()),
-            "end_time": when_json(self.end_time.as_ref()),
-            "expire_time": when_json(self.expire_time.as_ref()),
-            "effects_pruned": self.effects_pruned,
-        })
-    }
 }
 
 fn counts_json(c: &MergePlanCounts) -> Value {
@@ -209,6 +71,7 @@ impl Resource for MergePlan {
             "create_time": when_json(self.create_time.as_ref()),
             "expire_time": when_json(self.expire_time.as_ref()),
             "items_pruned": self.items_pruned,
+            "created_by": self.created_by,
         })
     }
 }
@@ -278,6 +141,9 @@ pub fn plan_text(plan: &MergePlan) -> String {
         let _ = writeln!(s, "  recipient:  {} (revision {})", plan.recipient, plan.recipient_revision);
     }
     let _ = writeln!(s, "  strategy:   {}", strategy_label(plan.strategy));
+    if !plan.created_by.is_empty() {
+        let _ = writeln!(s, "  created by: {}", plan.created_by);
+    }
     if !plan.kinds.is_empty() || !plan.keys.is_empty() {
         let kinds = if plan.kinds.is_empty() {
             "all kinds".to_owned()
@@ -428,6 +294,10 @@ To apply it anyway (references will dangle): ferry merge apply p1 --proceed-with
         p.kinds = vec![EntityKind::Lookup as i32];
         assert!(plan_text(&p).contains("  recipient:  environments/dev/groups/prod (new group)\n"));
         assert!(plan_text(&p).contains("  selection:  LOOKUP; all keys\n"));
+        assert!(!plan_text(&p).contains("created by"), "an old plan's empty creator is left out");
+        p.created_by = "ana@example.com".into();
+        assert!(plan_text(&p).contains("  strategy:   KEEP_RECIPIENT\n  created by: ana@example.com\n"));
+        assert_eq!(p.json()["created_by"], "ana@example.com");
         assert!(plan_footer(&p).ends_with("The plan is stale: a group changed since it was made. Plan again.\n"));
         p.state = MergePlanState::Ready as i32;
         p.counts = Some(MergePlanCounts::default());
@@ -435,9 +305,7 @@ To apply it anyway (references will dangle): ferry merge apply p1 --proceed-with
     }
 
     #[test]
-    fn unknown_enum_values_print_as_numbers() {
-        assert_eq!(job_state_label(99), "99");
+    fn unknown_strategy_prints_as_keep_recipient() {
         assert_eq!(strategy_label(0), "KEEP_RECIPIENT");
-        assert!(is_terminal(JobState::Cancelled as i32) && !is_terminal(JobState::Running as i32));
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::checklist::{error_line, mode_label, promotion_step_line, refresh_step_line, run_state_label, step_state_label, title};
 use super::merge::strategy_label;
-use super::{error_json, label, when, when_json};
+use super::{error_json, label, opt, when, when_json};
 use crate::output::Resource;
 use crate::parse::id_of;
 
@@ -242,10 +242,6 @@ macro_rules! run_lifecycle_fields {
     }};
 }
 pub(super) use run_lifecycle_fields;
-
-pub(super) fn opt(s: &str) -> String {
-    if s.is_empty() { "-".to_owned() } else { s.to_owned() }
-}
 
 pub(super) fn step_of(current: i32, total: usize) -> String {
     if current > 0 { format!("{current}/{total}") } else { "-".to_owned() }

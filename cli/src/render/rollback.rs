@@ -6,8 +6,8 @@ use ferry_proto::refresh::v1::{ContentCounts, RollbackPlan, RollbackRun, Rollbac
 use serde_json::{Value, json};
 
 use super::checklist::{Frame, checklist_line, confirm_hint, error_line, run_state_label, step_state_label, summary, title};
-use super::refresh::{change_json, interruption_line, interruptions_json, join, opt, run_json, run_lifecycle_fields, step_of};
-use super::{error_json, when, when_json};
+use super::refresh::{change_json, interruption_line, interruptions_json, join, run_json, run_lifecycle_fields, step_of};
+use super::{error_json, opt, when, when_json};
 use crate::output::Resource;
 use crate::parse::id_of;
 

@@ -72,6 +72,10 @@ pub struct Plan {
     pub expire_at: i64,
     /// Its items were pruned.
     pub items_pruned: bool,
+    /// Who made it: the caller's subject, or the original caller's when a service passed
+    /// one on. `""` for plans from before it was recorded (and in replies recorded then).
+    #[serde(default)]
+    pub created_by: String,
 }
 
 /// One item of a plan. `seq` orders items by (kind, key) then outcome: an entity's item
@@ -240,6 +244,9 @@ pub struct Job {
     pub expire_at: Option<i64>,
     /// Its effects were pruned.
     pub effects_pruned: bool,
+    /// Who started it (as [`Plan::created_by`]); a child job, its parent's.
+    #[serde(default)]
+    pub created_by: String,
 }
 
 /// One page of a list and the cursor of the next, if any.

@@ -57,6 +57,7 @@ pub fn plan(p: Plan) -> pb::MergePlan {
         create_time: ts(p.created_at),
         expire_time: ts(p.expire_at),
         items_pruned: p.items_pruned,
+        created_by: p.created_by,
     }
 }
 
@@ -134,6 +135,7 @@ pub fn job(j: Job) -> pb::Job {
         cancel_requested: j.cancel_requested,
         expire_time: j.expire_at.and_then(ts),
         effects_pruned: j.effects_pruned,
+        created_by: j.created_by,
         reverted_job: j.reverted_job.map(|r| r.to_string()).unwrap_or_default(),
         reverted_by: j.reverted_by.map(|r| r.to_string()).unwrap_or_default(),
         child_jobs: j.params.child_jobs.iter().map(ToString::to_string).collect(),

@@ -12,11 +12,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, done};
+use super::requests::{check_pair, project_merge_request};
 use crate::domain::{
-    GroupName, GroupPair, JobId, JobKind, JobState, Kind, Outcome, PlanId, PlanState, PlanType, ProjectName, Selection, Strategy,
-    check_key, display_name,
+    JobId, JobKind, JobState, Kind, Outcome, PlanId, PlanState, PlanType, ProjectName, Selection, Strategy, check_key, display_name,
 };
-use crate::service::{Engine, PlanRequest, ProjectMergeRequest};
+use crate::service::{Engine, PlanRequest};
 
 /// Most keys in a selective plan (the registry's manifest filter limit).
 const MAX_KEYS: usize = 10_000;
@@ -45,77 +45,6 @@ fn scope(p: &Principal, env: &str) -> Result<(), Status> {
 /// The environment a job works in (all its resources share one).
 fn job_env(job: &crate::domain::Job) -> String {
     job.recipient.strip_prefix("environments/").and_then(|r| r.split('/').next()).unwrap_or_default().to_owned()
-}
-
-/// Source and recipient must differ and share an environment (a merge never crosses one).
-/// Project source and recipient must differ and share an environment.
-fn check_projects(v: &mut Violations, source: &Option<ProjectName>, recipient: &Option<ProjectName>) {
-    if let (Some(s), Some(r)) = (source, recipient) {
-        if s == r {
-            v.add("recipient", "must differ from source: a project cannot be merged into itself");
-        } else if s.env != r.env {
-            v.add("recipient", format!("must be in the source's environment ({}); a merge never crosses environments", s.env_name()));
-        }
-    }
-}
-
-/// Group pairs of a project merge: each in `env`, source and recipient different.
-fn pairs(v: &mut Violations, given: &[pb::GroupPair], env: Option<&str>) -> Option<Vec<GroupPair>> {
-    let mut out = Vec::with_capacity(given.len());
-    let mut ok = true;
-    for (i, p) in given.iter().enumerate() {
-        let s = c::group(v, &format!("group_pairs[{i}].source"), &p.source);
-        let r = c::group(v, &format!("group_pairs[{i}].recipient"), &p.recipient);
-        match (s, r) {
-            (Some(s), Some(r)) => {
-                if env.is_some_and(|e| s.env != e || r.env != e) {
-                    v.add(format!("group_pairs[{i}]"), "both groups must be in the projects' environment");
-                    ok = false;
-                } else if s == r {
-                    v.add(format!("group_pairs[{i}]"), "a group cannot be merged into itself");
-                    ok = false;
-                } else {
-                    out.push(GroupPair { source: s, recipient: r });
-                }
-            }
-            _ => ok = false,
-        }
-    }
-    ok.then_some(out)
-}
-
-fn project_merge_request(
-    v: &mut Violations,
-    source: &str,
-    recipient: &str,
-    merge_groups_first: bool,
-    strategy: i32,
-    given: &[pb::GroupPair],
-) -> Option<ProjectMergeRequest> {
-    let s = v.check("source", ProjectName::parse(source));
-    let r = v.check("recipient", ProjectName::parse(recipient));
-    check_projects(v, &s, &r);
-    let strategy = v.check("strategy", Strategy::from_request(strategy));
-    let pairs = pairs(v, given, s.as_ref().map(|s| s.env.as_str()));
-    Some(ProjectMergeRequest {
-        source: s?,
-        recipient: r?,
-        merge_groups_first,
-        strategy: strategy?,
-        pairs: pairs?,
-        plans: vec![],
-        proceed_with_missing_dependencies: false,
-    })
-}
-
-fn check_pair(v: &mut Violations, source: &Option<GroupName>, recipient: &Option<GroupName>) {
-    if let (Some(s), Some(r)) = (source, recipient) {
-        if s == r {
-            v.add("recipient", "must differ from source: a group cannot be merged into itself");
-        } else if s.env != r.env {
-            v.add("recipient", format!("must be in the source's environment ({}); a merge never crosses environments", s.env_name()));
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -149,6 +78,7 @@ impl MergeService for MergeApi {
             recipient_display_name: String::new(),
             strategy,
             selection: Selection { kinds, keys },
+            created_by: p.actor().to_owned(),
         };
         Ok(Response::new(c::plan(self.engine.create_plan(key, "CreateMergePlan", req).await?)))
     }
@@ -171,6 +101,7 @@ impl MergeService for MergeApi {
             recipient_display_name: display,
             strategy: Strategy::KeepRecipient,
             selection: Selection::default(),
+            created_by: p.actor().to_owned(),
         };
         Ok(Response::new(c::plan(self.engine.create_plan(key, "PlanCloneGroup", req).await?)))
     }
@@ -249,7 +180,7 @@ impl MergeService for MergeApi {
         let (key, id) = done(v, || Some((key?, id?)))?;
         let plan = self.engine.get_plan(&id).await?;
         scope(&p, &plan.source.env)?;
-        Ok(Response::new(c::job(self.engine.apply_plan(key, id, r.proceed_with_missing_dependencies).await?)))
+        Ok(Response::new(c::job(self.engine.apply_plan(key, id, r.proceed_with_missing_dependencies, p.actor().to_owned()).await?)))
     }
 
     #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, group = %req.get_ref().group_id))]
@@ -263,7 +194,7 @@ impl MergeService for MergeApi {
         let display = v.check("display_name", display_name(&r.display_name));
         let (key, source, recipient, display) = done(v, || Some((key?, source?, recipient?, display?)))?;
         scope(&p, &source.env)?;
-        Ok(Response::new(c::job(self.engine.clone_group(key, source, recipient, display).await?)))
+        Ok(Response::new(c::job(self.engine.clone_group(key, source, recipient, display, p.actor().to_owned()).await?)))
     }
 
     #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, project = %req.get_ref().project_id))]
@@ -292,7 +223,7 @@ impl MergeService for MergeApi {
         }
         let (key, source, new, display) = done(v, || Some((key?, source?, new?, display?)))?;
         scope(&p, &source.env)?;
-        Ok(Response::new(c::job(self.engine.clone_project(key, source, new, display, groups).await?)))
+        Ok(Response::new(c::job(self.engine.clone_project(key, source, new, display, groups, p.actor().to_owned()).await?)))
     }
 
     #[tracing::instrument(skip_all, fields(source = %req.get_ref().source, recipient = %req.get_ref().recipient))]
@@ -301,7 +232,7 @@ impl MergeService for MergeApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "PlanProjectMerge", &r, &r.request_id);
-        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs);
+        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs, p.actor());
         let (key, m) = done(v, || Some((key?, m?)))?;
         scope(&p, &m.source.env)?;
         Ok(Response::new(c::project_merge_plan(self.engine.plan_project_merge(key, m).await?)))
@@ -313,7 +244,7 @@ impl MergeService for MergeApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         let key = c::request_key(&mut v, "MergeProject", &r, &r.request_id);
-        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs);
+        let m = project_merge_request(&mut v, &r.source, &r.recipient, r.merge_groups_first, r.strategy, &r.group_pairs, p.actor());
         let plans: Option<Vec<PlanId>> =
             r.group_merge_plans.iter().enumerate().map(|(i, n)| v.check(&format!("group_merge_plans[{i}]"), PlanId::parse(n))).collect();
         if !r.group_merge_plans.is_empty() && !r.merge_groups_first {
@@ -336,7 +267,7 @@ impl MergeService for MergeApi {
         let (key, id) = done(v, || Some((key?, id?)))?;
         let job = self.engine.get_job(&id).await?;
         scope(&p, &job_env(&job))?;
-        Ok(Response::new(c::job(self.engine.revert_merge(key, id, r.proceed_with_changed).await?)))
+        Ok(Response::new(c::job(self.engine.revert_merge(key, id, r.proceed_with_changed, p.actor().to_owned()).await?)))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {

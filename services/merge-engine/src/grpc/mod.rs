@@ -4,5 +4,6 @@
 
 mod convert;
 mod handlers;
+mod requests;
 
 pub use handlers::MergeApi;

@@ -33,8 +33,8 @@ impl Engine {
         Ok(super::page(rows, limit, |j| (j.created_at, j.id.0.clone())))
     }
 
-    /// Applies a plan as an APPLY_MERGE job (G10, G11, G12).
-    pub async fn apply_plan(&self, key: Option<RequestKey>, id: PlanId, proceed: bool) -> Result<Job> {
+    /// Applies a plan as an APPLY_MERGE job (G10, G11, G12) that `created_by` started.
+    pub async fn apply_plan(&self, key: Option<RequestKey>, id: PlanId, proceed: bool, created_by: String) -> Result<Job> {
         if let Some(job) = self.replayed::<JobId>(&key, "ApplyMergePlan").await? {
             return self.get_job(&job).await;
         }
@@ -43,7 +43,7 @@ impl Engine {
             return Ok(job);
         }
         self.check_applicable(&plan, proceed).await?;
-        let job = new_job(JobKind::ApplyMerge, &plan, proceed);
+        let job = new_job(JobKind::ApplyMerge, &plan, proceed, created_by);
         let queued = job.clone();
         let chunk = self.settings.chunk_size;
         let job_id = self
@@ -139,8 +139,15 @@ impl Engine {
     }
 
     /// Clones a group in one CLONE_GROUP job: the worker plans (plan id = job id), creates
-    /// the group and applies (G5).
-    pub async fn clone_group(&self, key: Option<RequestKey>, source: GroupName, recipient: GroupName, display_name: String) -> Result<Job> {
+    /// the group and applies (G5). The plan records the job's `created_by`.
+    pub async fn clone_group(
+        &self,
+        key: Option<RequestKey>,
+        source: GroupName,
+        recipient: GroupName,
+        display_name: String,
+        created_by: String,
+    ) -> Result<Job> {
         if let Some(job) = self.replayed::<JobId>(&key, "CloneGroup").await? {
             return self.get_job(&job).await;
         }
@@ -148,29 +155,8 @@ impl Engine {
         if self.registry.group_revision(&recipient).await?.is_some() {
             return Err(already_exists(&recipient));
         }
-        let now = now_micros();
-        let job = Job {
-            id: JobId::generate(),
-            kind: JobKind::CloneGroup,
-            state: JobState::Queued,
-            plan: None,
-            source: source.to_string(),
-            recipient: recipient.to_string(),
-            params: JobParams { proceed_with_missing_dependencies: true, display_name, ..JobParams::default() },
-            progress: Progress { done: 0, total: 0, phase: "queued".into() },
-            result: JobResult::default(),
-            error: None,
-            produced: vec![],
-            cancel_requested: false,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-            updated_at: now,
-            reverted_job: None,
-            reverted_by: None,
-            expire_at: None,
-            effects_pruned: false,
-        };
+        let params = JobParams { proceed_with_missing_dependencies: true, display_name, ..JobParams::default() };
+        let job = queued(JobKind::CloneGroup, source.to_string(), recipient.to_string(), params, created_by);
         let chunk = self.settings.chunk_size;
         let id = self
             .write(key, "CloneGroup", move |txn| {
@@ -194,6 +180,7 @@ impl Engine {
             recipient_display_name: job.params.display_name.clone(),
             strategy: Strategy::KeepRecipient,
             selection: Selection::default(),
+            created_by: job.created_by.clone(),
         })
     }
 
@@ -235,24 +222,19 @@ impl Engine {
     }
 }
 
-pub(super) fn new_job(kind: JobKind, plan: &Plan, proceed: bool) -> Job {
+/// A QUEUED job that `created_by` started; the caller sets what its kind needs beyond.
+pub(super) fn queued(kind: JobKind, source: String, recipient: String, params: JobParams, created_by: String) -> Job {
     let now = now_micros();
-    let c = plan.counts;
-    let total = c.creates + c.links + if plan.strategy == Strategy::TakeSource { c.conflicts } else { 0 };
     Job {
         id: JobId::generate(),
         kind,
         state: JobState::Queued,
-        plan: Some(plan.id.clone()),
-        source: plan.source.to_string(),
-        recipient: plan.recipient.to_string(),
-        params: JobParams {
-            proceed_with_missing_dependencies: proceed,
-            display_name: plan.recipient_display_name.clone(),
-            ..JobParams::default()
-        },
-        progress: Progress { done: 0, total, phase: "queued".into() },
-        result: initial_result(plan, proceed),
+        plan: None,
+        source,
+        recipient,
+        params,
+        progress: Progress { done: 0, total: 0, phase: "queued".into() },
+        result: JobResult::default(),
         error: None,
         produced: vec![],
         cancel_requested: false,
@@ -264,7 +246,20 @@ pub(super) fn new_job(kind: JobKind, plan: &Plan, proceed: bool) -> Job {
         reverted_by: None,
         expire_at: None,
         effects_pruned: false,
+        created_by,
     }
+}
+
+/// A QUEUED job applying `plan`.
+pub(super) fn new_job(kind: JobKind, plan: &Plan, proceed: bool, created_by: String) -> Job {
+    let c = plan.counts;
+    let params =
+        JobParams { proceed_with_missing_dependencies: proceed, display_name: plan.recipient_display_name.clone(), ..JobParams::default() };
+    let mut job = queued(kind, plan.source.to_string(), plan.recipient.to_string(), params, created_by);
+    job.plan = Some(plan.id.clone());
+    job.progress.total = c.creates + c.links + if plan.strategy == Strategy::TakeSource { c.conflicts } else { 0 };
+    job.result = initial_result(plan, proceed);
+    job
 }
 
 /// What a job reports before its first chunk: the plan's skips, the conflicts the

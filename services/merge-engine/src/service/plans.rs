@@ -18,6 +18,8 @@ pub struct PlanRequest {
     pub recipient_display_name: String,
     pub strategy: Strategy,
     pub selection: Selection,
+    /// Who asks (the caller's subject, as `Principal::actor`); the plan records it.
+    pub created_by: String,
 }
 
 impl Engine {
@@ -97,6 +99,7 @@ impl Engine {
             created_at: now,
             expire_at: self.settings.retention.plan_expiry(now),
             items_pruned: false,
+            created_by: req.created_by.clone(),
         })
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_kit::db::now_micros;
 
 use super::Engine;
-use super::jobs::{cancelled_error, initial_result, new_job};
+use super::jobs::{cancelled_error, new_job};
 use super::plans::PlanRequest;
 use super::worker::Ended;
 use crate::domain::{JobId, JobKind, JobState, PlanId, PlanState, PlanType, ProjectName, Selection, Strategy};
@@ -63,6 +63,7 @@ impl Engine {
                                         recipient_display_name: String::new(),
                                         strategy: p.strategy.unwrap_or(Strategy::KeepRecipient),
                                         selection: Selection::default(),
+                                        created_by: row.job.created_by.clone(),
                                     };
                                     let plan = self.make_plan(id, &req, PlanState::Ready, None).await?;
                                     store::plans::insert(&self.db, &plan).await?;
@@ -72,10 +73,10 @@ impl Engine {
                         }
                     };
                     self.check_applicable(&plan, p.proceed_with_missing_dependencies).await?;
-                    let mut job = new_job(JobKind::ApplyMerge, &plan, p.proceed_with_missing_dependencies);
+                    let proceed = p.proceed_with_missing_dependencies;
+                    let mut job = new_job(JobKind::ApplyMerge, &plan, proceed, row.job.created_by.clone());
                     job.id = child.clone();
                     job.params.parent_job = Some(row.job.id.clone());
-                    job.result = initial_result(&plan, p.proceed_with_missing_dependencies);
                     let txn = ferry_kit::db::begin(&self.db).await?;
                     if !store::plans::transition(&txn, &plan.id, &[PlanState::Ready], PlanState::Applying, Some(child)).await? {
                         return Err(Error::Aborted(format!("{} is no longer ready; plan the project merge again", plan.id)));

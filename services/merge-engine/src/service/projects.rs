@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use ferry_kit::db::now_micros;
 use ferry_kit::status::Precondition;
 
 use super::Engine;
+use super::jobs::queued;
 use super::plans::PlanRequest;
 use crate::domain::{
-    GroupMergeSummary, GroupName, GroupPair, Job, JobId, JobKind, JobParams, JobResult, JobState, Kind, MissingRef, PlanId, PlanState,
-    PlanType, Progress, ProjectInfo, ProjectMergePlan, ProjectName, RequestKey, Selection, Strategy,
+    GroupMergeSummary, GroupName, GroupPair, Job, JobId, JobKind, JobParams, Kind, MissingRef, PlanId, PlanState, PlanType, ProjectInfo,
+    ProjectMergePlan, ProjectName, RequestKey, Selection, Strategy,
 };
 use crate::error::{Error, Result};
 use crate::store;
@@ -29,32 +29,9 @@ pub struct ProjectMergeRequest {
     pub pairs: Vec<GroupPair>,
     pub plans: Vec<PlanId>,
     pub proceed_with_missing_dependencies: bool,
-}
-
-fn new_job(kind: JobKind, source: String, recipient: String, params: JobParams) -> Job {
-    let now = now_micros();
-    Job {
-        id: JobId::generate(),
-        kind,
-        state: JobState::Queued,
-        plan: None,
-        source,
-        recipient,
-        params,
-        progress: Progress { done: 0, total: 0, phase: "queued".into() },
-        result: JobResult::default(),
-        error: None,
-        produced: vec![],
-        cancel_requested: false,
-        created_at: now,
-        started_at: None,
-        ended_at: None,
-        updated_at: now,
-        reverted_job: None,
-        reverted_by: None,
-        expire_at: None,
-        effects_pruned: false,
-    }
+    /// Who asks (the caller's subject); the job, its child jobs and the plans made for
+    /// them record it.
+    pub created_by: String,
 }
 
 /// The references of a project's items (first referencing item by name) and how the
@@ -89,6 +66,7 @@ impl Engine {
         new: ProjectName,
         display_name: String,
         groups: Vec<GroupName>,
+        created_by: String,
     ) -> Result<Job> {
         if let Some(job) = self.replayed::<JobId>(&key, "CloneProject").await? {
             return self.get_job(&job).await;
@@ -101,7 +79,7 @@ impl Engine {
             return Err(Error::AlreadyExists { resource: "project", name: new.to_string(), message: format!("{new} already exists") });
         }
         let params = JobParams { display_name, groups: groups.iter().map(ToString::to_string).collect(), ..JobParams::default() };
-        let mut job = new_job(JobKind::CloneProject, source.to_string(), new.to_string(), params);
+        let mut job = queued(JobKind::CloneProject, source.to_string(), new.to_string(), params, created_by);
         job.produced = vec![new.to_string()];
         self.insert_job(key, "CloneProject", job).await
     }
@@ -259,6 +237,7 @@ impl Engine {
                             recipient_display_name: String::new(),
                             strategy: req.strategy,
                             selection: Selection::default(),
+                            created_by: req.created_by.clone(),
                         },
                     )
                     .await?;
@@ -317,7 +296,7 @@ impl Engine {
         if n > 0 {
             return Err(Self::missing_error(&rec.name, &missing, n));
         }
-        let mut job = new_job(
+        let mut job = queued(
             JobKind::MergeProject,
             src.name.to_string(),
             rec.name.to_string(),
@@ -329,6 +308,7 @@ impl Engine {
                 plans: req.plans.clone(),
                 ..JobParams::default()
             },
+            req.created_by,
         );
         if req.merge_groups_first {
             job.params.child_jobs = (0..pairs.len()).map(|i| JobId(format!("{}-{i}", job.id.0))).collect();

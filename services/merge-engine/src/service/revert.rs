@@ -9,7 +9,7 @@ use ferry_kit::db::now_micros;
 use ferry_kit::status::Precondition;
 
 use super::Engine;
-use crate::domain::{GroupName, Job, JobId, JobKind, JobParams, JobResult, JobState, Progress, RequestKey, Selection};
+use crate::domain::{GroupName, Job, JobId, JobKind, JobParams, JobResult, RequestKey, Selection};
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::jobs::Effect;
@@ -25,8 +25,8 @@ fn refuse(kind: &str, subject: String, message: String, description: &str) -> Er
 }
 
 impl Engine {
-    /// Starts a REVERT_MERGE job for an ended APPLY_MERGE job.
-    pub async fn revert_merge(&self, key: Option<RequestKey>, target: JobId, proceed: bool) -> Result<Job> {
+    /// Starts a REVERT_MERGE job, by `created_by`, for an ended APPLY_MERGE job.
+    pub async fn revert_merge(&self, key: Option<RequestKey>, target: JobId, proceed: bool, created_by: String) -> Result<Job> {
         if let Some(job) = self.replayed::<JobId>(&key, "RevertMerge").await? {
             return self.get_job(&job).await;
         }
@@ -91,29 +91,11 @@ impl Engine {
                     .collect(),
             ));
         }
-        let now = now_micros();
-        let job = Job {
-            id: JobId::generate(),
-            kind: JobKind::RevertMerge,
-            state: JobState::Queued,
-            plan: None,
-            source: recipient.to_string(),
-            recipient: recipient.to_string(),
-            params: JobParams::default(),
-            progress: Progress { done: 0, total: undoable, phase: "queued".into() },
-            result: JobResult { not_reverted: overwrites, ..JobResult::default() },
-            error: None,
-            produced: vec![],
-            cancel_requested: false,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-            updated_at: now,
-            reverted_job: Some(target.clone()),
-            reverted_by: None,
-            expire_at: None,
-            effects_pruned: false,
-        };
+        let mut job =
+            super::jobs::queued(JobKind::RevertMerge, recipient.to_string(), recipient.to_string(), JobParams::default(), created_by);
+        job.progress.total = undoable;
+        job.result = JobResult { not_reverted: overwrites, ..JobResult::default() };
+        job.reverted_job = Some(target.clone());
         let chunk = self.settings.chunk_size;
         let id = self
             .write(key, "RevertMerge", move |txn| {

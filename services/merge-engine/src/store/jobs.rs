@@ -9,7 +9,7 @@ use crate::domain::{Job, JobError, JobId, JobKind, JobParams, JobResult, JobStat
 
 const COLUMNS: &str = "id, kind, state, plan_id, source, recipient, params, chunk_size, cursor_seq, chunk_no, done, total, phase, \
      result, error, produced, cancel_requested, lease_owner, lease_until, created_at, started_at, ended_at, updated_at, \
-     reverted_job, reverted_by, expire_at, effects_pruned";
+     reverted_job, reverted_by, expire_at, effects_pruned, created_by";
 
 /// A job and its worker-side state.
 #[derive(Debug, Clone)]
@@ -54,6 +54,7 @@ fn read(row: &QueryResult) -> Result<JobRow, DbErr> {
             reverted_by: col::<Option<String>>(row, 24)?.map(JobId),
             expire_at: col(row, 25)?,
             effects_pruned: col::<i64>(row, 26)? != super::retention::KEPT,
+            created_by: col(row, 27)?,
         },
         chunk_size: col(row, 7)?,
         cursor_seq: col(row, 8)?,
@@ -64,7 +65,7 @@ fn read(row: &QueryResult) -> Result<JobRow, DbErr> {
 pub async fn insert<C: ConnectionTrait>(db: &C, job: &Job, chunk_size: i64) -> Result<(), DbErr> {
     exec(
         db,
-        &format!("INSERT INTO jobs ({COLUMNS}) VALUES ({})", placeholders(27)),
+        &format!("INSERT INTO jobs ({COLUMNS}) VALUES ({})", placeholders(28)),
         vec![
             job.id.0.clone().into(),
             i64::from(job.kind.number()).into(),
@@ -93,6 +94,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, job: &Job, chunk_size: i64) -> R
             job.reverted_by.as_ref().map(|j| j.0.clone()).into(),
             job.expire_at.into(),
             super::retention::KEPT.into(),
+            job.created_by.clone().into(),
         ],
     )
     .await?;

@@ -1,6 +1,7 @@
 //! The engine's schema: plans and their items, jobs with their checkpoint and lease, the
 //! effects of applied chunks (what revert undoes), and the `request_log`; then when plan
-//! items and job effects expire, and whether they were pruned (`service::retention`).
+//! items and job effects expire, and whether they were pruned (`service::retention`); then
+//! who made each plan and started each job.
 
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
@@ -13,9 +14,34 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_merge_engine::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
-            Box::new(m20261205_000001_retention::Migration),
+            Box::new(m20261205_000001_retention::MIGRATION),
             Box::new(ferry_kit::audit::store::Migration),
+            Box::new(m20261206_000001_creators::MIGRATION),
         ]
+    }
+}
+
+/// A migration of statements only: `up` runs them in order, `down` undoes them.
+struct Statements {
+    name: &'static str,
+    up: &'static [&'static str],
+    down: &'static [&'static str],
+}
+
+impl MigrationName for Statements {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Statements {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        ferry_kit::db::execute_schema(manager.get_connection(), self.up).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        ferry_kit::db::execute_schema(manager.get_connection(), self.down).await
     }
 }
 
@@ -132,15 +158,9 @@ mod m20261123_000001_create_merge_engine {
 /// When a plan's items and an ended job's effects expire, and whether they were pruned.
 /// Rows from before get the default retention (7 days) from their creation or end.
 mod m20261205_000001_retention {
-    use super::*;
+    use super::Statements;
 
-    pub struct Migration;
-
-    impl MigrationName for Migration {
-        fn name(&self) -> &str {
-            "m20261205_000001_retention"
-        }
-    }
+    pub(super) const MIGRATION: Statements = Statements { name: "m20261205_000001_retention", up: UP, down: DOWN };
 
     const UP: &[&str] = &[
         "ALTER TABLE merge_plans ADD COLUMN expire_at BIGINT NOT NULL DEFAULT 0",
@@ -161,15 +181,19 @@ mod m20261205_000001_retention {
         "ALTER TABLE merge_plans DROP COLUMN items_pruned",
         "ALTER TABLE merge_plans DROP COLUMN expire_at",
     ];
+}
 
-    #[async_trait::async_trait]
-    impl MigrationTrait for Migration {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
-        }
+/// Who made each plan and started each job (the caller's subject). Rows from before read
+/// `""`.
+mod m20261206_000001_creators {
+    use super::Statements;
 
-        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
-        }
-    }
+    pub(super) const MIGRATION: Statements = Statements { name: "m20261206_000001_creators", up: UP, down: DOWN };
+
+    const UP: &[&str] = &[
+        "ALTER TABLE merge_plans ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
+    ];
+
+    const DOWN: &[&str] = &["ALTER TABLE jobs DROP COLUMN created_by", "ALTER TABLE merge_plans DROP COLUMN created_by"];
 }

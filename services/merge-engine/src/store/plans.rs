@@ -9,7 +9,7 @@ use super::{all, col, enum_col, exec, one, tuples};
 use crate::domain::{Counts, GroupName, JobId, Kind, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Sharing, Strategy};
 
 const COLUMNS: &str = "id, plan_type, source, recipient, recipient_display_name, strategy, selection, source_revision, \
-     recipient_revision, state, creates, links, skips, conflicts, missing_dependencies, source_entries, job_id, created_at, expire_at, items_pruned";
+     recipient_revision, state, creates, links, skips, conflicts, missing_dependencies, source_entries, job_id, created_at, expire_at, items_pruned, created_by";
 
 fn group(row: &QueryResult, i: usize) -> Result<GroupName, DbErr> {
     let s: String = col(row, i)?;
@@ -41,6 +41,7 @@ fn read(row: &QueryResult) -> Result<Plan, DbErr> {
         created_at: col(row, 17)?,
         expire_at: col(row, 18)?,
         items_pruned: col::<i64>(row, 19)? != super::retention::KEPT,
+        created_by: col(row, 20)?,
     })
 }
 
@@ -48,7 +49,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, p: &Plan) -> Result<(), DbErr> {
     let selection = serde_json::to_string(&p.selection).map_err(|e| DbErr::Custom(e.to_string()))?;
     exec(
         db,
-        &format!("INSERT INTO merge_plans ({COLUMNS}) VALUES ({})", placeholders(20)),
+        &format!("INSERT INTO merge_plans ({COLUMNS}) VALUES ({})", placeholders(21)),
         vec![
             p.id.0.clone().into(),
             i64::from(p.plan_type.number()).into(),
@@ -70,6 +71,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, p: &Plan) -> Result<(), DbErr> {
             p.created_at.into(),
             p.expire_at.into(),
             if p.items_pruned { super::retention::PRUNED } else { super::retention::KEPT }.into(),
+            p.created_by.clone().into(),
         ],
     )
     .await?;

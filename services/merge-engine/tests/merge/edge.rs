@@ -121,4 +121,19 @@ pub async fn scoped_lists_are_filtered_in_the_query(backend: Backend) {
     assert!(jobs.jobs[0].recipient.starts_with("environments/b/"), "{:?}", jobs.jobs[0]);
     let admin = app.merge.clone().list_jobs(mpb::ListJobsRequest::default()).await.expect("jobs").into_inner();
     assert_eq!(admin.jobs.len(), 4, "the admin sees all");
+    assert_eq!(listed.merge_plans[0].created_by, ADMIN_SUBJECT, "the plan records who made it");
+    assert!(admin.jobs.iter().all(|j| j.created_by == ADMIN_SUBJECT), "{:?}", admin.jobs);
+
+    // A plan the scoped operator makes, and the job applying it, record that operator.
+    let dst = group(&app, "b", "dst-bea").await;
+    let made = scoped.create_merge_plan(plan_req("environments/b/groups/src", &dst)).await.expect("scoped plan").into_inner();
+    assert_eq!(made.created_by, SCOPED_SUBJECT);
+    let job = scoped
+        .apply_merge_plan(mpb::ApplyMergePlanRequest { name: made.name.clone(), ..Default::default() })
+        .await
+        .expect("scoped apply")
+        .into_inner();
+    assert_eq!(job.created_by, SCOPED_SUBJECT);
+    assert_eq!(wait_job(&app.merge, &job.name).await.created_by, SCOPED_SUBJECT, "as stored");
+    assert_eq!(get_plan(&app, &made.name).await.created_by, SCOPED_SUBJECT, "as stored");
 }

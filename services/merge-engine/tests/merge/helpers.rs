@@ -23,8 +23,11 @@ pub type Registry = RegistryServiceClient<InterceptedService<Channel, ClientInte
 pub type Merge = MergeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 pub const ADMIN: &str = "admin-token-for-merge-tests-01";
-/// An operator scoped to environment `b`.
+/// Whom the tokens file names for `ADMIN`: what its plans and jobs record as `created_by`.
+pub const ADMIN_SUBJECT: &str = "merge-admin@example.com";
+/// An operator scoped to environment `b`, and its subject.
 pub const SCOPED_TO_B: &str = "scoped-token-for-merge-tests-b";
+pub const SCOPED_SUBJECT: &str = "bea@example.com";
 /// A running engine: its server's shutdown and its workers.
 pub struct EngineHandle {
     pub client: Merge,
@@ -133,7 +136,7 @@ pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestAp
     let registry_db = database(backend, &dir, "registry.db").await?;
     let engine_db = database(backend, &dir, "merge.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin *\n{SCOPED_TO_B} operator b bea@example.com\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin * {ADMIN_SUBJECT}\n{SCOPED_TO_B} operator b {SCOPED_SUBJECT}\n")).expect("tokens file");
     let rconfig = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), registry_db, common(&tokens));
     let server = group_registry::build(&rconfig).await.expect("build registry");
     let raddr = server.local_addr();
@@ -264,6 +267,10 @@ pub fn plan_req(source: &str, recipient: &str) -> mpb::CreateMergePlanRequest {
 
 pub async fn plan(app: &TestApp, req: mpb::CreateMergePlanRequest) -> mpb::MergePlan {
     app.merge.clone().create_merge_plan(req).await.expect("create merge plan").into_inner()
+}
+
+pub async fn get_plan(app: &TestApp, name: &str) -> mpb::MergePlan {
+    app.merge.clone().get_merge_plan(mpb::GetMergePlanRequest { name: name.into() }).await.expect("get plan").into_inner()
 }
 
 pub async fn items(app: &TestApp, plan: &str, outcomes: Vec<i32>) -> Vec<mpb::MergePlanItem> {

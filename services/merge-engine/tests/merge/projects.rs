@@ -136,6 +136,7 @@ pub async fn g9_project_merge_refused_listing_missing_unless_groups_first(b: Bac
         .into_inner();
     assert_eq!(ahead.missing_reference_count, 0, "as if the group merges were applied");
     assert_eq!(ahead.group_merges.len(), 1);
+    assert_eq!(get_plan(&app, &ahead.group_merges[0].merge_plan).await.created_by, ADMIN_SUBJECT, "the preview's plan");
     assert_eq!(ahead.group_merges[0].counts.map(|c| (c.creates, c.links)), Some((1, 1)));
 
     // Plans given by the caller are checked for staleness.
@@ -165,6 +166,9 @@ pub async fn g9_project_merge_refused_listing_missing_unless_groups_first(b: Bac
     assert_eq!(job.child_jobs.len(), 1);
     let child = get_job(&app.merge, &job.child_jobs[0]).await;
     assert_eq!((child.state, child.parent_job.as_str()), (SUCCEEDED, job.name.as_str()));
+    // The child job and the plan it made at run time record the parent's creator.
+    assert_eq!((job.created_by.as_str(), child.created_by.as_str()), (ADMIN_SUBJECT, ADMIN_SUBJECT));
+    assert_eq!(get_plan(&app, &child.plan).await.created_by, ADMIN_SUBJECT);
     assert_eq!((result(&child).created, result(&child).linked), (1, 1));
     assert_eq!(item_ids(&app, &pprod).await, ["about", "home"]);
     let prod_keys: Vec<String> = entities_of(&app, &prod).await.into_iter().map(|e| e.key).collect();

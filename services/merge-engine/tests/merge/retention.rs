@@ -19,10 +19,6 @@ fn secs(t: &Option<prost_types::Timestamp>) -> i64 {
     t.as_ref().map(|t| t.seconds).expect("a time")
 }
 
-async fn get_plan(app: &TestApp, name: &str) -> mpb::MergePlan {
-    app.merge.clone().get_merge_plan(mpb::GetMergePlanRequest { name: name.into() }).await.expect("get plan").into_inner()
-}
-
 pub async fn expired_items_and_effects_are_pruned_in_batches_and_refused_after(b: Backend) {
     let Some(mut app) = spawn_app(b).await else { return };
     let (s, r) = fixture(&app).await;

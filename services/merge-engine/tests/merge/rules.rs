@@ -222,6 +222,8 @@ pub async fn g5_clone_group_copies_duplicated_and_links_shared(b: Backend) {
     assert_eq!(job.produced_resources, ["environments/dev/groups/copy"]);
     assert_eq!((result(&job).created, result(&job).linked), (2, 1));
     assert!(!job.plan.is_empty(), "the job records its plan");
+    assert_eq!(job.created_by, ADMIN_SUBJECT);
+    assert_eq!(get_plan(&app, &job.plan).await.created_by, ADMIN_SUBJECT, "the plan the worker made records the job's creator");
     let copy = entities_of(&app, "environments/dev/groups/copy").await;
     for e in &source {
         let c = find(&copy, e.kind, &e.key).expect("every key cloned");
@@ -272,6 +274,7 @@ pub async fn revert_removes_what_the_merge_created_and_linked(b: Backend) {
     let job = wait_job(&app.merge, &job.name).await;
     assert_eq!(job.state, SUCCEEDED, "{:?}", job.error);
     assert_eq!(job.reverted_job, applied.name);
+    assert_eq!(job.created_by, ADMIN_SUBJECT);
     assert_eq!((result(&job).removed, result(&job).unlinked), (1, 1));
     let after: Vec<String> = entities_of(&app, &r).await.into_iter().map(|e| e.name).collect();
     assert_eq!(after, before, "the recipient is as it was before the merge");
