@@ -85,8 +85,10 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(job = %row.job.id))]
     pub(super) async fn run_claimed(&self, row: JobRow) {
         let id = row.job.id.clone();
+        // The registry's audit log records the engine acting for whoever started the job.
+        let creator = row.job.created_by.clone();
         let ended = tokio::select! {
-            r = self.run_job(row) => r,
+            r = ferry_kit::client::on_behalf_of(creator, self.run_job(row)) => r,
             () = self.heartbeat(&id) => Ok(Ended::LostLease),
         };
         match ended {
@@ -324,8 +326,11 @@ impl Chunks<'_> {
             }
             let (registry, recipient, sent) = (self.engine.registry.clone(), self.plan.recipient.clone(), actions.clone());
             let request_id = format!("{}:{}", self.job, self.number);
-            // Spawned, so the call goes out now rather than when the pipeline next waits.
-            let task = tokio::spawn(async move { registry.apply(&recipient, &sent, &request_id).await });
+            // Spawned, so the call goes out now rather than when the pipeline next waits;
+            // still on behalf of the job's creator.
+            let creator = ferry_kit::client::ON_BEHALF_OF.try_with(Clone::clone).unwrap_or_default();
+            let send = async move { registry.apply(&recipient, &sent, &request_id).await };
+            let task = tokio::spawn(ferry_kit::client::on_behalf_of(creator, send));
             self.in_flight.push_back(InFlight { items, actions, task });
             self.number += 1;
             self.next = self.read(last_seq).await?;

@@ -1,5 +1,6 @@
 //! Bad input and retries.
 
+use ferry_proto::audit::v1::audit_service_client::AuditServiceClient;
 use ferry_proto::merge::v1 as mpb;
 use tonic::Code;
 
@@ -136,4 +137,18 @@ pub async fn scoped_lists_are_filtered_in_the_query(backend: Backend) {
     assert_eq!(job.created_by, SCOPED_SUBJECT);
     assert_eq!(wait_job(&app.merge, &job.name).await.created_by, SCOPED_SUBJECT, "as stored");
     assert_eq!(get_plan(&app, &made.name).await.created_by, SCOPED_SUBJECT, "as stored");
+
+    // The job's writes in the registry: the engine's identity, acting for the job's creator.
+    let mut audit = AuditServiceClient::with_interceptor(
+        ferry_kit::client::channel(app.registry_url()).expect("channel"),
+        ferry_kit::client::ClientInterceptor::new(Some(ADMIN)).expect("token"),
+    );
+    let req = ferry_proto::audit::v1::ListAuditEventsRequest {
+        method: "ApplyMergeOperations".into(),
+        subject: SCOPED_SUBJECT.into(),
+        ..Default::default()
+    };
+    let events = audit.list_audit_events(req).await.expect("audit").into_inner().audit_events;
+    assert!(!events.is_empty(), "the job's writes are in the registry's log");
+    assert!(events.iter().all(|e| e.subject == ADMIN_SUBJECT && e.on_behalf_of == SCOPED_SUBJECT && e.outcome == "OK"), "{events:?}");
 }

@@ -88,6 +88,11 @@ fn common(tokens: &std::path::Path) -> CommonArgs {
 }
 
 impl TestApp {
+    /// The registry's URL.
+    pub fn registry_url(&self) -> &str {
+        &self.registry_url
+    }
+
     /// Starts another engine on this app's engine database (chunk size `chunk`).
     pub async fn start_engine(&self, chunk: i64) -> EngineHandle {
         self.start_engine_with(|c| c.chunk_size = chunk).await
@@ -136,7 +141,8 @@ pub async fn spawn_app_with_chunk(backend: Backend, chunk: i64) -> Option<TestAp
     let registry_db = database(backend, &dir, "registry.db").await?;
     let engine_db = database(backend, &dir, "merge.db").await?;
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("{ADMIN} admin * {ADMIN_SUBJECT}\n{SCOPED_TO_B} operator b {SCOPED_SUBJECT}\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{ADMIN} admin+service * {ADMIN_SUBJECT}\n{SCOPED_TO_B} operator b {SCOPED_SUBJECT}\n"))
+        .expect("tokens file");
     let rconfig = group_registry::Config::new("127.0.0.1:0".parse().expect("addr"), registry_db, common(&tokens));
     let server = group_registry::build(&rconfig).await.expect("build registry");
     let raddr = server.local_addr();
