@@ -155,9 +155,9 @@ pub type TxFuture<'t, T, E> = std::pin::Pin<Box<dyn std::future::Future<Output =
 /// Runs `work` in one transaction as the call `method`, with `request_id` semantics: a
 /// replay returns the recorded reply and writes nothing; a different request under a used
 /// id is refused; the reply, and the call's audit event, are recorded in the same
-/// transaction as the writes. When the
-/// work or the record collides with a concurrent call that carried the same request id
-/// and committed first, the caller gets that call's reply, as a retry would.
+/// transaction as the writes. When the work or the record collides with a concurrent call
+/// that carried the same request id and committed first, the caller gets that call's
+/// reply, as a retry would.
 pub async fn transaction<T, E, F>(db: &sea_orm::DatabaseConnection, key: Option<&RequestKey>, method: &str, work: F) -> Result<T, E>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send,

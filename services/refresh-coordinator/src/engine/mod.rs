@@ -111,7 +111,6 @@ pub trait Kind: Send + Sync + Sized + 'static {
 /// A run of kind `K`.
 pub type RunOf<K> = Run<<K as Kind>::Spec, <K as Kind>::Detail>;
 
-/// The name of run `id` of kind `K`.
 /// Step `number` (1-based) of `run`, if it has one.
 fn step_at<K: Kind>(run: &RunOf<K>, number: i32) -> Option<&Step<K::Detail>> {
     usize::try_from(number - 1).ok().and_then(|i| run.steps.get(i))
@@ -122,6 +121,7 @@ pub fn audit_step<K: Kind>(run: &RunOf<K>) -> String {
     step_at::<K>(run, run.current_step).map(|s| format!("{} {}", s.number, K::step_label(s))).unwrap_or_default()
 }
 
+/// The name of run `id` of kind `K`.
 pub fn name_of<K: Kind>(id: &str) -> String {
     format!("{}/{id}", K::COLLECTION)
 }
