@@ -31,8 +31,8 @@ pub struct SigningKey {
 impl SigningKey {
     /// Test RSA key `n` (0 or 1), RS256, under `kid`.
     pub fn rsa(n: usize, kid: &str) -> Self {
-        let der = PrivatePkcs1KeyDer::from_pem_slice(RSA_KEYS[n].as_bytes()).expect("test RSA key");
-        let pair = signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).expect("test RSA key");
+        let der = PrivatePkcs1KeyDer::from_pem_slice(RSA_KEYS[n].as_bytes()).expect("test RSA key"); // ok: a checked-in test key
+        let pair = signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).expect("test RSA key"); // ok: a checked-in test key
         let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
         let jwk = json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(&public.n), "e": URL_SAFE_NO_PAD.encode(&public.e)});
         Self { kid: kid.into(), alg: Algorithm::RS256, encoding: EncodingKey::from_rsa_der(der.secret_pkcs1_der()), jwk }
@@ -42,8 +42,8 @@ impl SigningKey {
     pub fn ec(kid: &str) -> Self {
         let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
         let rng = SystemRandom::new();
-        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("EC key");
-        let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("EC key");
+        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("EC key"); // ok: ring generating a test key
+        let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("EC key"); // ok: the key ring just generated
         let point = pair.public_key().as_ref(); // 0x04 || x || y
         let jwk = json!({"kty": "EC", "kid": kid, "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
         Self { kid: kid.into(), alg: Algorithm::ES256, encoding: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk }
@@ -57,7 +57,7 @@ impl SigningKey {
     pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign") // ok: RS/EC signing of test claims with a valid key
     }
 }
 
@@ -76,7 +76,7 @@ pub fn unsigned(claims: &Value, kid: &str) -> String {
 pub fn hmac(claims: &Value, kid: &str, secret: &[u8]) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.into());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).expect("sign")
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).expect("sign") // ok: HMAC signing of test claims
 }
 
 /// Seconds since the epoch.
@@ -102,8 +102,8 @@ impl JwksServer {
     /// Serves `jwks`, over TLS with `tls`; with `bearer`, a request without
     /// `authorization: Bearer <bearer>` is answered 401 (the Kubernetes API server's way).
     pub async fn start(jwks: String, tls: Option<tokio_rustls::TlsAcceptor>, bearer: Option<String>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind JWKS server");
-        let addr = listener.local_addr().expect("addr");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind JWKS server"); // ok: test setup: a loopback port
+        let addr = listener.local_addr().expect("addr"); // ok: a bound listener has an address
         let (document, hits) = (Arc::new(Mutex::new(jwks)), Arc::new(AtomicUsize::new(0)));
         let is_tls = tls.is_some();
         let (doc, count) = (document.clone(), hits.clone());
@@ -118,7 +118,7 @@ impl JwksServer {
                         let given = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
                         let (status, body) = match wanted {
                             Some(w) if given.as_deref() != Some(w.as_str()) => (401, "unauthorized".to_owned()),
-                            _ => (200, doc.lock().expect("jwks").clone()),
+                            _ => (200, doc.lock().expect("jwks").clone()), // ok: a test server's lock, never poisoned by a panic while held
                         };
                         let response = http::Response::builder()
                             .status(status)
@@ -147,7 +147,7 @@ impl JwksServer {
 
     /// Serves `jwks` from now on (a key rotated in).
     pub fn set(&self, jwks: String) {
-        *self.jwks.lock().expect("jwks") = jwks;
+        *self.jwks.lock().expect("jwks") = jwks; // ok: a test server's lock, never poisoned by a panic while held
     }
 
     /// How many requests it answered.
