@@ -392,6 +392,11 @@ pub fn now_micros() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or_default()
 }
 
+/// Microseconds since the Unix epoch of a protobuf `Timestamp` (how Ferry stores it).
+pub fn micros(t: &prost_types::Timestamp) -> i64 {
+    t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos) / 1000)
+}
+
 /// A stored timestamp as a protobuf `Timestamp`.
 pub fn timestamp(micros: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }

@@ -5,7 +5,6 @@
 //! [`create_table_sql`]. Replies are stored as the bytes the service chooses (services
 //! serialise their domain result), so the kit stays free of any one service's types.
 
-use prost::Message;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use sha2::{Digest, Sha256};
 
@@ -68,12 +67,12 @@ pub enum Replay {
     Mismatch,
 }
 
-/// A digest of the request message that identifies it.
-pub fn fingerprint<M: Message>(method: &str, request: &M) -> String {
+/// A digest of the request message (`encoded`) that identifies it.
+pub fn fingerprint(method: &str, encoded: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update([0]);
-    h.update(request.encode_to_vec());
+    h.update(encoded);
     hex::encode(&h.finalize()[..16])
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+mod descriptors;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;

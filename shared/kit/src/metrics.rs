@@ -90,7 +90,6 @@ static CALLS: LazyLock<CallMetrics> = LazyLock::new(|| CallMetrics {
 /// Every method of every package a Ferry server can serve, path → (service, method).
 /// Paths not in here are counted as `unknown`, so label values stay bounded.
 static METHODS: LazyLock<HashMap<String, (String, String)>> = LazyLock::new(|| {
-    use prost::Message;
     let sets = [
         ferry_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -98,17 +97,9 @@ static METHODS: LazyLock<HashMap<String, (String, String)>> = LazyLock::new(|| {
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
     let mut methods = HashMap::new();
-    for bytes in sets {
-        let Ok(set) = prost_types::FileDescriptorSet::decode(bytes) else { continue };
-        for file in set.file {
-            let package = file.package.unwrap_or_default();
-            for service in file.service {
-                let full = format!("{package}.{}", service.name.unwrap_or_default());
-                for method in service.method {
-                    let name = method.name.unwrap_or_default();
-                    methods.insert(format!("/{full}/{name}"), (full.clone(), name));
-                }
-            }
+    for set in sets.into_iter().filter_map(crate::descriptors::decode) {
+        for m in crate::descriptors::methods(&set) {
+            methods.insert(m.path, (m.service, m.name.to_owned()));
         }
     }
     methods

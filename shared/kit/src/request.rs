@@ -21,8 +21,10 @@ pub fn done<T>(v: Violations, values: impl FnOnce() -> Option<T>) -> Result<T, S
 /// The request key of a mutation: its `request_id` and a fingerprint of the request.
 /// Also notes the request's resource names and id for the call's audit event.
 pub fn request_key<M: prost::Message>(v: &mut Violations, method: &str, request: &M, request_id: &str) -> Option<Option<RequestKey>> {
-    crate::audit::note_request(request, request_id);
-    v.check("request_id", RequestKey::parse(request_id, idempotency::fingerprint(method, request)))
+    // Encoded once for both (an import's batch can be tens of MiB).
+    let encoded = request.encode_to_vec();
+    crate::audit::note_request(&encoded, request_id);
+    v.check("request_id", RequestKey::parse(request_id, idempotency::fingerprint(method, &encoded)))
 }
 
 /// `page_size` (AIP-158).

@@ -45,7 +45,7 @@ impl Clients {
 
 /// Microseconds of a protobuf timestamp (0 when absent).
 fn micros(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map_or(0, |t| t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos) / 1000))
+    t.as_ref().map_or(0, ferry_kit::db::micros)
 }
 
 /// A google.rpc-style error a downstream resource records (a failed merge job).

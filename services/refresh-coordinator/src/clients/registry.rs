@@ -132,7 +132,7 @@ fn restore_point(p: rpb::RestorePoint) -> RestorePoint {
         links: c.links,
         projects: c.projects,
         config_items: c.config_items,
-        expire_time: p.expire_time.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000).unwrap_or_default(),
+        expire_time: super::micros(p.expire_time),
     }
 }
 

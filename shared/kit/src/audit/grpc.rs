@@ -21,15 +21,11 @@ impl AuditService {
     }
 }
 
-fn micros(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos) / 1000)
-}
-
 /// An event from the contract, as it was hashed.
 pub fn from_proto(e: &pb::AuditEvent) -> Event {
     Event {
         sequence: e.sequence,
-        time: e.time.as_ref().map(micros).unwrap_or_default(),
+        time: e.time.as_ref().map(crate::db::micros).unwrap_or_default(),
         service: e.service.clone(),
         subject: e.subject.clone(),
         on_behalf_of: e.on_behalf_of.clone(),
@@ -76,8 +72,8 @@ fn some(text: &str) -> Option<String> {
 }
 
 fn filter(v: &mut Violations, r: &pb::ListAuditEventsRequest) -> Filter {
-    let start_time = r.start_time.as_ref().map(micros);
-    let end_time = r.end_time.as_ref().map(micros);
+    let start_time = r.start_time.as_ref().map(crate::db::micros);
+    let end_time = r.end_time.as_ref().map(crate::db::micros);
     if let (Some(s), Some(e)) = (start_time, end_time)
         && e < s
     {

@@ -243,10 +243,10 @@ fn current() -> Option<Arc<Call>> {
     CALL.try_with(Arc::clone).ok()
 }
 
-/// Notes the request of the current call: its resource names and `request_id`.
-pub(crate) fn note_request<M: prost::Message>(request: &M, request_id: &str) {
+/// Notes the request of the current call (`encoded`): its resource names and `request_id`.
+pub(crate) fn note_request(encoded: &[u8], request_id: &str) {
     if let Some(call) = current() {
-        let resources = resources::of(&call.method, &request.encode_to_vec());
+        let resources = resources::of(&call.method, encoded);
         let mut s = call.state();
         s.resources = resources;
         s.request_id = crate::status::clip(request_id, 128);

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use prost::Message;
 use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 use prost_types::field_descriptor_proto::Type;
@@ -45,33 +44,24 @@ const MAX_NAME_CHARS: usize = 256;
 fn fields() -> &'static HashMap<String, Vec<u32>> {
     static FIELDS: OnceLock<HashMap<String, Vec<u32>>> = OnceLock::new();
     FIELDS.get_or_init(|| {
-        let Ok(set) = prost_types::FileDescriptorSet::decode(ferry_proto::FILE_DESCRIPTOR_SET) else {
-            tracing::error!("the descriptor set does not decode: audit events carry no resource names");
-            return HashMap::new();
-        };
-        let mut messages = HashMap::new();
-        for file in &set.file {
-            let package = file.package();
-            for m in &file.message_type {
-                let numbers: Vec<u32> = m
+        let Some(set) = crate::descriptors::decode(ferry_proto::FILE_DESCRIPTOR_SET) else { return HashMap::new() };
+        let messages: HashMap<String, Vec<u32>> = crate::descriptors::messages(&set)
+            .map(|(name, m)| {
+                let numbers = m
                     .field
                     .iter()
                     .filter(|f| f.r#type() == Type::String && RESOURCE_FIELDS.contains(&f.name()))
                     .map(|f| f.number() as u32)
                     .collect();
-                messages.insert(format!(".{package}.{}", m.name()), numbers);
-            }
-        }
-        let mut methods = HashMap::new();
-        for file in &set.file {
-            for service in &file.service {
-                for method in &service.method {
-                    let numbers = messages.get(method.input_type()).cloned().unwrap_or_default();
-                    methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()), numbers);
-                }
-            }
-        }
-        methods
+                (name, numbers)
+            })
+            .collect();
+        crate::descriptors::methods(&set)
+            .map(|m| {
+                let numbers = messages.get(m.input_type).cloned().unwrap_or_default();
+                (m.path, numbers)
+            })
+            .collect()
     })
 }
 
@@ -101,6 +91,7 @@ pub(super) fn of(method: &str, encoded: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
     use ferry_proto::integration::v1 as pb;
+    use prost::Message;
 
     #[test]
     fn resource_fields_only_never_a_key() {

@@ -104,11 +104,6 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    /// A layer over a tokens file alone.
-    pub fn new(tokens: Option<Arc<Tokens>>) -> Self {
-        Self::with(tokens.map(|tokens| Authenticator { tokens: Some(tokens), ..Authenticator::default() }))
-    }
-
     pub fn with(authenticator: Option<Authenticator>) -> Self {
         Self { authenticator: authenticator.map(Arc::new) }
     }
