@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod integration;
 pub mod jobs;
 pub mod merge;
+pub mod plans;
 pub mod refresh;
 pub mod restore_point;
 pub mod rollback;

@@ -11,7 +11,7 @@ use super::runs::{follow, waiting_step, watch};
 use crate::client::{ClientArgs, Session, all_pages};
 use crate::output::{self, Format};
 use crate::parse::names;
-use crate::render::refresh::{promotion_plan_json, promotion_plan_text};
+use crate::render::plans::{promotion_plan_json, promotion_plan_text};
 
 /// Promotion runs: promote a project (e.g. test) into another (e.g. prod) of the same
 /// environment: one group merge per group pair, then the project merge.

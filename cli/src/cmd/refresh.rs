@@ -10,7 +10,7 @@ use super::runs::{follow, waiting_step, watch};
 use crate::client::{ClientArgs, Session, all_pages};
 use crate::output::{self, Format};
 use crate::parse::names;
-use crate::render::refresh::{refresh_plan_json, refresh_plan_text};
+use crate::render::plans::{refresh_plan_json, refresh_plan_text};
 
 /// Refresh runs: copy one environment over a non-production one through the nine-step
 /// checklist (fence, deactivate, pause, snapshot, copy, disable, restore, reactivate,

@@ -385,11 +385,6 @@ mod tests {
         assert_eq!(f.steps[0].1, "[x] 1. Plan");
         assert_eq!(f.steps[1].1, "[>] 2. Merge group core-test into core");
     }
-}
-
-#[cfg(test)]
-mod summary_tests {
-    use super::*;
 
     #[test]
     fn a_step_summary_names_every_change_not_just_the_last_call() {

@@ -12,9 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::Engine;
 use super::jobs::{cancelled_error, initial_result};
-use super::revert::UNDOABLE;
-use crate::domain::rules::{Action, action, undo};
-use crate::domain::{GroupName, Job, JobError, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Strategy};
+use crate::domain::rules::{Action, action};
+use crate::domain::{Job, JobId, JobKind, JobState, Outcome, Plan, PlanId, PlanItem, PlanState, PlanType, Strategy};
 use crate::error::{Error, Result};
 use crate::registry::{MAX_BATCH, OpOutcome};
 use crate::store;
@@ -23,7 +22,6 @@ use crate::store::jobs::{Checkpoint, Effect, JobRow};
 /// How often an idle worker looks for jobs queued by other engines.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const APPLYING: &str = "applying";
-const REVERTING: &str = "reverting";
 
 /// The running workers of one engine.
 pub struct Workers {
@@ -359,55 +357,6 @@ enum Flow {
     Go,
     Cancel,
     LostLease,
-}
-
-impl Engine {
-    /// Undoes an applied merge's copies and links, chunk by chunk like an apply.
-    async fn run_revert(&self, mut row: JobRow) -> Result<Ended> {
-        let target = row.job.reverted_job.clone().ok_or_else(|| Error::Internal("revert job without its target".into()))?;
-        let recipient = GroupName::parse(&row.job.recipient).map_err(|e| Error::Internal(format!("stored recipient: {e}")))?;
-        if row.job.progress.phase != REVERTING {
-            row.job.progress.phase = REVERTING.into();
-            if self.checkpoint(&self.db, &row, None).await?.is_none() {
-                return Ok(Ended::LostLease);
-            }
-        }
-        let chunk = row.chunk_size.clamp(1, MAX_BATCH as i64) as u64;
-        loop {
-            let effects = store::jobs::effects(&self.db, &target, &UNDOABLE, row.cursor_seq, chunk).await?;
-            let Some(last) = effects.last() else { break };
-            let last_seq = last.seq;
-            let actions: Vec<Action> = effects.iter().filter_map(|e| undo(e.action, e.entity_id)).collect();
-            let request_id = format!("{}:{}", row.job.id.0, row.chunk_no);
-            let results = self.registry.apply(&recipient, &actions, &request_id).await?;
-            for (act, (outcome, _)) in actions.iter().zip(&results) {
-                match (outcome, act) {
-                    (OpOutcome::Applied, Action::Remove(_)) => row.job.result.removed += 1,
-                    (OpOutcome::Applied, _) => row.job.result.unlinked += 1,
-                    (OpOutcome::AlreadyPresent, _) => row.job.result.skipped += 1,
-                    (OpOutcome::Conflict, _) => row.job.result.not_reverted += 1,
-                }
-            }
-            row.cursor_seq = last_seq;
-            row.chunk_no += 1;
-            row.job.progress.done += effects.len() as i64;
-            let Some(cancel) = self.checkpoint(&self.db, &row, None).await? else { return Ok(Ended::LostLease) };
-            super::metrics::items_applied(row.job.kind, effects.len());
-            if cancel {
-                self.end(&row.job.id, JobState::Cancelled, Some(cancelled_error())).await?;
-                return Ok(Ended::Done);
-            }
-        }
-        if store::retention::Owner::Jobs.is_pruned(&self.db, &target.0).await? {
-            // The retention closed as the revert started: what is left cannot be read.
-            let message = format!("the effects of {target} were pruned while reverting it; what was reverted stays reverted");
-            let error = JobError { code: tonic::Code::FailedPrecondition as i32, message, violations: vec![] };
-            self.end(&row.job.id, JobState::Failed, Some(error)).await?;
-            return Ok(Ended::Done);
-        }
-        self.end(&row.job.id, JobState::Succeeded, None).await?;
-        Ok(Ended::Done)
-    }
 }
 
 /// Adds a chunk's registry results to the job's counters; returns what it created,

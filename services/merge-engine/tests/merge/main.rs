@@ -2,6 +2,7 @@
 //! (`sqlite::…` and `postgres::…` tests) against the real group registry. Rules are named
 //! as in DESIGN.md (G5, G6, G10–G13).
 
+mod content;
 mod helpers;
 
 mod edge;
