@@ -139,36 +139,53 @@ impl Engine {
     }
 
     /// Changes a run that no driver holds (waiting, failed) in one transaction; `change`
-    /// says whether it changed the document.
+    /// says whether it changed the document. When the run's driver wrote it between the
+    /// read and the write, the whole transaction is done again on the newer document (a
+    /// few times), so a caller's abort or confirmation never fails for a lost race.
     async fn update<K, F>(&self, id: &str, key: Option<&RequestKey>, method: &'static str, change: F) -> Result<RunOf<K>>
     where
         K: Kind,
-        F: FnOnce(&mut RunOf<K>, &mut Option<AbortRequest>) -> Result<bool> + Send + 'static,
+        F: Fn(&mut RunOf<K>, &mut Option<AbortRequest>) -> Result<bool> + Clone + Send + 'static,
     {
-        let id_owned = id.to_owned();
-        self.write(key, method, move |txn| {
-            Box::pin(async move {
-                let stored = match store::find(txn, &id_owned).await? {
-                    Some(s) if s.kind == K::KIND => s,
-                    _ => return Err(Error::not_found(K::NOUN, name_of::<K>(&id_owned))),
-                };
-                let mut run = stored.run::<K>()?;
-                ferry_kit::audit::run(&name_of::<K>(&run.id), &audit_step::<K>(&run));
-                let mut abort_request = None;
-                if change(&mut run, &mut abort_request)?
-                    && !store::save(txn, &run.id, &store::body(&run)?, run.state, stored.version).await?
-                {
-                    return Err(Error::Aborted("the run changed concurrently; retry".into()));
+        const RACED: &str = "the run changed concurrently; retry";
+        const ATTEMPTS: usize = 8;
+        for attempt in 1..=ATTEMPTS {
+            let id_owned = id.to_owned();
+            let change = change.clone();
+            let done = self
+                .write(key, method, move |txn| {
+                    Box::pin(async move {
+                        let stored = match store::find(txn, &id_owned).await? {
+                            Some(s) if s.kind == K::KIND => s,
+                            _ => return Err(Error::not_found(K::NOUN, name_of::<K>(&id_owned))),
+                        };
+                        let mut run = stored.run::<K>()?;
+                        ferry_kit::audit::run(&name_of::<K>(&run.id), &audit_step::<K>(&run));
+                        let mut abort_request = None;
+                        if change(&mut run, &mut abort_request)?
+                            && !store::save(txn, &run.id, &store::body(&run)?, run.state, stored.version).await?
+                        {
+                            return Err(Error::Aborted(RACED.into()));
+                        }
+                        if let Some(request) = abort_request
+                            && !store::request_abort(txn, &run.id, stored.version, &request).await?
+                        {
+                            return Err(Error::Aborted(RACED.into()));
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
+            match done {
+                Err(Error::Aborted(m)) if m == RACED && attempt < ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64)).await;
                 }
-                if let Some(request) = abort_request
-                    && !store::request_abort(txn, &run.id, stored.version, &request).await?
-                {
-                    return Err(Error::Aborted("the run changed concurrently; retry".into()));
+                other => {
+                    other?;
+                    break;
                 }
-                Ok(())
-            })
-        })
-        .await?;
+            }
+        }
         self.wake();
         self.publish(id);
         self.get::<K>(id).await
@@ -195,7 +212,7 @@ impl Engine {
                     s.confirmed = true;
                     s.state = StepState::Running;
                     s.actor = who.actor.clone();
-                    s.comment = comment;
+                    s.comment = comment.clone();
                     s.log.push(format!("{} confirmed by {}", s.waiting_for, s.actor));
                     s.waiting_for.clear();
                     run.state = RunState::Running;
@@ -257,12 +274,12 @@ impl Engine {
             RunState::Aborting => Ok(false),
             RunState::Waiting | RunState::Failed => {
                 K::check_abort(run)?;
-                run.begin_abort(request);
+                run.begin_abort(request.clone());
                 Ok(true)
             }
             RunState::Pending | RunState::Running => {
                 K::check_abort(run)?;
-                *asked = Some(request);
+                *asked = Some(request.clone());
                 Ok(false)
             }
         })
