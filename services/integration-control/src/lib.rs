@@ -1,6 +1,7 @@
 //! integration-control: integrations to external systems, their sealed credentials,
 //! mappings and sync jobs, snapshots of them, the refresh coordinator's bulk steps, and the
-//! sync authorisation (fencing) integration runtimes ask before every sync, served as
+//! sync authorisation (fencing) integration runtimes ask before every sync and the sync
+//! leases that are their only way to a credential, served as
 //! `ferry.integration.v1.IntegrationService`.
 //!
 //! Layers: [`grpc`] (proto edge) → [`service`] (transactions, rules, idempotency) →
@@ -53,6 +54,14 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         config.common.prune_interval(),
         store::snapshots::PRUNE_BATCH,
     );
+    let leases = ferry_kit::prune::pruner(
+        db.clone(),
+        store::leases::AGED,
+        store::leases::RETENTION,
+        config.common.prune_interval(),
+        ferry_kit::prune::BATCH,
+    );
+    let outstanding = service::metrics::count_outstanding(db.clone(), std::time::Duration::from_secs(5));
     let audit = db.clone();
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
     ServerBuilder::new()
@@ -60,6 +69,8 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         .with_audit(&audit, "integration-control")
         .with_background(request_log)
         .with_background(snapshots)
+        .with_background(leases)
+        .with_background(outstanding)
         .bind(config.listen, &config.common)
         .await
 }

@@ -20,8 +20,54 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
+    pub const ALL: [DenyReason; 11] = [
+        DenyReason::EnvironmentFenced,
+        DenyReason::ProductionMappingInNonProduction,
+        DenyReason::TargetsOtherEnvironment,
+        DenyReason::BoundElsewhere,
+        DenyReason::MappingFenced,
+        DenyReason::IntegrationFenced,
+        DenyReason::IntegrationInactive,
+        DenyReason::CredentialsSuspended,
+        DenyReason::CredentialsMissing,
+        DenyReason::MappingInactive,
+        DenyReason::JobPaused,
+    ];
+
     pub fn number(self) -> i32 {
         self as i32
+    }
+
+    /// The contract's enum value name without its prefix (`ENVIRONMENT_FENCED`): the type
+    /// of a refused lease's violation, and (lowercase) the metrics' label.
+    pub fn code(self) -> &'static str {
+        match self {
+            DenyReason::EnvironmentFenced => "ENVIRONMENT_FENCED",
+            DenyReason::ProductionMappingInNonProduction => "PRODUCTION_MAPPING_IN_NON_PRODUCTION",
+            DenyReason::TargetsOtherEnvironment => "TARGETS_OTHER_ENVIRONMENT",
+            DenyReason::BoundElsewhere => "BOUND_ELSEWHERE",
+            DenyReason::MappingFenced => "MAPPING_FENCED",
+            DenyReason::IntegrationFenced => "INTEGRATION_FENCED",
+            DenyReason::IntegrationInactive => "INTEGRATION_INACTIVE",
+            DenyReason::CredentialsSuspended => "CREDENTIALS_SUSPENDED",
+            DenyReason::CredentialsMissing => "CREDENTIALS_MISSING",
+            DenyReason::MappingInactive => "MAPPING_INACTIVE",
+            DenyReason::JobPaused => "JOB_PAUSED",
+        }
+    }
+}
+
+/// The resource that failed the check `reason`: the environment, the mapping, the
+/// integration or the paused job.
+pub fn subject(reason: DenyReason, f: &Facts<'_>) -> String {
+    match reason {
+        DenyReason::EnvironmentFenced => f.mapping.name.env().to_string(),
+        DenyReason::IntegrationFenced
+        | DenyReason::IntegrationInactive
+        | DenyReason::CredentialsSuspended
+        | DenyReason::CredentialsMissing => f.integration.name.to_string(),
+        DenyReason::JobPaused => f.jobs.iter().find(|j| j.state == JobState::Paused).map(|j| j.name.to_string()).unwrap_or_default(),
+        _ => f.mapping.name.to_string(),
     }
 }
 

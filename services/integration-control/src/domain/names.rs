@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::values::ResourceId;
 
-fn segments<'a>(s: &'a str, shape: &[&str]) -> Result<Vec<&'a str>, String> {
+pub(crate) fn segments<'a>(s: &'a str, shape: &[&str]) -> Result<Vec<&'a str>, String> {
     let expected = shape.iter().map(|c| format!("{c}/{{id}}")).collect::<Vec<_>>().join("/");
     if s.is_empty() {
         return Err(format!("is required ({expected})"));

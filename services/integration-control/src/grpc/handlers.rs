@@ -689,4 +689,33 @@ impl IntegrationService for IntegrationApi {
         }
         Ok(Response::new(c::decision(decision)))
     }
+
+    // Sync leases (`leases.rs`).
+
+    #[tracing::instrument(skip_all, fields(mapping = %req.get_ref().mapping))]
+    async fn acquire_sync_lease(&self, req: Request<pb::AcquireSyncLeaseRequest>) -> Result<Response<pb::SyncLease>, Status> {
+        super::leases::acquire(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(lease = %req.get_ref().name))]
+    async fn renew_sync_lease(&self, req: Request<pb::RenewSyncLeaseRequest>) -> Result<Response<pb::SyncLease>, Status> {
+        super::leases::renew(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(lease = %req.get_ref().name))]
+    async fn release_sync_lease(&self, req: Request<pb::ReleaseSyncLeaseRequest>) -> Result<Response<pb::SyncLease>, Status> {
+        super::leases::release(&self.control, req).await
+    }
+
+    async fn list_sync_leases(&self, req: Request<pb::ListSyncLeasesRequest>) -> Result<Response<pb::ListSyncLeasesResponse>, Status> {
+        super::leases::list(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %req.get_ref().parent))]
+    async fn revoke_sync_leases(
+        &self,
+        req: Request<pb::RevokeSyncLeasesRequest>,
+    ) -> Result<Response<pb::RevokeSyncLeasesResponse>, Status> {
+        super::leases::revoke(&self.control, req).await
+    }
 }

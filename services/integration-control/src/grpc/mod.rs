@@ -6,5 +6,6 @@
 
 mod convert;
 mod handlers;
+mod leases;
 
 pub use handlers::IntegrationApi;

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ferry_kit::db::now_micros;
 
 use super::jobs::{pause, resume};
+use super::leases::{revoke, revoke_for_job};
 use super::{Control, Tier, integration_row, job, mapping};
+use crate::domain::leases::Revoke;
 use crate::domain::{
     Change, ChangeSet, CredentialState, EnvName, Fence, IntegrationName, JobName, JobState, MappingName, RequestKey, ResourceState,
     ResourceType, fence_name,
@@ -55,6 +57,8 @@ impl Control {
                     i.updated_at = now;
                     cs.change(&i.name, ResourceType::Integration, before, ResourceState::of_integration(i));
                     store::integrations::save(txn, &row).await?;
+                    let why = format!("{} was deactivated for a refresh", row.integration.name);
+                    revoke(txn, Revoke::Integration(&row.integration.name), &why).await?;
                 }
                 Ok(cs)
             })
@@ -145,6 +149,7 @@ impl Control {
                     pause(&mut j, actor.clone(), reason.clone(), now);
                     cs.change(&j.name, ResourceType::SyncJob, before, ResourceState::of_job(&j));
                     store::jobs::save(txn, &j).await?;
+                    revoke_for_job(txn, &j).await?;
                 }
                 Ok(cs)
             })
@@ -215,6 +220,7 @@ impl Control {
             Box::pin(async move {
                 let now = now_micros();
                 let mut cs = ChangeSet::new(dest.clone(), now);
+                revoke(txn, Revoke::Env(&dest), &format!("{dest}'s integrations were replaced by copies of {source}'s")).await?;
                 let src_integrations = store::integrations::list(txn, &source, None, None).await?;
                 let src_mappings = store::mappings::list_env(txn, &source, None, None).await?;
                 let old_integrations: BTreeMap<String, IntegrationRow> = store::integrations::list(txn, &dest, None, None)
@@ -292,6 +298,7 @@ impl Control {
                     m.updated_at = now;
                     cs.change(&m.name, ResourceType::Mapping, before, ResourceState::of_mapping(&m));
                     store::mappings::save(txn, &m).await?;
+                    revoke(txn, Revoke::Mapping(&m.name), &format!("{} targets or is bound to another environment", m.name)).await?;
                 }
                 Ok(cs)
             })
@@ -384,6 +391,8 @@ impl Control {
                         );
                     }
                 }
+                let holder = store::fences::find(txn, &env).await?.map(|f| f.holder).unwrap_or_default();
+                revoke(txn, Revoke::Env(&env), &format!("{env} was fenced by {holder}")).await?;
                 if include_resources {
                     for mut row in store::integrations::list(txn, &env, None, None).await? {
                         let i = &mut row.integration;

@@ -3,7 +3,9 @@
 use ferry_kit::db::now_micros;
 use ferry_kit::status::Precondition;
 
+use super::leases::revoke;
 use super::{Control, integration_row, page};
+use crate::domain::leases::Revoke;
 use crate::domain::{ApiKey, CredentialState, EnvName, Integration, IntegrationName, Page, RequestKey};
 use crate::error::{Error, Result};
 use crate::store::{self, integrations::IntegrationRow};
@@ -95,6 +97,9 @@ impl Control {
                     i.updated_at = now_micros();
                     store::integrations::save(txn, &row).await?;
                 }
+                if before.active && !row.integration.active {
+                    revoke(txn, Revoke::Integration(&name), &format!("{name} was deactivated")).await?;
+                }
                 Ok(row.integration)
             })
         })
@@ -126,6 +131,7 @@ impl Control {
                             .collect(),
                     });
                 }
+                revoke(txn, Revoke::Integration(&name), &format!("{name} was deleted")).await?;
                 let deleted = store::mappings::delete_of(txn, &name).await?;
                 store::integrations::delete(txn, &name).await?;
                 Ok(deleted as i64)
@@ -144,6 +150,7 @@ impl Control {
                 row.integration.credential_state = CredentialState::Active;
                 row.integration.updated_at = now_micros();
                 store::integrations::save(txn, &row).await?;
+                revoke(txn, Revoke::Integration(&name), &format!("{name}'s credentials were rotated")).await?;
                 Ok(row.integration)
             })
         })
@@ -164,6 +171,9 @@ impl Control {
                     i.credential_state = to;
                     i.updated_at = now_micros();
                     store::integrations::save(txn, &row).await?;
+                }
+                if to == CredentialState::Suspended {
+                    revoke(txn, Revoke::Integration(&name), &format!("{name}'s credentials were suspended")).await?;
                 }
                 Ok(row.integration)
             })

@@ -90,6 +90,7 @@ impl Control {
                 if j.state == JobState::Running {
                     pause(&mut j, actor, reason, now_micros());
                     store::jobs::save(txn, &j).await?;
+                    super::leases::revoke_for_job(txn, &j).await?;
                 }
                 Ok(j)
             })

@@ -2,7 +2,9 @@
 
 use ferry_kit::db::now_micros;
 
+use super::leases::revoke;
 use super::{Control, integration_row, mapping, page};
+use crate::domain::leases::Revoke;
 use crate::domain::{EnvName, Mapping, MappingName, MappingParent, Page, RequestKey};
 use crate::error::{Error, Result};
 use crate::store;
@@ -123,6 +125,9 @@ impl Control {
                     m.updated_at = now_micros();
                     store::mappings::save(txn, &m).await?;
                 }
+                if m.target != before.target {
+                    revoke(txn, Revoke::Mapping(&name), &format!("{name} was re-targeted to {}", m.target)).await?;
+                }
                 Ok(m)
             })
         })
@@ -133,6 +138,7 @@ impl Control {
         self.write(key, "DeleteMapping", move |txn| {
             Box::pin(async move {
                 mapping(txn, &name).await?;
+                revoke(txn, Revoke::Mapping(&name), &format!("{name} was deleted")).await?;
                 store::mappings::delete(txn, &name).await?;
                 Ok(())
             })
@@ -190,6 +196,7 @@ impl Control {
                     m.updated_at = now_micros();
                     store::mappings::save(txn, &m).await?;
                 }
+                revoke(txn, Revoke::Mapping(&name), &format!("{name} was deactivated")).await?;
                 Ok(m)
             })
         })

@@ -7,6 +7,7 @@ pub mod bulk;
 mod envs;
 mod integrations;
 mod jobs;
+pub(crate) mod leases;
 mod mappings;
 pub(crate) mod metrics;
 mod snapshots;

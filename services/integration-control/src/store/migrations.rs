@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(ferry_kit::idempotency::IndexByAge),
             Box::new(m20261203_000001_index_snapshots_by_age::Migration),
             Box::new(ferry_kit::audit::store::Migration),
+            Box::new(m20261207_000001_sync_leases::Migration),
         ]
     }
 }
@@ -146,6 +147,53 @@ mod m20261203_000001_index_snapshots_by_age {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), &["DROP INDEX snapshots_by_age"]).await
+        }
+    }
+}
+
+/// Sync leases (`store::leases`): outstanding ones are found per environment by state and
+/// expiry; ended ones are pruned by expiry.
+mod m20261207_000001_sync_leases {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261207_000001_sync_leases"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE sync_leases (
+            env {KEY} NOT NULL,
+            id {KEY} NOT NULL,
+            integration {KEY} NOT NULL,
+            mapping {KEY} NOT NULL,
+            job {KEY},
+            holder TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            acquired_at BIGINT NOT NULL,
+            renewed_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            ended_at BIGINT,
+            end_reason TEXT NOT NULL,
+            renewals BIGINT NOT NULL,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX sync_leases_outstanding ON sync_leases (env, integration, mapping, state, expires_at)",
+        "CREATE INDEX sync_leases_newest ON sync_leases (env, acquired_at, id)",
+        "CREATE INDEX sync_leases_by_age ON sync_leases (expires_at)",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE sync_leases"]).await
         }
     }
 }

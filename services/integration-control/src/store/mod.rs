@@ -6,6 +6,7 @@
 pub mod fences;
 pub mod integrations;
 pub mod jobs;
+pub mod leases;
 pub mod mappings;
 pub mod migrations;
 pub mod snapshots;

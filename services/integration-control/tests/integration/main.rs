@@ -7,6 +7,7 @@ mod authorize;
 mod bulk;
 mod crud;
 mod edge;
+mod leases;
 mod secrets;
 mod snapshots;
 
@@ -31,6 +32,8 @@ per_backend!(
     edge::bad_input_is_refused_precisely,
     edge::request_id_makes_retries_no_ops,
     edge::concurrent_retries_and_fences_stay_consistent,
+    leases::leases_are_granted_renewed_and_revoked,
+    leases::lease_release_expiry_and_refusals,
 );
 
 /// The leak test installs a thread-local log subscriber, so it runs on a current-thread

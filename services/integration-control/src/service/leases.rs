@@ -1,0 +1,254 @@
+//! Sync leases: granted and renewed only when the sync decision allows
+//! ([`super::authorize::Gathered::decide`]), revoked in the transaction of any change that
+//! could end the allowance ([`revoke`]). The credential is opened for the grant's reply
+//! and never recorded: the request log keeps the lease without it.
+
+use std::time::Duration;
+
+use ferry_kit::db::now_micros;
+use ferry_kit::status::Precondition;
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+
+use super::authorize::{Decision, Gathered};
+use super::{Control, integration_row, mapping, page};
+use crate::domain::leases::{Lease, LeaseName, LeaseState, OpenedCredential, Revoke};
+use crate::domain::{EnvName, IntegrationName, JobName, MappingName, RequestKey, SyncJob};
+use crate::error::{Error, Result};
+use crate::store::{self, integrations::IntegrationRow};
+use ferry_kit::paging::Page;
+
+/// A grant as recorded under its request id: the lease, never the credential.
+#[derive(Debug, Serialize, Deserialize)]
+struct Granted {
+    lease: Lease,
+    #[serde(skip)]
+    credential: Option<OpenedCredential>,
+}
+
+/// How a renewal went, as its transaction commits it.
+#[derive(Debug, Serialize, Deserialize)]
+enum Renewal {
+    Renewed,
+    /// Denied now: the lease is revoked with the first reason.
+    Refused(Vec<(String, String, String)>),
+    /// Ended meanwhile (released, revoked, expired).
+    Ended,
+}
+
+fn micros(d: Duration) -> i64 {
+    d.as_micros().min(i64::MAX as u128) as i64
+}
+
+/// FAILED_PRECONDITION listing every failing check: kind the reason's code, subject the
+/// resource that failed it.
+fn denied(what: &str, violations: Vec<(String, String, String)>) -> Error {
+    let first = violations.first().map(|(_, _, m)| m.clone()).unwrap_or_default();
+    Error::precondition(
+        format!("{what}: {first}"),
+        violations.into_iter().map(|(kind, subject, message)| Precondition::new(kind, subject, message)).collect(),
+    )
+}
+
+/// FAILED_PRECONDITION for a lease that has ended: LEASE_EXPIRED, LEASE_RELEASED, LEASE_REVOKED.
+fn ended(lease: &Lease, now: i64) -> Error {
+    let (kind, how) = match lease.state_at(now) {
+        LeaseState::Expired => ("LEASE_EXPIRED", "expired".to_owned()),
+        LeaseState::Released => ("LEASE_RELEASED", format!("was released ({})", lease.end_reason)),
+        _ => ("LEASE_REVOKED", format!("was revoked: {}", lease.end_reason)),
+    };
+    Error::unmet(kind, &lease.name, format!("{} {how}; acquire a new lease", lease.name))
+}
+
+/// Every failing check of `decision` as (code, subject, message).
+fn violations(facts: &Gathered, decision: &Decision) -> Vec<(String, String, String)> {
+    decision.reasons.iter().map(|(r, m)| (r.code().to_owned(), facts.subject(*r), m.clone())).collect()
+}
+
+fn open(control: &Control, row: &IntegrationRow) -> Result<OpenedCredential> {
+    let sealed =
+        row.sealed.as_deref().ok_or_else(|| Error::Internal(format!("{} has ACTIVE credentials but no key", row.integration.name)))?;
+    let key = control.sealer.open(sealed).map_err(|e| Error::Internal(format!("{}: {e}", row.integration.name)))?;
+    let api_key = String::from_utf8(key).map_err(|_| Error::Internal(format!("{}: the opened key is not UTF-8", row.integration.name)))?;
+    Ok(OpenedCredential { api_key, fingerprint: row.integration.fingerprint.clone(), base_url: row.integration.base_url.clone() })
+}
+
+/// Revokes the outstanding leases in `scope`, in the caller's transaction, because `why`.
+pub(crate) async fn revoke<C: ConnectionTrait>(db: &C, scope: Revoke<'_>, why: &str) -> Result<Vec<LeaseName>> {
+    let revoked = store::leases::revoke(db, &scope, why, now_micros()).await?;
+    super::metrics::leases("revoked", revoked.len() as u64);
+    Ok(revoked)
+}
+
+/// Revokes the leases a paused `job` ends: those on its integration's mappings.
+pub(crate) async fn revoke_for_job<C: ConnectionTrait>(db: &C, job: &SyncJob) -> Result<Vec<LeaseName>> {
+    match &job.integration {
+        Some(id) => {
+            let integration = IntegrationName::new(job.name.env.id(), id);
+            revoke(db, Revoke::Integration(&integration), &format!("{} was paused by {}", job.name, job.paused_by)).await
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+impl Control {
+    /// Grants `holder` a lease on `name` for `ttl` with the opened credential, when the
+    /// sync decision allows; FAILED_PRECONDITION with every failing check when not.
+    pub async fn acquire_lease(
+        &self,
+        key: Option<RequestKey>,
+        name: MappingName,
+        job: Option<JobName>,
+        ttl: Duration,
+        holder: String,
+    ) -> Result<(Lease, Option<OpenedCredential>)> {
+        // The registry's part of the decision is asked before the transaction (the
+        // SQLite writer is not held over a call); the transaction checks it still applies.
+        let before = mapping(&self.db, &name).await?;
+        let production_in_sandbox = self.production_in_sandbox(&before).await?;
+        let control = self.clone();
+        let granted = self
+            .write(key, "AcquireSyncLease", move |txn| {
+                Box::pin(async move {
+                    let facts = Gathered::read(txn, &name, job.as_ref()).await?;
+                    if facts.mapping.target != before.target {
+                        return Err(Error::Aborted(format!("{name} was re-targeted while its lease was decided; retry")));
+                    }
+                    let decision = facts.decide(production_in_sandbox);
+                    if !decision.reasons.is_empty() {
+                        return Err(denied(&format!("no sync lease on {name}"), violations(&facts, &decision)));
+                    }
+                    let now = now_micros();
+                    let lease = Lease {
+                        name: LeaseName::fresh(name.env()),
+                        mapping: name,
+                        job,
+                        holder,
+                        state: LeaseState::Active,
+                        acquired_at: now,
+                        renewed_at: now,
+                        expires_at: now + micros(ttl),
+                        ended_at: None,
+                        end_reason: String::new(),
+                        renewals: 0,
+                    };
+                    store::leases::insert(txn, &lease).await?;
+                    Ok(Granted { credential: Some(open(&control, &facts.row)?), lease })
+                })
+            })
+            .await;
+        let granted = match granted {
+            Ok(g) => g,
+            Err(e) => {
+                if matches!(e, Error::FailedPrecondition { .. }) {
+                    super::metrics::leases("refused", 1);
+                }
+                return Err(e);
+            }
+        };
+        super::metrics::leases("granted", 1);
+        let credential = match granted.credential {
+            Some(c) => Some(c),
+            // A replay: the credential again, while the lease is outstanding.
+            None if granted.lease.state_at(now_micros()) == LeaseState::Active => {
+                Some(open(self, &integration_row(&self.db, &granted.lease.mapping.integration).await?)?)
+            }
+            None => None,
+        };
+        Ok((granted.lease, credential))
+    }
+
+    /// The lease `name`, for `caller` (its holder, or anyone when `any_holder`).
+    async fn held(&self, name: &LeaseName, caller: &str, any_holder: bool) -> Result<Lease> {
+        let lease = store::leases::find(&self.db, name).await?.ok_or_else(|| Error::not_found("sync lease", name))?;
+        if !any_holder && lease.holder != caller {
+            return Err(Error::PermissionDenied(format!("{name} is held by {}, not {caller}", lease.holder)));
+        }
+        Ok(lease)
+    }
+
+    /// Extends `name` to now + `ttl` after deciding again; a denial revokes it.
+    pub async fn renew_lease(&self, name: LeaseName, ttl: Duration, caller: &str) -> Result<Lease> {
+        let lease = self.held(&name, caller, false).await?;
+        let now = now_micros();
+        if lease.state_at(now) != LeaseState::Active {
+            return Err(ended(&lease, now));
+        }
+        let production_in_sandbox = self.production_in_sandbox(&mapping(&self.db, &lease.mapping).await?).await?;
+        let (target, leased) = (lease.mapping.clone(), name.clone());
+        let renewal = self
+            .write(None, "RenewSyncLease", move |txn| {
+                Box::pin(async move {
+                    let facts = Gathered::read(txn, &target, lease.job.as_ref()).await?;
+                    let decision = facts.decide(production_in_sandbox);
+                    let now = now_micros();
+                    if !decision.reasons.is_empty() {
+                        let v = violations(&facts, &decision);
+                        let why = v.first().map(|(_, _, m)| m.as_str()).unwrap_or_default();
+                        store::leases::end(txn, &leased, LeaseState::Revoked, why, now).await?;
+                        return Ok(Renewal::Refused(v));
+                    }
+                    Ok(if store::leases::renew(txn, &leased, now, now + micros(ttl)).await? { Renewal::Renewed } else { Renewal::Ended })
+                })
+            })
+            .await?;
+        let now = now_micros();
+        match renewal {
+            Renewal::Renewed => {
+                super::metrics::leases("renewed", 1);
+                self.held(&name, caller, true).await
+            }
+            Renewal::Refused(v) => {
+                super::metrics::leases("refused", 1);
+                super::metrics::leases("revoked", 1);
+                Err(denied(&format!("{name} is revoked"), v))
+            }
+            Renewal::Ended => Err(ended(&self.held(&name, caller, true).await?, now)),
+        }
+    }
+
+    /// Ends `name` (RELEASED); an ended lease is answered as it is. Its holder, or an
+    /// admin (`any_holder`).
+    pub async fn release_lease(&self, name: LeaseName, caller: &str, any_holder: bool) -> Result<Lease> {
+        self.held(&name, caller, any_holder).await?;
+        let (leased, by) = (name.clone(), caller.to_owned());
+        let released = self
+            .write(None, "ReleaseSyncLease", move |txn| {
+                Box::pin(
+                    async move { Ok(store::leases::end(txn, &leased, LeaseState::Released, &format!("by {by}"), now_micros()).await?) },
+                )
+            })
+            .await?;
+        if released {
+            super::metrics::leases("released", 1);
+        }
+        self.held(&name, caller, true).await
+    }
+
+    /// Revokes every outstanding lease of `env`; the names revoked.
+    pub async fn revoke_leases(&self, key: Option<RequestKey>, env: EnvName, reason: String, actor: String) -> Result<Vec<LeaseName>> {
+        self.envs.exists(&env).await?;
+        self.write(key, "RevokeSyncLeases", move |txn| {
+            Box::pin(async move {
+                let why = if reason.is_empty() { format!("revoked by {actor}") } else { format!("revoked by {actor}: {reason}") };
+                revoke(txn, Revoke::Env(&env), &why).await
+            })
+        })
+        .await
+    }
+
+    /// A page of `env`'s leases, newest first: outstanding ones, or every one kept.
+    pub async fn list_leases(
+        &self,
+        env: &EnvName,
+        ended: bool,
+        after: Option<(i64, String)>,
+        limit: u64,
+    ) -> Result<Page<Lease, (i64, String)>> {
+        let rows = store::leases::list(&self.db, env, ended, now_micros(), after.as_ref(), limit + 1).await?;
+        if rows.is_empty() && after.is_none() {
+            self.envs.exists(env).await?;
+        }
+        Ok(page(rows, limit, |l| (l.acquired_at, l.name.id.as_str().to_owned())))
+    }
+}
