@@ -69,6 +69,8 @@ pub struct Lease {
     pub ended_at: Option<i64>,
     pub end_reason: String,
     pub renewals: i64,
+    /// When the holder of a revoked lease was told (a refused renewal, a release).
+    pub acknowledged_at: Option<i64>,
 }
 
 impl Lease {
@@ -144,6 +146,7 @@ mod tests {
             ended_at: None,
             end_reason: String::new(),
             renewals: 0,
+            acknowledged_at: None,
         };
         assert_eq!(lease.state_at(9), LeaseState::Active);
         assert_eq!(lease.state_at(10), LeaseState::Expired);

@@ -12,6 +12,7 @@ use super::convert::{self as c, done};
 use crate::domain::leases::{self, Lease, LeaseName, LeaseState, OpenedCredential};
 use crate::domain::{EnvName, JobName, MappingName};
 use crate::service::Control;
+use crate::service::leases::View;
 
 fn ttl(v: &mut Violations, field: &str, d: Option<prost_types::Duration>) -> Option<std::time::Duration> {
     let asked = match d {
@@ -49,6 +50,7 @@ fn lease(l: Lease, credential: Option<OpenedCredential>) -> pb::SyncLease {
         end_time: l.ended_at.map(timestamp),
         end_reason: l.end_reason,
         renewals: l.renewals,
+        acknowledge_time: l.acknowledged_at.map(timestamp),
         credential: credential.map(|k| pb::SyncCredential {
             integration,
             api_key: k.api_key,
@@ -114,12 +116,21 @@ pub async fn list(control: &Control, req: Request<pb::ListSyncLeasesRequest>) ->
     let r = req.into_inner();
     let mut v = Violations::new();
     let env = v.check("parent", EnvName::parse(&r.parent));
-    let list = format!("syncLeases:{}:{}", r.parent, r.show_ended);
+    let view = match (r.show_ended, r.in_flight) {
+        (true, true) => {
+            v.add("in_flight", "cannot be set with show_ended");
+            View::All
+        }
+        (true, false) => View::All,
+        (false, true) => View::InFlight,
+        (false, false) => View::Outstanding,
+    };
+    let list = format!("syncLeases:{}:{view:?}", r.parent);
     let size = c::page_size(&mut v, r.page_size);
     let after = c::page_token::<(i64, String)>(&mut v, &list, &r.page_token);
     let (env, size, after) = done(v, || Some((env?, size?, after?)))?;
     p.check_environment(env.id())?;
-    let page = control.list_leases(&env, r.show_ended, after, size).await?;
+    let page = control.list_leases(&env, view, after, size).await?;
     Ok(Response::new(pb::ListSyncLeasesResponse {
         next_page_token: c::next_token(&list, &page.next),
         sync_leases: page.items.into_iter().map(|l| lease(l, None)).collect(),

@@ -15,6 +15,7 @@ use super::{Control, integration_row, mapping, page};
 use crate::domain::leases::{Lease, LeaseName, LeaseState, OpenedCredential, Revoke};
 use crate::domain::{EnvName, IntegrationName, JobName, MappingName, RequestKey, SyncJob};
 use crate::error::{Error, Result};
+pub use crate::store::leases::View;
 use crate::store::{self, integrations::IntegrationRow};
 use ferry_kit::paging::Page;
 
@@ -131,6 +132,7 @@ impl Control {
                         ended_at: None,
                         end_reason: String::new(),
                         renewals: 0,
+                        acknowledged_at: None,
                     };
                     store::leases::insert(txn, &lease).await?;
                     Ok(Granted { credential: Some(open(&control, &facts.row)?), lease })
@@ -167,11 +169,28 @@ impl Control {
         Ok(lease)
     }
 
+    /// Records that the holder of `lease`, if revoked, now knows (its sync stopped); the
+    /// call answers `code`.
+    async fn told(&self, lease: &Lease, code: tonic::Code) -> Result<()> {
+        if lease.state == LeaseState::Revoked && lease.acknowledged_at.is_none() {
+            let name = lease.name.clone();
+            self.write(None, "AcknowledgeSyncLease", move |txn| {
+                Box::pin(async move {
+                    ferry_kit::audit::answers(code);
+                    Ok(store::leases::acknowledge(txn, &name, now_micros()).await?)
+                })
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Extends `name` to now + `ttl` after deciding again; a denial revokes it.
     pub async fn renew_lease(&self, name: LeaseName, ttl: Duration, caller: &str) -> Result<Lease> {
         let lease = self.held(&name, caller, false).await?;
         let now = now_micros();
         if lease.state_at(now) != LeaseState::Active {
+            self.told(&lease, tonic::Code::FailedPrecondition).await?;
             return Err(ended(&lease, now));
         }
         let production_in_sandbox = self.production_in_sandbox(&mapping(&self.db, &lease.mapping).await?).await?;
@@ -186,6 +205,7 @@ impl Control {
                         let v = violations(&facts, &decision);
                         let why = v.first().map(|(_, _, m)| m.as_str()).unwrap_or_default();
                         store::leases::end(txn, &leased, LeaseState::Revoked, why, now).await?;
+                        ferry_kit::audit::answers(tonic::Code::FailedPrecondition);
                         return Ok(Renewal::Refused(v));
                     }
                     Ok(if store::leases::renew(txn, &leased, now, now + micros(ttl)).await? { Renewal::Renewed } else { Renewal::Ended })
@@ -210,7 +230,10 @@ impl Control {
     /// Ends `name` (RELEASED); an ended lease is answered as it is. Its holder, or an
     /// admin (`any_holder`).
     pub async fn release_lease(&self, name: LeaseName, caller: &str, any_holder: bool) -> Result<Lease> {
-        self.held(&name, caller, any_holder).await?;
+        let lease = self.held(&name, caller, any_holder).await?;
+        if lease.holder == caller {
+            self.told(&lease, tonic::Code::Ok).await?;
+        }
         let (leased, by) = (name.clone(), caller.to_owned());
         let released = self
             .write(None, "ReleaseSyncLease", move |txn| {
@@ -237,15 +260,15 @@ impl Control {
         .await
     }
 
-    /// A page of `env`'s leases, newest first: outstanding ones, or every one kept.
+    /// A page of `env`'s leases in `view`, newest first.
     pub async fn list_leases(
         &self,
         env: &EnvName,
-        ended: bool,
+        view: View,
         after: Option<(i64, String)>,
         limit: u64,
     ) -> Result<Page<Lease, (i64, String)>> {
-        let rows = store::leases::list(&self.db, env, ended, now_micros(), after.as_ref(), limit + 1).await?;
+        let rows = store::leases::list(&self.db, env, view, now_micros(), after.as_ref(), limit + 1).await?;
         if rows.is_empty() && after.is_none() {
             self.envs.exists(env).await?;
         }

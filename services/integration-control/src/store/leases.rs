@@ -13,7 +13,7 @@ pub const AGED: ferry_kit::prune::Aged = ferry_kit::prune::Aged { table: "sync_l
 /// How long an expired or ended lease is kept, for the list and the audit of who synced.
 pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-const COLS: &str = "env, id, integration, mapping, job, holder, state, acquired_at, renewed_at, expires_at, ended_at, end_reason, renewals";
+const COLS: &str = "env, id, integration, mapping, job, holder, state, acquired_at, renewed_at, expires_at, ended_at, end_reason, renewals, acknowledged_at";
 
 const ACTIVE: i32 = LeaseState::Active as i32;
 
@@ -40,6 +40,7 @@ fn read(row: &QueryResult) -> Result<Lease, DbErr> {
         ended_at: col(row, 10)?,
         end_reason: col(row, 11)?,
         renewals: col(row, 12)?,
+        acknowledged_at: col(row, 13)?,
     })
 }
 
@@ -47,7 +48,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, l: &Lease) -> Result<(), DbErr> 
     let m = &l.mapping;
     exec(
         db,
-        &format!("INSERT INTO sync_leases ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("INSERT INTO sync_leases ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         vec![
             l.name.env.id().into(),
             l.name.id.as_str().into(),
@@ -62,6 +63,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, l: &Lease) -> Result<(), DbErr> 
             l.ended_at.into(),
             l.end_reason.as_str().into(),
             l.renewals.into(),
+            l.acknowledged_at.into(),
         ],
     )
     .await?;
@@ -87,15 +89,38 @@ pub async fn renew<C: ConnectionTrait>(db: &C, name: &LeaseName, now: i64, expir
     Ok(n == 1)
 }
 
-/// Ends one outstanding lease as `state` (RELEASED, REVOKED) with `reason`.
+/// Ends one outstanding lease as `state` (RELEASED, REVOKED) with `reason`, its holder
+/// told now (it is the caller).
 pub async fn end<C: ConnectionTrait>(db: &C, name: &LeaseName, state: LeaseState, reason: &str, now: i64) -> Result<bool, DbErr> {
     let n = exec(
         db,
-        "UPDATE sync_leases SET state = ?, ended_at = ?, end_reason = ? WHERE env = ? AND id = ? AND state = ? AND expires_at > ?",
-        vec![(state as i32).into(), now.into(), reason.into(), name.env.id().into(), name.id.as_str().into(), ACTIVE.into(), now.into()],
+        "UPDATE sync_leases SET state = ?, ended_at = ?, end_reason = ?, acknowledged_at = ? \
+         WHERE env = ? AND id = ? AND state = ? AND expires_at > ?",
+        vec![
+            (state as i32).into(),
+            now.into(),
+            reason.into(),
+            now.into(),
+            name.env.id().into(),
+            name.id.as_str().into(),
+            ACTIVE.into(),
+            now.into(),
+        ],
     )
     .await?;
     Ok(n == 1)
+}
+
+/// Records that the holder of the revoked lease `name` was told (a refused renewal, a
+/// release): its sync has stopped.
+pub async fn acknowledge<C: ConnectionTrait>(db: &C, name: &LeaseName, now: i64) -> Result<(), DbErr> {
+    exec(
+        db,
+        "UPDATE sync_leases SET acknowledged_at = ? WHERE env = ? AND id = ? AND state = ? AND acknowledged_at IS NULL",
+        vec![now.into(), name.env.id().into(), name.id.as_str().into(), (LeaseState::Revoked as i32).into()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The scope's condition and its values.
@@ -128,12 +153,23 @@ pub async fn revoke<C: ConnectionTrait>(db: &C, revoke: &Revoke<'_>, reason: &st
         .collect()
 }
 
-/// An environment's leases, newest first after the cursor `(acquired_at, id)`: the
-/// outstanding ones, or every one kept with `ended`.
+/// Which of an environment's leases a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// ACTIVE and not expired.
+    Outstanding,
+    /// Outstanding, or revoked with the holder not yet told and the ttl not yet passed:
+    /// the syncs that may still run.
+    InFlight,
+    /// Every lease kept.
+    All,
+}
+
+/// An environment's leases in `view`, newest first after the cursor `(acquired_at, id)`.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     env: &EnvName,
-    ended: bool,
+    view: View,
     now: i64,
     after: Option<&(i64, String)>,
     limit: u64,
@@ -142,13 +178,16 @@ pub async fn list<C: ConnectionTrait>(
     let rows = all(
         db,
         &format!(
-            "SELECT {COLS} FROM sync_leases WHERE env = ? AND (? OR (state = ? AND expires_at > ?)) \
+            "SELECT {COLS} FROM sync_leases WHERE env = ? \
+             AND (? OR ((state = ? OR (? AND state = ? AND acknowledged_at IS NULL)) AND expires_at > ?)) \
              AND (acquired_at < ? OR (acquired_at = ? AND ? <> '' AND id < ?)) ORDER BY acquired_at DESC, id DESC LIMIT ?"
         ),
         vec![
             env.id().into(),
-            ended.into(),
+            (view == View::All).into(),
             ACTIVE.into(),
+            (view == View::InFlight).into(),
+            (LeaseState::Revoked as i32).into(),
             now.into(),
             at.into(),
             at.into(),

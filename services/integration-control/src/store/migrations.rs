@@ -178,6 +178,7 @@ mod m20261207_000001_sync_leases {
             expires_at BIGINT NOT NULL,
             ended_at BIGINT,
             end_reason TEXT NOT NULL,
+            acknowledged_at BIGINT,
             renewals BIGINT NOT NULL,
             PRIMARY KEY (env, id)
         )",

@@ -36,9 +36,18 @@ fn kinds(status: &tonic::Status) -> Vec<String> {
     status.get_details_precondition_failure().map(|p| p.violations.into_iter().map(|v| v.r#type).collect()).unwrap_or_default()
 }
 
+fn list(env: &str, show_ended: bool, in_flight: bool) -> pb::ListSyncLeasesRequest {
+    pb::ListSyncLeasesRequest { parent: format!("environments/{env}"), page_size: 0, page_token: String::new(), show_ended, in_flight }
+}
+
 async fn leases(app: &TestApp, env: &str, show_ended: bool) -> Vec<pb::SyncLease> {
-    let req = pb::ListSyncLeasesRequest { parent: format!("environments/{env}"), page_size: 0, page_token: String::new(), show_ended };
-    app.viewer.clone().list_sync_leases(req).await.expect("list leases").into_inner().sync_leases
+    app.viewer.clone().list_sync_leases(list(env, show_ended, false)).await.expect("list leases").into_inner().sync_leases
+}
+
+/// The names of the leases whose syncs may still run.
+async fn in_flight(app: &TestApp, env: &str) -> Vec<String> {
+    let page = app.viewer.clone().list_sync_leases(list(env, false, true)).await.expect("list in flight").into_inner();
+    page.sync_leases.into_iter().map(|l| l.name).collect()
 }
 
 /// Renewing `lease` is refused as revoked, and the list says why.
@@ -85,7 +94,12 @@ pub async fn leases_are_granted_renewed_and_revoked(b: Backend) {
         request_id: String::new(),
     };
     admin.fence_environment(fence).await.expect("fence");
+    assert!(leases(&app, "dev", false).await.is_empty(), "none outstanding");
+    assert_eq!(in_flight(&app, "dev").await, vec![lease.name.clone()], "its holder was not told yet");
     assert_revoked(&app, &mut op, &lease.name, "environments/dev was fenced by refreshRuns/r1").await;
+    assert!(in_flight(&app, "dev").await.is_empty(), "the refused renewal told its holder");
+    let told = leases(&app, "dev", true).await.into_iter().find(|l| l.name == lease.name).expect("kept");
+    assert!(told.acknowledge_time.is_some(), "{told:?}");
     let fenced = acquire(&mut op, &main.name).await.expect_err("fenced: no lease");
     assert_eq!(fenced.code(), Code::FailedPrecondition, "{fenced:?}");
     assert_eq!(kinds(&fenced), vec!["ENVIRONMENT_FENCED"]);
@@ -193,6 +207,8 @@ pub async fn lease_release_expiry_and_refusals(b: Backend) {
         let bad = op.acquire_sync_lease(req).await.expect_err("refused");
         assert_eq!((bad.code(), violated_fields(&bad)), (Code::InvalidArgument, vec![field.to_string()]), "{bad:?}");
     }
+    let both = app.viewer.clone().list_sync_leases(list("dev", true, true)).await.unwrap_err();
+    assert_eq!(violated_fields(&both), vec!["in_flight".to_string()]);
     let missing = acquire(&mut op, "environments/dev/integrations/rally/mappings/nope").await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(renew(&mut op, "environments/dev/syncLeases/lnope").await.unwrap_err().code(), Code::NotFound);

@@ -169,6 +169,9 @@ struct CallState {
     step: String,
     /// An event of this call committed (or the call was a replay, which writes nothing).
     done: bool,
+    /// The code the call will answer although its writes commit (a refusal that records
+    /// something, say a revocation); OK when unset.
+    answers: Option<tonic::Code>,
 }
 
 impl Call {
@@ -283,13 +286,26 @@ impl Pending {
     }
 }
 
-/// Appends the current call's event (outcome OK) in `txn`, unless it already has one.
+/// The current call's writes commit, but it will answer `code`: its event records that
+/// outcome (a refused lease renewal commits the revocation it caused).
+pub fn answers(code: tonic::Code) {
+    if let Some(call) = current() {
+        call.state().answers = Some(code);
+    }
+}
+
+/// Appends the current call's event (outcome OK, or as [`answers`] said) in `txn`, unless
+/// it already has one.
 pub(crate) async fn append_in<C: sea_orm::ConnectionTrait>(txn: &C) -> Result<Pending, sea_orm::DbErr> {
     let Some(call) = current() else { return Ok(Pending(None)) };
-    if call.state().done {
-        return Ok(Pending(None));
-    }
-    store::append(txn, call.event(crate::status::code_name(tonic::Code::Ok))).await?;
+    let outcome = {
+        let s = call.state();
+        if s.done {
+            return Ok(Pending(None));
+        }
+        s.answers.unwrap_or(tonic::Code::Ok)
+    };
+    store::append(txn, call.event(crate::status::code_name(outcome))).await?;
     Ok(Pending(Some(call)))
 }
 
