@@ -540,7 +540,7 @@ pub async fn fence(s: &Suite, env: &str) -> ipb::EnvironmentFence {
 }
 
 pub fn options(mode: pb::RefreshMode, require_approval: bool) -> Option<pb::RefreshOptions> {
-    Some(pb::RefreshOptions { mode: mode as i32, suspend_credentials_instead: false, require_approval, profile: None })
+    Some(pb::RefreshOptions { mode: mode as i32, suspend_credentials_instead: false, require_approval, profile: None, lease_drain: 0 })
 }
 
 pub async fn start(s: &Suite, source: &str, destination: &str, opts: Option<pb::RefreshOptions>) -> Result<pb::RefreshRun, tonic::Status> {

@@ -5,6 +5,7 @@ mod audit;
 mod durability;
 mod gates;
 mod helpers;
+mod leases;
 mod promotion;
 mod restore;
 mod rollback;
@@ -47,4 +48,6 @@ per_backend!(
     schedules::schedule_due_while_locked_is_skipped,
     schedules::two_coordinators_start_a_due_schedule_once,
     schedules::scoped_schedule_list_is_filtered_in_the_query,
+    leases::refresh_waits_until_no_sync_is_in_flight,
+    leases::refresh_with_revoke_drain_goes_on_at_once,
 );

@@ -39,6 +39,10 @@ pub(crate) struct OptionArgs {
     /// out, which payload fields are masked (see the README).
     #[arg(long, value_name = "FILE")]
     profile: Option<std::path::PathBuf>,
+    /// Step 3 revokes the sync leases left and goes on, instead of waiting until no sync
+    /// is in flight (a runtime then learns at its next renewal).
+    #[arg(long)]
+    no_lease_wait: bool,
 }
 
 impl OptionArgs {
@@ -57,6 +61,7 @@ impl OptionArgs {
             suspend_credentials_instead: self.suspend_credentials,
             require_approval: self.require_approval,
             profile,
+            lease_drain: if self.no_lease_wait { pb::LeaseDrain::Revoke } else { pb::LeaseDrain::Wait } as i32,
         })
     }
 }

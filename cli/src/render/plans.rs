@@ -178,6 +178,7 @@ mod tests {
                 suspend_credentials_instead: false,
                 require_approval: true,
                 profile: None,
+                lease_drain: 0,
             }),
             steps: vec![
                 PlannedStep {

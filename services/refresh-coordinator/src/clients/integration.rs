@@ -261,4 +261,25 @@ impl IntegrationClient {
         let req = ipb::UnfenceEnvironmentRequest { environment: env.to_string(), holder, force: false, request_id };
         Ok(change_set(self.c().unfence_environment(req).await.map_err(remote)?.into_inner()))
     }
+
+    /// Revokes every outstanding sync lease of `env`; the names revoked.
+    pub async fn revoke_leases(&self, env: &EnvName, reason: String, request_id: String) -> Result<Vec<String>> {
+        let req = ipb::RevokeSyncLeasesRequest { parent: env.to_string(), reason, request_id };
+        Ok(self.c().revoke_sync_leases(req).await.map_err(remote)?.into_inner().revoked)
+    }
+
+    /// The sync leases of `env` whose syncs may still run, as "NAME (HOLDER, until TIME)".
+    pub async fn leases_in_flight(&self, env: &EnvName) -> Result<Vec<String>> {
+        let parent = env.to_string();
+        let all: Vec<ipb::SyncLease> = all_pages(None, |page_size, page_token| {
+            let (mut c, parent) = (self.c(), parent.clone());
+            async move {
+                let req = ipb::ListSyncLeasesRequest { parent, page_size, page_token, show_ended: false, in_flight: true };
+                let r = c.list_sync_leases(req).await.map_err(remote)?.into_inner();
+                Ok::<_, Error>((r.sync_leases, r.next_page_token))
+            }
+        })
+        .await?;
+        Ok(all.into_iter().map(|l| format!("{} ({}, until {})", l.name, l.holder, ferry_kit::db::rfc3339(micros(l.expire_time)))).collect())
+    }
 }

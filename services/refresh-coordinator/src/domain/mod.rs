@@ -14,8 +14,8 @@ mod schedule;
 pub use names::{EnvName, ProjectName, new_run_id, run_id};
 pub use promotion::{PromotionOptions, PromotionRun, PromotionSpec, PromotionStep, PromotionStepKind};
 pub use refresh::{
-    CopyCounts, KindCounts, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, RefreshRequest, RefreshRun, RefreshSchedule,
-    RefreshSpec, Selector, StepKind,
+    CopyCounts, KindCounts, LeaseDrain, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, RefreshRequest, RefreshRun,
+    RefreshSchedule, RefreshSpec, Selector, StepKind,
 };
 pub use rollback::{ContentCounts, PlannedRollbackStep, RollbackPlan, RollbackRun, RollbackSpec, RollbackStepKind};
 pub use run::{AbortRequest, Change, ErrorInfo, Interruption, LeftAlone, Run, RunState, Step, StepState};

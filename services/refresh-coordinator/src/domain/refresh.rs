@@ -12,6 +12,15 @@ pub enum Mode {
     External,
 }
 
+/// How step 3 stops the syncs running under a lease: waits for them (the default), or
+/// revokes and goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum LeaseDrain {
+    #[default]
+    Wait,
+    Revoke,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Options {
     pub mode: Mode,
@@ -20,6 +29,8 @@ pub struct Options {
     /// What the copy preserves, excludes and masks; the registry checks and applies it.
     #[serde(default, skip_serializing_if = "Profile::is_empty")]
     pub profile: Profile,
+    #[serde(default)]
+    pub lease_drain: LeaseDrain,
 }
 
 /// A refresh profile as the run keeps it and passes it to the registry's copy (which

@@ -10,7 +10,7 @@ use crate::clients::merge::{counts_pb, pair_pb, preview_pb};
 use crate::clients::registry::profile_pb;
 use crate::domain::remote::GroupPair;
 use crate::domain::{
-    Change, CopyCounts, EnvName, ErrorInfo, Interruption, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, ProjectName,
+    Change, CopyCounts, EnvName, ErrorInfo, Interruption, LeaseDrain, MaskingRule, Mode, Options, Plan, PlannedStep, Profile, ProjectName,
     PromotionOptions, PromotionRun, PromotionStep, PromotionStepKind, RefreshRun, Run, RunState, Selector, Step,
 };
 use crate::engine::{Kind, name_of};
@@ -102,6 +102,7 @@ pub fn options(o: Option<pb::RefreshOptions>) -> Options {
         suspend_credentials_instead: o.suspend_credentials_instead,
         require_approval: o.require_approval,
         profile: o.profile.map(profile).unwrap_or_default(),
+        lease_drain: if o.lease_drain == pb::LeaseDrain::Revoke as i32 { LeaseDrain::Revoke } else { LeaseDrain::Wait },
     }
 }
 
@@ -133,6 +134,10 @@ pub fn options_pb(o: &Options) -> pb::RefreshOptions {
         suspend_credentials_instead: o.suspend_credentials_instead,
         require_approval: o.require_approval,
         profile: (!o.profile.is_empty()).then(|| profile_pb(&o.profile)),
+        lease_drain: match o.lease_drain {
+            LeaseDrain::Wait => pb::LeaseDrain::Wait,
+            LeaseDrain::Revoke => pb::LeaseDrain::Revoke,
+        } as i32,
     }
 }
 

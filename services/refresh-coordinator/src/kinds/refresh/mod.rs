@@ -15,7 +15,9 @@ use ferry_kit::idempotency::RequestKey;
 use futures::future::BoxFuture;
 
 use crate::domain::remote::{ChangeSet, CopyResult, RestorePoint, Snapshot};
-use crate::domain::{Change, EnvName, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind};
+use crate::domain::{
+    Change, EnvName, LeaseDrain, Mode, Options, PlannedStep, RefreshRequest, RefreshRun, RefreshSpec, Run, Step, StepKind,
+};
 use crate::engine::locks::Lock;
 use crate::engine::schedules::Scheduled;
 use crate::engine::{Cx, Engine, Flow, Kind};
@@ -104,6 +106,41 @@ pub async fn start(
     engine.start::<Refresh>(run, key, METHOD).await
 }
 
+/// Step 3's end: revokes the sync leases left in both environments and, with
+/// [`LeaseDrain::Wait`], waits until no sync is in flight in either (each revoked lease's
+/// holder told, or its ttl passed: at most the longest ttl, 10 minutes).
+async fn drain_leases(cx: &mut Cx<Refresh>, n: i32, src: &EnvName, dst: &EnvName, drain: LeaseDrain) -> Result<()> {
+    let ic = cx.engine.clients().integration.clone();
+    let reason = format!("refresh {}", cx.name());
+    for (env, op) in [(src, "revoke-leases-source"), (dst, "revoke-leases-destination")] {
+        let revoked: Vec<String> = cx.op(n, op, |rid| ic.revoke_leases(env, reason.clone(), rid)).await?;
+        if !revoked.is_empty() {
+            cx.step_mut(n).log.push(format!("revoked {} sync lease(s) in {env}: {}", revoked.len(), revoked.join(", ")));
+        }
+    }
+    if drain == LeaseDrain::Revoke {
+        cx.step_mut(n).log.push("syncs in flight stop at their next lease renewal (lease_drain REVOKE: not waited for)".into());
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let mut flying = cx.retrying("leases in flight", || ic.leases_in_flight(src)).await?;
+        flying.extend(cx.retrying("leases in flight", || ic.leases_in_flight(dst)).await?);
+        if flying.is_empty() {
+            let waited = if said { format!(" after {:.1} s", started.elapsed().as_secs_f64()) } else { String::new() };
+            cx.step_mut(n).log.push(format!("no sync in flight in {src} or {dst}{waited}"));
+            return Ok(());
+        }
+        if !said {
+            cx.step_mut(n).log.push(format!("waiting for {} sync(s) in flight to stop: {}", flying.len(), flying.join(", ")));
+            cx.save().await?;
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
     let n = kind.number();
     let run = cx.name();
@@ -133,6 +170,7 @@ async fn execute(cx: &mut Cx<Refresh>, kind: StepKind) -> Result<Flow> {
             let a = cx.op(n, "pause-source", |rid| ic.pause(&src, run.clone(), reason.clone(), rid)).await?;
             let b = cx.op(n, "pause-destination", |rid| ic.pause(&dst, run.clone(), reason.clone(), rid)).await?;
             record(cx, n, &[("pause", "pause-source", a), ("pause", "pause-destination", b)]);
+            drain_leases(cx, n, &src, &dst, options.lease_drain).await?;
         }
         StepKind::SnapshotDestination => {
             let (id, description) = (format!("refresh-{}", cx.run.id), format!("taken by {run} before the refresh from {src}"));

@@ -5,7 +5,7 @@ use ferry_kit::db::now_micros;
 
 use crate::clients::Clients;
 use crate::domain::remote::{IntegrationInfo, JobState, MappingInfo, SyncJobInfo, Tier};
-use crate::domain::{CopyCounts, EnvName, Mode, Options, Plan, PlannedStep, StepKind};
+use crate::domain::{CopyCounts, EnvName, LeaseDrain, Mode, Options, Plan, PlannedStep, StepKind};
 use crate::engine::Engine;
 use crate::engine::locks::Lock;
 use crate::error::{Error, Result};
@@ -139,6 +139,12 @@ fn plan_steps(source: &EnvName, destination: &EnvName, options: &Options, src: &
     for j in &left {
         s.summary.push(format!("{j} is already paused and stays paused"));
     }
+    s.summary.push(match options.lease_drain {
+        LeaseDrain::Wait => {
+            "revoke the sync leases left in both, then wait until no sync is in flight (each holder told, or its ttl passed)".into()
+        }
+        LeaseDrain::Revoke => "revoke the sync leases left in both and go on (syncs in flight stop at their next renewal)".to_owned(),
+    });
     s.sync_jobs = running.clone();
     let s = &mut steps[8];
     s.summary.push(format!("resume exactly the {} job(s) step 3 pauses, then lift both fences", running.len()));
