@@ -9,6 +9,7 @@
 pub mod checklist;
 pub mod integration;
 pub mod jobs;
+pub mod leases;
 pub mod merge;
 pub mod plans;
 pub mod refresh;

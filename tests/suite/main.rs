@@ -11,5 +11,6 @@ mod discovery;
 mod helpers;
 mod identity;
 mod migrate;
+mod sync_exec;
 mod tls;
 mod up;

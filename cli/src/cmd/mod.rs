@@ -22,6 +22,7 @@ mod runs;
 mod schedule;
 mod snapshot;
 mod sync;
+mod sync_exec;
 mod sync_job;
 mod up;
 
