@@ -241,3 +241,24 @@ pub fn decision(d: Decision) -> pb::AuthorizeSyncResponse {
         message,
     }
 }
+
+/// A mapping name and an optional job of the same environment (AuthorizeSync's and
+/// AcquireSyncLease's `mapping` and `job`), each problem a field violation.
+pub fn mapping_and_job(v: &mut Violations, mapping: &str, job: &str) -> (Option<d::MappingName>, Option<Option<d::JobName>>) {
+    let mapping = v.check("mapping", d::MappingName::parse(mapping));
+    if job.is_empty() {
+        return (mapping, Some(None));
+    }
+    let job = match d::JobName::parse(job) {
+        Ok(j) if mapping.as_ref().is_some_and(|m| m.env() != &j.env) => {
+            v.add("job", "is a job of another environment than the mapping's");
+            None
+        }
+        Ok(j) => Some(Some(j)),
+        Err(e) => {
+            v.add("job", e);
+            None
+        }
+    };
+    (mapping, job)
+}

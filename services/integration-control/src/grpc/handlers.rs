@@ -665,22 +665,7 @@ impl IntegrationService for IntegrationApi {
         let p = Principal::of(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        let mapping = v.check("mapping", MappingName::parse(&r.mapping));
-        let job = if r.job.is_empty() {
-            Some(None)
-        } else {
-            match JobName::parse(&r.job) {
-                Ok(j) if mapping.as_ref().is_some_and(|m| m.env() != &j.env) => {
-                    v.add("job", "is a job of another environment than the mapping's");
-                    None
-                }
-                Ok(j) => Some(Some(j)),
-                Err(e) => {
-                    v.add("job", e);
-                    None
-                }
-            }
-        };
+        let (mapping, job) = c::mapping_and_job(&mut v, &r.mapping, &r.job);
         let (mapping, job) = done(v, || Some((mapping?, job?)))?;
         scope(&p, mapping.env())?;
         let decision = self.control.authorize_sync(&mapping, job.as_ref()).await?;

@@ -9,8 +9,8 @@ use ferry_proto::integration::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, done};
+use crate::domain::EnvName;
 use crate::domain::leases::{self, Lease, LeaseName, LeaseState, OpenedCredential};
-use crate::domain::{EnvName, JobName, MappingName};
 use crate::service::Control;
 use crate::service::leases::View;
 
@@ -69,21 +69,7 @@ pub async fn acquire(control: &Control, req: Request<pb::AcquireSyncLeaseRequest
     let r = req.into_inner();
     let mut v = Violations::new();
     let key = c::request_key(&mut v, "AcquireSyncLease", &r, &r.request_id);
-    let mapping = v.check("mapping", MappingName::parse(&r.mapping));
-    let job = match (r.job.is_empty(), &mapping) {
-        (true, _) => Some(None),
-        (false, m) => match JobName::parse(&r.job) {
-            Ok(j) if m.as_ref().is_some_and(|m| m.env() != &j.env) => {
-                v.add("job", "is a job of another environment than the mapping's");
-                None
-            }
-            Ok(j) => Some(Some(j)),
-            Err(e) => {
-                v.add("job", e);
-                None
-            }
-        },
-    };
+    let (mapping, job) = c::mapping_and_job(&mut v, &r.mapping, &r.job);
     let ttl = ttl(&mut v, "ttl", r.ttl);
     let (key, mapping, job, ttl) = done(v, || Some((key?, mapping?, job?, ttl?)))?;
     p.check_environment(mapping.env().id())?;
