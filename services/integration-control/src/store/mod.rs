@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod mappings;
 pub mod migrations;
+pub mod sealed;
 pub mod snapshots;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
