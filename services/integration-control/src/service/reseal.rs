@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_kit::idempotency::{self, Replay};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,13 @@ impl Control {
     pub async fn reseal(&self, key: Option<RequestKey>, validate_only: bool) -> Result<ResealReport> {
         const M: &str = "ResealCredentials";
         let newest = self.sealer.newest().to_owned();
+        if let Some(k) = &key {
+            match idempotency::lookup(&self.db, &k.request_id, M, &k.fingerprint).await? {
+                Replay::Done(bytes) => return Ok(serde_json::from_slice(&bytes)?),
+                Replay::Mismatch => return Err(Error::RequestIdReused),
+                Replay::Fresh => {}
+            }
+        }
         if validate_only {
             let in_use = key_usage(&self.db).await?;
             let resealed = SOURCES
@@ -111,12 +119,6 @@ impl Control {
                 .map(|t| (t.kind.to_owned(), in_use.iter().filter(|u| u.kind == t.kind && u.key_id != newest).map(|u| u.count).sum()))
                 .collect();
             return Ok(ResealReport { newest, resealed, in_use });
-        }
-        if let Some(k) = &key
-            && let ferry_kit::idempotency::Replay::Done(bytes) =
-                ferry_kit::idempotency::lookup(&self.db, &k.request_id, M, &k.fingerprint).await?
-        {
-            return Ok(serde_json::from_slice(&bytes)?);
         }
         let mut resealed = Vec::new();
         for t in SOURCES {

@@ -7,6 +7,7 @@ mod authorize;
 mod bulk;
 mod crud;
 mod edge;
+mod rotation;
 mod secrets;
 mod snapshots;
 
@@ -31,6 +32,7 @@ per_backend!(
     edge::bad_input_is_refused_precisely,
     edge::request_id_makes_retries_no_ops,
     edge::concurrent_retries_and_fences_stay_consistent,
+    rotation::rotate_reseal_and_remove_a_key,
 );
 
 /// The leak test installs a thread-local log subscriber, so it runs on a current-thread
