@@ -25,11 +25,12 @@ use ferry_proto::integration::v1::integration_service_server::IntegrationService
 
 use crate::domain::secrets::Sealer;
 
-/// Reads the sealing key file (64 hex digits).
+/// Reads the sealing key file: 64 hex digits alone (the key `default`), or `ID HEX` lines,
+/// oldest first; the newest (last) seals.
 pub fn load_sealing_key(path: &std::path::Path) -> Result<Sealer, ferry_kit::Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ferry_kit::Error::Config(format!("sealing key file {}: {e} (FERRY_SEALING_KEY_FILE)", path.display())))?;
-    Sealer::from_hex(&text).map_err(|e| ferry_kit::Error::Config(format!("sealing key file {}: {e}", path.display())))
+    Sealer::parse(&text).map_err(|e| ferry_kit::Error::Config(format!("sealing key file {}: {e}", path.display())))
 }
 
 /// Writes a new random sealing key to `path` (mode 0600, its folder created) unless the
@@ -38,13 +39,15 @@ pub fn generate_sealing_key(path: &std::path::Path) -> Result<bool, ferry_kit::E
     Ok(domain::secrets::generate_key_file(path)?)
 }
 
-/// Loads the sealing key, connects the database, runs migrations and binds the server
+/// Loads the sealing keys, connects the database, runs migrations, checks that every stored
+/// sealed value's key is configured (`service::reseal::prepare`) and binds the server
 /// (not serving yet). The registry is reached lazily, on first use.
 pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     service::metrics::init();
     let sealer = load_sealing_key(&config.sealing_key_file)?;
     let envs = service::Environments::connect(&config.registry_url, config.common.service_credential()?, &config.common.client_tls()?)?;
     let db = open_database(config).await?;
+    let sealer = service::reseal::prepare(&db, sealer, &config.sealing_key_file).await?;
     let request_log = config.common.request_log_pruner(&db);
     let retention = std::time::Duration::from_secs(config.snapshot_retention_hours.saturating_mul(3600));
     let snapshots = ferry_kit::prune::pruner(

@@ -36,6 +36,14 @@ pub fn integration(i: d::Integration) -> pb::Integration {
     }
 }
 
+pub fn reseal_report(r: crate::service::ResealReport) -> pb::ResealCredentialsResponse {
+    pb::ResealCredentialsResponse {
+        sealing_key_id: r.newest,
+        resealed: r.resealed.into_iter().map(|(kind, count)| pb::ResealedCount { kind, count }).collect(),
+        keys_in_use: r.in_use.into_iter().map(|u| pb::SealingKeyUse { sealing_key_id: u.key_id, kind: u.kind, count: u.count }).collect(),
+    }
+}
+
 fn credential_state(c: CredentialState) -> i32 {
     match c {
         CredentialState::Active => pb::CredentialState::Active as i32,

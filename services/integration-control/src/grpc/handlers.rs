@@ -203,6 +203,21 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(c::integration(self.control.set_credential_state(key, name, CredentialState::Active).await?)))
     }
 
+    #[tracing::instrument(skip_all, fields(validate_only = req.get_ref().validate_only))]
+    async fn reseal_credentials(
+        &self,
+        req: Request<pb::ResealCredentialsRequest>,
+    ) -> Result<Response<pb::ResealCredentialsResponse>, Status> {
+        if Principal::of(&req).environments.is_some() {
+            return Err(ferry_kit::status::permission_denied("a reseal covers every environment; use a token that is not scoped"));
+        }
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = c::request_key(&mut v, "ResealCredentials", &r, &r.request_id);
+        let key = done(v, || key)?;
+        Ok(Response::new(c::reseal_report(self.control.reseal(key, r.validate_only).await?)))
+    }
+
     // Mappings.
 
     #[tracing::instrument(skip_all, fields(parent = %req.get_ref().parent, mapping = %req.get_ref().mapping_id))]

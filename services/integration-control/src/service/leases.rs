@@ -68,7 +68,7 @@ fn violations(facts: &Gathered, decision: &Decision) -> Vec<(String, String, Str
 
 fn open(control: &Control, row: &IntegrationRow) -> Result<OpenedCredential> {
     let sealed =
-        row.sealed.as_deref().ok_or_else(|| Error::Internal(format!("{} has ACTIVE credentials but no key", row.integration.name)))?;
+        row.sealed.as_ref().ok_or_else(|| Error::Internal(format!("{} has ACTIVE credentials but no key", row.integration.name)))?;
     let key = control.sealer.open(sealed).map_err(|e| Error::Internal(format!("{}: {e}", row.integration.name)))?;
     let api_key = String::from_utf8(key).map_err(|_| Error::Internal(format!("{}: the opened key is not UTF-8", row.integration.name)))?;
     Ok(OpenedCredential { api_key, fingerprint: row.integration.fingerprint.clone(), base_url: row.integration.base_url.clone() })

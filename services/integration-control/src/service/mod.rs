@@ -10,6 +10,7 @@ mod jobs;
 pub(crate) mod leases;
 mod mappings;
 pub(crate) mod metrics;
+pub mod reseal;
 mod snapshots;
 
 pub use authorize::Decision;
@@ -17,6 +18,7 @@ pub use envs::{Environments, Tier};
 pub use integrations::{IntegrationPatch, NewIntegration};
 pub use jobs::NewJob;
 pub use mappings::{MappingPatch, NewMapping};
+pub use reseal::{KeyUse, ResealReport};
 
 use ferry_kit::idempotency::{self, Replay};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};

@@ -9,6 +9,7 @@ use ferry_kit::db::now_micros;
 use sha2::{Digest, Sha256};
 
 use super::{Control, page};
+use crate::domain::secrets::{Sealed, Sealer};
 use crate::domain::{
     AnyName, ChangeSet, EnvName, Page, RequestKey, ResourceId, ResourceState, ResourceType, Snapshot, SnapshotContents,
     SnapshotIntegration, SnapshotName,
@@ -44,6 +45,7 @@ impl Control {
             self.envs.exists(&env).await?;
         }
         let retention = self.snapshot_retention_micros();
+        let sealer = self.sealer.clone();
         self.write(key, M, move |txn| {
             Box::pin(async move {
                 let id =
@@ -52,12 +54,16 @@ impl Control {
                 if store::snapshots::find(txn, &name).await?.is_some() {
                     return Err(Error::already_exists("snapshot", &name));
                 }
+                // Every sealed value of a snapshot is under one key, the newest: one still
+                // under an older key (mid-rotation) is resealed for the snapshot.
+                let mut integrations = Vec::new();
+                for r in store::integrations::list(txn, &env, None, None).await? {
+                    let sealed = r.sealed.map(|s| sealer.reseal(&s)).transpose().map_err(|_| unopenable(&r.integration.name))?;
+                    integrations.push(SnapshotIntegration { integration: r.integration, sealed: sealed.map(|s| B64.encode(s.bytes)) });
+                }
+                let sealing_key_id = integrations.iter().any(|i| i.sealed.is_some()).then(|| sealer.newest().to_owned());
                 let contents = SnapshotContents {
-                    integrations: store::integrations::list(txn, &env, None, None)
-                        .await?
-                        .into_iter()
-                        .map(|r| SnapshotIntegration { integration: r.integration, sealed: r.sealed.map(|s| B64.encode(s)) })
-                        .collect(),
+                    integrations,
                     mappings: store::mappings::list_env(txn, &env, None, None).await?,
                     sync_jobs: store::jobs::list(txn, &env, None, None, None).await?,
                 };
@@ -75,7 +81,7 @@ impl Control {
                     expire_at: now.saturating_add(retention),
                     contents: None,
                 };
-                store::snapshots::insert(txn, &SnapshotRow { snapshot: snapshot.clone(), contents: text }).await?;
+                store::snapshots::insert(txn, &SnapshotRow { snapshot: snapshot.clone(), contents: text, sealing_key_id }).await?;
                 Ok(snapshot)
             })
         })
@@ -145,11 +151,16 @@ impl Control {
                     if !pick(AnyName::Integration(s.integration.name.clone())) {
                         continue;
                     }
+                    let damaged = || Error::DataLoss(format!("{name} holds damaged credentials"));
                     let sealed = s
                         .sealed
-                        .map(|b| B64.decode(b))
-                        .transpose()
-                        .map_err(|_| Error::DataLoss(format!("{name} holds damaged credentials")))?;
+                        .map(|b| {
+                            Ok::<_, Error>(Sealed {
+                                key_id: row.sealing_key_id.clone().ok_or_else(damaged)?,
+                                bytes: B64.decode(b).map_err(|_| damaged())?,
+                            })
+                        })
+                        .transpose()?;
                     let current = store::integrations::find(txn, &s.integration.name).await?;
                     let mut i = s.integration;
                     i.fenced = false;
@@ -203,6 +214,31 @@ impl Control {
         })
         .await
     }
+}
+
+/// A stored credential that its (configured) key does not open: damaged bytes.
+fn unopenable(name: &impl std::fmt::Display) -> Error {
+    Error::DataLoss(format!("the sealed credentials of {name} do not open with their sealing key; rotate them in again"))
+}
+
+/// A snapshot document (`contents`, all sealed under `key_id`) with every sealed value
+/// resealed under the newest key, and its new checksum. A document that no longer matches
+/// `checksum` is refused, not resealed: a reseal must not launder damage.
+pub(crate) fn reseal_document(sealer: &Sealer, name: &str, key_id: &str, contents: &str, checksum_was: &str) -> Result<(String, String)> {
+    if checksum(contents) != checksum_was {
+        return Err(Error::DataLoss(format!("{name} does not match its checksum; it was damaged and is not resealed")));
+    }
+    let mut doc: SnapshotContents = serde_json::from_str(contents)?;
+    for i in &mut doc.integrations {
+        if let Some(b) = &i.sealed {
+            let bytes = B64.decode(b).map_err(|_| Error::DataLoss(format!("{name} holds damaged credentials")))?;
+            let resealed = sealer.reseal(&Sealed { key_id: key_id.to_owned(), bytes }).map_err(|_| unopenable(&i.integration.name))?;
+            i.sealed = Some(B64.encode(resealed.bytes));
+        }
+    }
+    let text = serde_json::to_string(&doc)?;
+    let sum = checksum(&text);
+    Ok((text, sum))
 }
 
 /// `i` with `updated_at` replaced, to compare records regardless of when they were saved.

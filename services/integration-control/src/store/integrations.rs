@@ -3,13 +3,14 @@
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::{all, col, corrupt, exec, one, opt_text};
+use crate::domain::secrets::Sealed;
 use crate::domain::{CredentialState, EnvName, Integration, IntegrationName};
 
-/// An integration as stored: the record and its sealed key (nonce||ciphertext).
+/// An integration as stored: the record and its sealed key (and the sealing key's id).
 #[derive(Clone)]
 pub struct IntegrationRow {
     pub integration: Integration,
-    pub sealed: Option<Vec<u8>>,
+    pub sealed: Option<Sealed>,
 }
 
 impl std::fmt::Debug for IntegrationRow {
@@ -19,20 +20,23 @@ impl std::fmt::Debug for IntegrationRow {
 }
 
 const COLS: &str = "env, id, display_name, external_system, base_url, active, credential_state, sealed_key, fingerprint, fenced, \
-                    origin_env, created_at, updated_at";
+                    origin_env, created_at, updated_at, sealing_key_id";
 
 /// Turns an insert into a replace by primary key.
 const UPSERT: &str = " ON CONFLICT (env, id) DO UPDATE SET \
     display_name = excluded.display_name, external_system = excluded.external_system, \
     base_url = excluded.base_url, active = excluded.active, credential_state = excluded.credential_state, \
     sealed_key = excluded.sealed_key, fingerprint = excluded.fingerprint, fenced = excluded.fenced, \
-    origin_env = excluded.origin_env, created_at = excluded.created_at, updated_at = excluded.updated_at";
+    origin_env = excluded.origin_env, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+    sealing_key_id = excluded.sealing_key_id";
 
 fn read(row: &QueryResult) -> Result<IntegrationRow, DbErr> {
     let env: String = col(row, 0)?;
     let id: String = col(row, 1)?;
     let state: i32 = col(row, 6)?;
     let origin: Option<String> = col(row, 10)?;
+    let sealed: Option<Vec<u8>> = col(row, 7)?;
+    let key_id: Option<String> = col(row, 13)?;
     Ok(IntegrationRow {
         integration: Integration {
             name: IntegrationName::new(&env, &id),
@@ -47,7 +51,11 @@ fn read(row: &QueryResult) -> Result<IntegrationRow, DbErr> {
             created_at: col(row, 11)?,
             updated_at: col(row, 12)?,
         },
-        sealed: col(row, 7)?,
+        sealed: match (sealed, key_id) {
+            (Some(bytes), Some(key_id)) => Some(Sealed { key_id, bytes }),
+            (None, _) => None,
+            (Some(_), None) => return Err(DbErr::Custom(format!("sealed key of {env}/{id} has no sealing key id"))),
+        },
     })
 }
 
@@ -79,7 +87,7 @@ async fn write<C: ConnectionTrait>(db: &C, replace: bool, row: &IntegrationRow) 
     let i = &row.integration;
     exec(
         db,
-        &format!("INSERT INTO integrations ({COLS}) VALUES ({}){}", ferry_kit::db::placeholders(13), if replace { UPSERT } else { "" }),
+        &format!("INSERT INTO integrations ({COLS}) VALUES ({}){}", ferry_kit::db::placeholders(14), if replace { UPSERT } else { "" }),
         vec![
             i.name.env.id().into(),
             i.name.id.as_str().into(),
@@ -88,12 +96,13 @@ async fn write<C: ConnectionTrait>(db: &C, replace: bool, row: &IntegrationRow) 
             i.base_url.as_str().into(),
             i.active.into(),
             i.credential_state.number().into(),
-            Value::Bytes(row.sealed.clone()),
+            Value::Bytes(row.sealed.as_ref().map(|s| s.bytes.clone())),
             i.fingerprint.as_str().into(),
             i.fenced.into(),
             opt_text(i.origin.as_ref().map(|e| e.id())),
             i.created_at.into(),
             i.updated_at.into(),
+            opt_text(row.sealed.as_ref().map(|s| s.key_id.as_str())),
         ],
     )
     .await?;

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_index_snapshots_by_age::Migration),
             Box::new(ferry_kit::audit::store::Migration),
             Box::new(m20261207_000001_sync_leases::Migration),
+            Box::new(m20261215_000001_record_sealing_key_ids::Migration),
         ]
     }
 }
@@ -195,6 +196,56 @@ mod m20261207_000001_sync_leases {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE sync_leases"]).await
+        }
+    }
+}
+
+/// Sealed values record the id of the key that sealed them (`store::sealed`): those from
+/// before key ids are under the key a bare key-file line stands for, `default`. A snapshot
+/// holds its values under one key (`snapshots.sealing_key_id`; NULL: it holds none).
+/// `fingerprint_keys` holds the HMAC keys of fingerprints, sealed, so they outlive any
+/// one sealing key.
+mod m20261215_000001_record_sealing_key_ids {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261215_000001_record_sealing_key_ids"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "ALTER TABLE integrations ADD COLUMN sealing_key_id TEXT",
+        "UPDATE integrations SET sealing_key_id = 'default' WHERE sealed_key IS NOT NULL",
+        "CREATE INDEX integrations_sealing_key ON integrations (sealing_key_id)",
+        "ALTER TABLE snapshots ADD COLUMN sealing_key_id TEXT",
+        "UPDATE snapshots SET sealing_key_id = 'default' WHERE contents LIKE '%\"sealed\":\"%'",
+        "CREATE INDEX snapshots_sealing_key ON snapshots (sealing_key_id)",
+        "CREATE TABLE fingerprint_keys (
+            name {KEY} NOT NULL PRIMARY KEY,
+            sealed {BLOB} NOT NULL,
+            sealing_key_id TEXT NOT NULL
+        )",
+    ];
+
+    const DOWN: &[&str] = &[
+        "DROP TABLE fingerprint_keys",
+        "DROP INDEX snapshots_sealing_key",
+        "ALTER TABLE snapshots DROP COLUMN sealing_key_id",
+        "DROP INDEX integrations_sealing_key",
+        "ALTER TABLE integrations DROP COLUMN sealing_key_id",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod leases;
 pub mod mappings;
 pub mod migrations;
+pub mod sealed;
 pub mod snapshots;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};

@@ -12,14 +12,17 @@ pub const AGED: ferry_kit::prune::Aged = ferry_kit::prune::Aged { table: "snapsh
 /// Snapshots one prune statement deletes at most.
 pub const PRUNE_BATCH: u64 = 100;
 
-/// A stored snapshot: its metadata and the canonical JSON its checksum covers.
+/// A stored snapshot: its metadata, the canonical JSON its checksum covers, and the id
+/// of the key every sealed value in it is sealed under (`None`: it holds none).
 #[derive(Debug, Clone)]
 pub struct SnapshotRow {
     pub snapshot: Snapshot,
     pub contents: String,
+    pub sealing_key_id: Option<String>,
 }
 
-const COLS: &str = "env, id, description, created_by, created_at, integration_count, mapping_count, sync_job_count, checksum, contents";
+const COLS: &str = "env, id, description, created_by, created_at, integration_count, mapping_count, sync_job_count, checksum, contents, \
+                    sealing_key_id";
 
 fn read(row: &QueryResult) -> Result<SnapshotRow, DbErr> {
     let env: String = col(row, 0)?;
@@ -38,6 +41,7 @@ fn read(row: &QueryResult) -> Result<SnapshotRow, DbErr> {
             contents: None,
         },
         contents: col(row, 9)?,
+        sealing_key_id: col(row, 10)?,
     })
 }
 
@@ -67,7 +71,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: &SnapshotRow) -> Result<(),
     let s = &row.snapshot;
     exec(
         db,
-        &format!("INSERT INTO snapshots ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("INSERT INTO snapshots ({COLS}) VALUES ({})", ferry_kit::db::placeholders(11)),
         vec![
             s.name.env.id().into(),
             s.name.id.as_str().into(),
@@ -79,6 +83,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: &SnapshotRow) -> Result<(),
             s.sync_job_count.into(),
             s.checksum.as_str().into(),
             row.contents.as_str().into(),
+            super::opt_text(row.sealing_key_id.as_deref()),
         ],
     )
     .await?;

@@ -37,12 +37,15 @@ pub struct TestApp {
     /// integration-control's own database.
     pub database_url: String,
     pub dir: PathBuf,
+    registry_url: String,
     shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Stops the integration-control server now serving.
+    control: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        for tx in self.shutdown.drain(..) {
+        for tx in self.shutdown.drain(..).chain(self.control.take()) {
             let _ = tx.send(());
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -87,21 +90,12 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: 
         .await
         .expect("build registry");
     let registry_addr = registry.local_addr();
-    let mut shutdown = vec![serve(registry)];
+    let shutdown = vec![serve(registry)];
     let sealing_key_file = dir.join("sealing.key");
     assert!(integration_control::generate_sealing_key(&sealing_key_file).expect("sealing key"));
-    let server = integration_control::build(&integration_control::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: database_url.clone(),
-        registry_url: format!("http://{registry_addr}"),
-        sealing_key_file,
-        snapshot_retention_hours: retention_hours,
-        common: CommonArgs { service_token: Some(SERVICE.into()), prune_interval_secs: prune_secs, ..common },
-    })
-    .await
-    .expect("build integration-control");
-    let addr = server.local_addr();
-    shutdown.push(serve(server));
+    let registry_url = format!("http://{registry_addr}");
+    let (addr, control) =
+        start_control(&dir, &database_url, &registry_url, retention_hours, prune_secs).await.expect("build integration-control");
     let rch = channel(&format!("http://{registry_addr}")).expect("channel");
     Some(TestApp {
         admin: client(addr, Some(ADMIN)),
@@ -111,8 +105,51 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: 
         registry: RegistryServiceClient::with_interceptor(rch, ClientInterceptor::new(Some(ADMIN)).expect("token")),
         database_url,
         dir,
+        registry_url,
         shutdown,
+        control: Some(control),
     })
+}
+
+/// Builds and serves integration-control on `database_url` with the key file in `dir`.
+async fn start_control(
+    dir: &std::path::Path,
+    database_url: &str,
+    registry_url: &str,
+    retention_hours: u64,
+    prune_secs: u64,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), ferry_kit::Error> {
+    let common = CommonArgs { tokens_file: Some(dir.join("tokens")), shutdown_grace_secs: 1, ..CommonArgs::default() };
+    let server = integration_control::build(&integration_control::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: database_url.to_owned(),
+        registry_url: registry_url.to_owned(),
+        sealing_key_file: dir.join("sealing.key"),
+        snapshot_retention_hours: retention_hours,
+        common: CommonArgs { service_token: Some(SERVICE.into()), prune_interval_secs: prune_secs, ..common },
+    })
+    .await?;
+    let addr = server.local_addr();
+    Ok((addr, serve(server)))
+}
+
+impl TestApp {
+    /// Stops integration-control and starts it again on the same database with the key
+    /// file `keys`; the clients then talk to the new server. On an error none is serving.
+    pub async fn restart_control(&mut self, keys: &str) -> Result<(), ferry_kit::Error> {
+        if let Some(tx) = self.control.take() {
+            let _ = tx.send(());
+        }
+        std::fs::write(self.dir.join("sealing.key"), keys).expect("key file");
+        let hours = integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS;
+        let (addr, control) = start_control(&self.dir, &self.database_url, &self.registry_url, hours, 60).await?;
+        self.control = Some(control);
+        self.admin = client(addr, Some(ADMIN));
+        self.viewer = client(addr, Some(VIEWER));
+        self.dev_operator = client(addr, Some(DEV_OPERATOR));
+        self.dev_admin = client(addr, Some(DEV_ADMIN));
+        Ok(())
+    }
 }
 
 // Arrange helpers. Each panics with context: they set up, they are not under test.

@@ -8,6 +8,7 @@ mod bulk;
 mod crud;
 mod edge;
 mod leases;
+mod rotation;
 mod secrets;
 mod snapshots;
 
@@ -34,6 +35,7 @@ per_backend!(
     edge::concurrent_retries_and_fences_stay_consistent,
     leases::leases_are_granted_renewed_and_revoked,
     leases::lease_release_expiry_and_refusals,
+    rotation::rotate_reseal_and_remove_a_key,
 );
 
 /// The leak test installs a thread-local log subscriber, so it runs on a current-thread

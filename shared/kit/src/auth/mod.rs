@@ -203,8 +203,9 @@ pub fn required_role(method: &str) -> Role {
     // clone plan), so planning needs the operator role.
     const READ: [&str; 8] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Authorize"];
     // Environment-wide operations: the registry's copy and restore, and the refresh steps of
-    // integration-control. The refresh coordinator calls them with its service token.
-    const ADMIN: [&str; 14] = [
+    // integration-control (the coordinator calls them with its service token), its lease
+    // revocation and its reseal.
+    const ADMIN: [&str; 15] = [
         "CreateEnvironment",
         "CopyEnvironment",
         "RestoreEnvironment",
@@ -219,6 +220,7 @@ pub fn required_role(method: &str) -> Role {
         "FenceEnvironment",
         "UnfenceEnvironment",
         "RevokeSyncLeases",
+        "ResealCredentials",
     ];
     if ADMIN.contains(&method) {
         Role::Admin
