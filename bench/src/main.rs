@@ -13,6 +13,7 @@
 mod data;
 mod engine;
 mod fuzz;
+mod leases;
 mod load;
 mod prune;
 mod raw;
@@ -47,6 +48,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Random well-formed requests to every RPC of the four services; fails on a bad code.
     Fuzz(fuzz::FuzzArgs),
+    /// Sync leases granted and renewed at a fixed rate; the time from a fence to the first refused renewal.
+    Leases(leases::LeasesArgs),
     /// A MANAGED refresh of a large environment: each step's time, the coordinator's own share, its writes.
     Refresh(refresh::RefreshArgs),
     /// The registry's part of a refresh at scale: restore point + copy against raw SQL, and a restore.
@@ -77,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Clone(a) => (Workload::Clone, a),
         Command::Load(a) => return load::run(a).await,
         Command::Fuzz(a) => return fuzz::run(a).await,
+        Command::Leases(a) => return leases::run(a).await,
         Command::Refresh(a) => return refresh::run(a).await,
         Command::RefreshCopy(a) => return refresh_copy::run(a).await,
     };
