@@ -103,42 +103,57 @@ impl Control {
         ttl: Duration,
         holder: String,
     ) -> Result<(Lease, Option<OpenedCredential>)> {
-        // The registry's part of the decision is asked before the transaction (the
-        // SQLite writer is not held over a call); the transaction checks it still applies.
-        let before = mapping(&self.db, &name).await?;
-        let production_in_sandbox = self.production_in_sandbox(&before).await?;
-        let control = self.clone();
-        let granted = self
-            .write(key, "AcquireSyncLease", move |txn| {
-                Box::pin(async move {
-                    let facts = Gathered::read(txn, &name, job.as_ref()).await?;
-                    if facts.mapping.target != before.target {
-                        return Err(Error::Aborted(format!("{name} was re-targeted while its lease was decided; retry")));
-                    }
-                    let decision = facts.decide(production_in_sandbox);
-                    if !decision.reasons.is_empty() {
-                        return Err(denied(&format!("no sync lease on {name}"), violations(&facts, &decision)));
-                    }
-                    let now = now_micros();
-                    let lease = Lease {
-                        name: LeaseName::fresh(name.env()),
-                        mapping: name,
-                        job,
-                        holder,
-                        state: LeaseState::Active,
-                        acquired_at: now,
-                        renewed_at: now,
-                        expires_at: now + micros(ttl),
-                        ended_at: None,
-                        end_reason: String::new(),
-                        renewals: 0,
-                        acknowledged_at: None,
-                    };
-                    store::leases::insert(txn, &lease).await?;
-                    Ok(Granted { credential: Some(open(&control, &facts.row)?), lease })
+        // The registry's part of the decision (a mapping that targets another environment)
+        // is asked outside the transaction, so the SQLite writer is never held over a
+        // call: a first attempt finds out whether it is needed, a second brings the answer
+        // (for the target it was asked for; the transaction checks it still is).
+        let (mut asked, mut attempts): (Option<(EnvName, bool)>, u32) = (None, 0);
+        let granted = loop {
+            let (control, leased, job, holder, known) = (self.clone(), name.clone(), job.clone(), holder.clone(), asked.clone());
+            let attempt = self
+                .write(key.clone(), "AcquireSyncLease", move |txn| {
+                    Box::pin(async move {
+                        let name = leased;
+                        let facts = Gathered::read(txn, &name, job.as_ref()).await?;
+                        let production_in_sandbox = match known {
+                            _ if &facts.mapping.target == name.env() => false,
+                            Some((target, answer)) if target == facts.mapping.target => answer,
+                            _ => return Err(Error::Again("the registry's tiers are needed")),
+                        };
+                        let decision = facts.decide(production_in_sandbox);
+                        if !decision.reasons.is_empty() {
+                            return Err(denied(&format!("no sync lease on {name}"), violations(&facts, &decision)));
+                        }
+                        let now = now_micros();
+                        let lease = Lease {
+                            name: LeaseName::fresh(name.env()),
+                            mapping: name,
+                            job,
+                            holder,
+                            state: LeaseState::Active,
+                            acquired_at: now,
+                            renewed_at: now,
+                            expires_at: now + micros(ttl),
+                            ended_at: None,
+                            end_reason: String::new(),
+                            renewals: 0,
+                            acknowledged_at: None,
+                        };
+                        store::leases::insert(txn, &lease).await?;
+                        Ok(Granted { credential: Some(open(&control, &facts.row)?), lease })
+                    })
                 })
-            })
-            .await;
+                .await;
+            match attempt {
+                Err(Error::Again(_)) if attempts < 3 => {
+                    attempts += 1;
+                    let m = mapping(&self.db, &name).await?;
+                    asked = Some((m.target.clone(), self.production_in_sandbox(&m).await?));
+                }
+                Err(Error::Again(_)) => break Err(Error::Aborted(format!("{name} was re-targeted while its lease was decided; retry"))),
+                other => break other,
+            }
+        };
         let granted = match granted {
             Ok(g) => g,
             Err(e) => {
@@ -193,37 +208,39 @@ impl Control {
             self.told(&lease, tonic::Code::FailedPrecondition).await?;
             return Err(ended(&lease, now));
         }
-        let production_in_sandbox = self.production_in_sandbox(&mapping(&self.db, &lease.mapping).await?).await?;
-        let (target, leased) = (lease.mapping.clone(), name.clone());
+        // The facts are read before the transaction, which is one conditional statement:
+        // a change that ended the allowance meanwhile revoked the lease in its own
+        // transaction, so the renewal finds it no longer ACTIVE and extends nothing.
+        let facts = Gathered::read(&self.db, &lease.mapping, lease.job.as_ref()).await?;
+        let decision = facts.decide(self.production_in_sandbox(&facts.mapping).await?);
+        let refused = (!decision.reasons.is_empty()).then(|| violations(&facts, &decision));
+        let (leased, why) = (name.clone(), refused.clone());
+        let expires_at = now_micros() + micros(ttl);
         let renewal = self
             .write(None, "RenewSyncLease", move |txn| {
                 Box::pin(async move {
-                    let facts = Gathered::read(txn, &target, lease.job.as_ref()).await?;
-                    let decision = facts.decide(production_in_sandbox);
                     let now = now_micros();
-                    if !decision.reasons.is_empty() {
-                        let v = violations(&facts, &decision);
-                        let why = v.first().map(|(_, _, m)| m.as_str()).unwrap_or_default();
-                        store::leases::end(txn, &leased, LeaseState::Revoked, why, now).await?;
+                    if let Some(v) = why {
+                        let first = v.first().map(|(_, _, m)| m.as_str()).unwrap_or_default();
+                        store::leases::end(txn, &leased, LeaseState::Revoked, first, now).await?;
                         ferry_kit::audit::answers(tonic::Code::FailedPrecondition);
                         return Ok(Renewal::Refused(v));
                     }
-                    Ok(if store::leases::renew(txn, &leased, now, now + micros(ttl)).await? { Renewal::Renewed } else { Renewal::Ended })
+                    Ok(if store::leases::renew(txn, &leased, now, expires_at).await? { Renewal::Renewed } else { Renewal::Ended })
                 })
             })
             .await?;
-        let now = now_micros();
         match renewal {
             Renewal::Renewed => {
                 super::metrics::leases("renewed", 1);
-                self.held(&name, caller, true).await
+                Ok(Lease { renewed_at: now_micros(), expires_at, renewals: lease.renewals + 1, ..lease })
             }
             Renewal::Refused(v) => {
                 super::metrics::leases("refused", 1);
                 super::metrics::leases("revoked", 1);
                 Err(denied(&format!("{name} is revoked"), v))
             }
-            Renewal::Ended => Err(ended(&self.held(&name, caller, true).await?, now)),
+            Renewal::Ended => Err(ended(&self.held(&name, caller, true).await?, now_micros())),
         }
     }
 

@@ -156,6 +156,24 @@ pub async fn leases_are_granted_renewed_and_revoked(b: Backend) {
     assert_eq!(precondition_subjects(&refused), vec![paused.name.clone()]);
     assert_revoked(&app, &mut op, &lease, "is paused by").await;
     assert!(leases(&app, "dev", false).await.is_empty(), "nothing outstanding");
+
+    // The keys granted are stored nowhere in the clear, not in the audit log either; a
+    // renewal that went well is a heartbeat and leaves no event, a refused one does.
+    for (table, value) in crate::secrets::every_stored_value(&app.database_url).await {
+        for key in ["dev-key-1", "dev-key-2"] {
+            assert!(!value.windows(key.len()).any(|w| w == key.as_bytes()), "{key} stored in {table}");
+        }
+    }
+    let db = sea_orm::Database::connect(&app.database_url).await.expect("connect");
+    let events = ferry_kit::audit::store::all(&db, &Default::default()).await.expect("audit events");
+    let outcomes =
+        |method: &str| -> Vec<String> { events.iter().filter(|e| e.method.ends_with(method)).map(|e| e.outcome.clone()).collect() };
+    let grants = outcomes("/AcquireSyncLease");
+    assert_eq!(grants.iter().filter(|o| *o == "OK").count(), 6, "every grant: {grants:?}");
+    assert_eq!(grants.iter().filter(|o| *o == "FAILED_PRECONDITION").count(), 3, "every refusal: {grants:?}");
+    let renewals = outcomes("/RenewSyncLease");
+    assert!(!renewals.is_empty() && renewals.iter().all(|o| o != "OK"), "only refused renewals are recorded: {renewals:?}");
+    assert!(renewals.iter().all(|o| o == "FAILED_PRECONDITION" || o == "PERMISSION_DENIED"), "{renewals:?}");
 }
 
 pub async fn lease_release_expiry_and_refusals(b: Backend) {

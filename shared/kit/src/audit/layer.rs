@@ -43,6 +43,12 @@ pub struct Audit<S> {
     log: Option<Log>,
 }
 
+/// Calls that only prolong what an earlier, recorded call began (a sync lease's renewal,
+/// every third of its ttl from every runtime): recorded only when they fail or are
+/// refused, as Kubernetes audit policies leave out lease updates. The grant, the release
+/// and every revocation are recorded.
+pub const HEARTBEATS: &[&str] = &["RenewSyncLease"];
+
 /// Whether a call to `path` is recorded: a call to a Ferry service that changes
 /// something, or with `reads` any call to a Ferry service (never health or reflection).
 fn recorded(path: &str, reads: bool) -> bool {
@@ -51,7 +57,7 @@ fn recorded(path: &str, reads: bool) -> bool {
 
 /// The outcome of a finished call: the status of a trailers-only reply (how an error is
 /// answered), OK otherwise.
-fn outcome<B>(response: &http::Response<B>) -> &'static str {
+fn outcome<B>(response: &http::Response<B>) -> (tonic::Code, &'static str) {
     let code = response
         .headers()
         .get("grpc-status")
@@ -59,7 +65,7 @@ fn outcome<B>(response: &http::Response<B>) -> &'static str {
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Ok);
-    crate::status::code_name(code)
+    (code, crate::status::code_name(code))
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
@@ -83,13 +89,15 @@ where
             return Box::pin(self.inner.call(req));
         };
         let principal = req.extensions().get::<Principal>().cloned().unwrap_or_else(Principal::unrestricted);
-        let call = Arc::new(Call::new(log.service, &principal, req.uri().path()));
+        let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+        let call = Arc::new(Call::new(log.service, &principal, req.uri().path()).heartbeat(HEARTBEATS.contains(&method)));
         let inner = &mut self.inner;
         let work = CALL.sync_scope(call.clone(), || inner.call(req));
         Box::pin(async move {
             let response = CALL.scope(call.clone(), work).await?;
-            if !call.state().done {
-                let event = call.event(outcome(&response));
+            let (code, name) = outcome(&response);
+            if !call.state().done && !call.unrecorded(code) {
+                let event = call.event(name);
                 if let Err(e) = store::append_alone(&log.db, event).await {
                     tracing::error!(error = %e, method = %call.method, "audit event not recorded");
                 }

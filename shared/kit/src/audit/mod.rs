@@ -158,6 +158,8 @@ pub struct Call {
     on_behalf_of: String,
     credential: &'static str,
     method: String,
+    /// A heartbeat ([`layer::HEARTBEATS`]): recorded only when it fails or is refused.
+    heartbeat: bool,
     state: Mutex<CallState>,
 }
 
@@ -182,6 +184,7 @@ impl Call {
             subject: principal.subject.clone(),
             on_behalf_of: principal.on_behalf_of.clone().unwrap_or_default(),
             credential: principal.credential.as_str(),
+            heartbeat: false,
             method: method.into(),
             state: Mutex::default(),
         }
@@ -195,9 +198,21 @@ impl Call {
             subject: service.to_owned(),
             on_behalf_of: caller.to_owned(),
             credential: crate::auth::Credential::None.as_str(),
+            heartbeat: false,
             method: format!("{service}/{work}"),
             state: Mutex::default(),
         }
+    }
+
+    /// A heartbeat: its event is written only when it does not answer OK.
+    pub(crate) fn heartbeat(mut self, heartbeat: bool) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Whether a call that answers `outcome` leaves no event (a heartbeat that went well).
+    pub(crate) fn unrecorded(&self, outcome: tonic::Code) -> bool {
+        self.heartbeat && outcome == tonic::Code::Ok
     }
 
     /// The run (its name) and the step it is at.
@@ -305,6 +320,9 @@ pub(crate) async fn append_in<C: sea_orm::ConnectionTrait>(txn: &C) -> Result<Pe
         }
         s.answers.unwrap_or(tonic::Code::Ok)
     };
+    if call.unrecorded(outcome) {
+        return Ok(Pending(None));
+    }
     store::append(txn, call.event(crate::status::code_name(outcome))).await?;
     Ok(Pending(Some(call)))
 }
