@@ -66,7 +66,8 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     );
     let outstanding = service::metrics::count_outstanding(db.clone(), std::time::Duration::from_secs(5));
     let audit = db.clone();
-    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
+    let reads = ferry_kit::db::read_pool(&config.database_url, &db).await?;
+    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention).with_reads(reads));
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
         .with_audit(&audit, "integration-control")

@@ -60,7 +60,7 @@ impl Gathered {
 
 impl Control {
     pub async fn authorize_sync(&self, name: &MappingName, job_name: Option<&JobName>) -> Result<Decision> {
-        let facts = Gathered::read(&self.db, name, job_name).await?;
+        let facts = Gathered::read(&self.reads, name, job_name).await?;
         let decision = facts.decide(self.production_in_sandbox(&facts.mapping).await?);
         super::metrics::decided(decision.reasons.first().map(|(r, _)| *r));
         Ok(decision)

@@ -177,7 +177,7 @@ impl Control {
 
     /// The lease `name`, for `caller` (its holder, or anyone when `any_holder`).
     async fn held(&self, name: &LeaseName, caller: &str, any_holder: bool) -> Result<Lease> {
-        let lease = store::leases::find(&self.db, name).await?.ok_or_else(|| Error::not_found("sync lease", name))?;
+        let lease = store::leases::find(&self.reads, name).await?.ok_or_else(|| Error::not_found("sync lease", name))?;
         if !any_holder && lease.holder != caller {
             return Err(Error::PermissionDenied(format!("{name} is held by {}, not {caller}", lease.holder)));
         }
@@ -211,7 +211,7 @@ impl Control {
         // The facts are read before the transaction, which is one conditional statement:
         // a change that ended the allowance meanwhile revoked the lease in its own
         // transaction, so the renewal finds it no longer ACTIVE and extends nothing.
-        let facts = Gathered::read(&self.db, &lease.mapping, lease.job.as_ref()).await?;
+        let facts = Gathered::read(&self.reads, &lease.mapping, lease.job.as_ref()).await?;
         let decision = facts.decide(self.production_in_sandbox(&facts.mapping).await?);
         let refused = (!decision.reasons.is_empty()).then(|| violations(&facts, &decision));
         let (leased, why) = (name.clone(), refused.clone());
@@ -285,7 +285,7 @@ impl Control {
         after: Option<(i64, String)>,
         limit: u64,
     ) -> Result<Page<Lease, (i64, String)>> {
-        let rows = store::leases::list(&self.db, env, view, now_micros(), after.as_ref(), limit + 1).await?;
+        let rows = store::leases::list(&self.reads, env, view, now_micros(), after.as_ref(), limit + 1).await?;
         if rows.is_empty() && after.is_none() {
             self.envs.exists(env).await?;
         }

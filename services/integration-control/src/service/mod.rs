@@ -35,6 +35,10 @@ type BoxFut<'a, T> = idempotency::TxFuture<'a, T, Error>;
 #[derive(Clone)]
 pub struct Control {
     db: DatabaseConnection,
+    /// Plain reads outside transactions on the hot paths (the sync decision, lease
+    /// renewals and lists): on SQLite read-only connections beside the one writer
+    /// (`ferry_kit::db::read_pool`), else `db`.
+    reads: DatabaseConnection,
     envs: Environments,
     sealer: Sealer,
     /// How long a snapshot is kept.
@@ -44,7 +48,13 @@ pub struct Control {
 impl Control {
     pub fn new(db: DatabaseConnection, envs: Environments, sealer: Sealer) -> Self {
         let snapshot_retention = std::time::Duration::from_secs(crate::config::DEFAULT_SNAPSHOT_RETENTION_HOURS * 3600);
-        Self { db, envs, sealer, snapshot_retention }
+        Self { reads: db.clone(), db, envs, sealer, snapshot_retention }
+    }
+
+    /// Reads the hot paths' facts through `reads` (see [`Control::reads`]).
+    pub fn with_reads(mut self, reads: DatabaseConnection) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// Keeps snapshots for `retention`.
