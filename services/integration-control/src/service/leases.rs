@@ -163,16 +163,17 @@ impl Control {
                 return Err(e);
             }
         };
-        super::metrics::leases("granted", 1);
-        let credential = match granted.credential {
-            Some(c) => Some(c),
-            // A replay: the credential again, while the lease is outstanding.
-            None if granted.lease.state_at(now_micros()) == LeaseState::Active => {
-                Some(open(self, &integration_row(&self.db, &granted.lease.mapping.integration).await?)?)
-            }
-            None => None,
+        if let Some(credential) = granted.credential {
+            super::metrics::leases("granted", 1);
+            return Ok((granted.lease, Some(credential)));
+        }
+        // A replay: the lease as it is now, and the credential again while it is outstanding.
+        let lease = store::leases::find(&self.db, &granted.lease.name).await?.unwrap_or(granted.lease);
+        let credential = match lease.state_at(now_micros()) {
+            LeaseState::Active => Some(open(self, &integration_row(&self.db, &lease.mapping.integration).await?)?),
+            _ => None,
         };
-        Ok((granted.lease, credential))
+        Ok((lease, credential))
     }
 
     /// The lease `name`, for `caller` (its holder, or anyone when `any_holder`).

@@ -214,6 +214,13 @@ pub async fn lease_release_expiry_and_refusals(b: Backend) {
     let revoked = admin.revoke_sync_leases(revoke).await.expect("revoke").into_inner().revoked;
     assert_eq!(revoked, vec![first.name.clone()]);
     assert_revoked(&app, &mut op, &first.name, &format!("revoked by {ADMIN_SUBJECT}: incident 7")).await;
+    let late = pb::AcquireSyncLeaseRequest { request_id: "acquire-once-1".into(), ..ask(&main.name) };
+    let replayed = op.acquire_sync_lease(late).await.expect("replay after the revocation").into_inner();
+    assert_eq!(
+        (replayed.name, replayed.state, replayed.credential),
+        (first.name.clone(), LEASE_REVOKED, None),
+        "no key for a revoked lease"
+    );
 
     // Bad input, each named precisely.
     for (req, field) in [
