@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -65,6 +66,21 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         ferry_kit::prune::BATCH,
     );
     let outstanding = service::metrics::count_outstanding(db.clone(), std::time::Duration::from_secs(5));
+    let outbox_retention = std::time::Duration::from_secs(config.webhooks.outbox_retention_hours.saturating_mul(3600));
+    let relayed = ferry_kit::prune::pruner(
+        db.clone(),
+        ferry_kit::outbox::RELAYED,
+        outbox_retention,
+        config.common.prune_interval(),
+        ferry_kit::prune::BATCH,
+    );
+    let fan_out_db = db.clone();
+    let relay = ferry_kit::outbox::relay(db.clone(), "integration-control", ferry_kit::outbox::Pace::default(), move |rows| {
+        service::events::fan_out(fan_out_db.clone(), rows)
+    });
+    let client =
+        delivery::http::Client::new(config.webhooks.ca_file.as_deref(), std::time::Duration::from_millis(config.webhooks.timeout_ms))?;
+    let deliveries = delivery::run(db.clone(), sealer.clone(), client, config.webhooks.policy());
     let audit = db.clone();
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
     ServerBuilder::new()
@@ -74,6 +90,9 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         .with_background(snapshots)
         .with_background(leases)
         .with_background(outstanding)
+        .with_background(relayed)
+        .with_background(relay)
+        .with_background(deliveries)
         .bind(config.listen, &config.common)
         .await
 }

@@ -78,6 +78,11 @@ fn open(control: &Control, row: &IntegrationRow) -> Result<OpenedCredential> {
 pub(crate) async fn revoke<C: ConnectionTrait>(db: &C, scope: Revoke<'_>, why: &str) -> Result<Vec<LeaseName>> {
     let revoked = store::leases::revoke(db, &scope, why, now_micros()).await?;
     super::metrics::leases("revoked", revoked.len() as u64);
+    let events: Vec<_> = revoked
+        .iter()
+        .map(|l| ferry_kit::outbox::Event::new("sync_lease.revoked", l.env.id(), l.to_string(), serde_json::json!({ "reason": why })))
+        .collect();
+    super::events::emit(db, &events).await?;
     Ok(revoked)
 }
 

@@ -5,6 +5,7 @@
 mod authorize;
 pub mod bulk;
 mod envs;
+pub mod events;
 mod integrations;
 mod jobs;
 pub(crate) mod leases;
@@ -12,6 +13,7 @@ mod mappings;
 pub(crate) mod metrics;
 pub mod reseal;
 mod snapshots;
+mod webhooks;
 
 pub use authorize::Decision;
 pub use envs::{Environments, Tier};
@@ -19,6 +21,7 @@ pub use integrations::{IntegrationPatch, NewIntegration};
 pub use jobs::NewJob;
 pub use mappings::{MappingPatch, NewMapping};
 pub use reseal::{KeyUse, ResealReport};
+pub use webhooks::{NewSubscription, SubscriptionPatch};
 
 use ferry_kit::idempotency::{self, Replay};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};

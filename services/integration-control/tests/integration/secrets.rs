@@ -38,7 +38,7 @@ fn holds_key(bytes: &[u8]) -> bool {
 }
 
 /// Every text and byte value of every table of integration-control's database.
-async fn every_stored_value(url: &str) -> Vec<(String, Vec<u8>)> {
+pub async fn every_stored_value(url: &str) -> Vec<(String, Vec<u8>)> {
     let db = Database::connect(url).await.expect("connect");
     let backend = db.get_database_backend();
     let columns: Vec<(String, String, String)> = match backend {
