@@ -51,6 +51,9 @@ pub struct WebhookArgs {
     /// PEM roots https receivers are verified against (without it https URLs fail).
     #[arg(long = "webhook-ca-file", env = "FERRY_WEBHOOK_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// How long delivered webhook deliveries (with their attempts) are kept (hours).
+    #[arg(long = "webhook-log-retention-hours", env = "FERRY_WEBHOOK_LOG_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub log_retention_hours: u64,
     /// How long relayed outbox rows are kept (hours).
     #[arg(long = "outbox-retention-hours", env = "FERRY_OUTBOX_RETENTION_HOURS", default_value_t = 24)]
     pub outbox_retention_hours: u64,
@@ -64,6 +67,7 @@ impl Default for WebhookArgs {
             disable_after: 20,
             timeout_ms: 10_000,
             ca_file: None,
+            log_retention_hours: 7 * 24,
             outbox_retention_hours: 24,
         }
     }

@@ -81,6 +81,8 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let client =
         delivery::http::Client::new(config.webhooks.ca_file.as_deref(), std::time::Duration::from_millis(config.webhooks.timeout_ms))?;
     let deliveries = delivery::run(db.clone(), sealer.clone(), client, config.webhooks.policy());
+    let log_retention = std::time::Duration::from_secs(config.webhooks.log_retention_hours.saturating_mul(3600));
+    let delivery_log = delivery::pruner(db.clone(), log_retention, config.common.prune_interval());
     let audit = db.clone();
     let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
     ServerBuilder::new()
@@ -93,6 +95,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         .with_background(relayed)
         .with_background(relay)
         .with_background(deliveries)
+        .with_background(delivery_log)
         .bind(config.listen, &config.common)
         .await
 }

@@ -112,3 +112,24 @@ async fn record(db: &DatabaseConnection, policy: &Policy, d: &Due, attempt: Atte
 fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
+
+/// Forgets what is past `retention`, every `interval`: delivered deliveries (with their
+/// attempts), then the events no delivery needs. Undelivered ones are kept however old.
+pub async fn pruner(db: DatabaseConnection, retention: Duration, interval: Duration) {
+    ferry_kit::prune::every(interval, "webhook deliveries", || async {
+        let mut rows = ferry_kit::prune::prune_all(&db, store::deliveries::DELIVERED, retention, ferry_kit::prune::BATCH).await?;
+        let before = now_micros().saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
+        loop {
+            let n = store::deliveries::prune_events(&db, before, ferry_kit::prune::BATCH).await?;
+            rows += n;
+            if n < ferry_kit::prune::BATCH {
+                break;
+            }
+        }
+        if rows > 0 {
+            tracing::info!(rows, "pruned webhook deliveries and events");
+        }
+        Ok::<_, sea_orm::DbErr>(())
+    })
+    .await
+}

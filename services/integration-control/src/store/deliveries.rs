@@ -150,3 +150,19 @@ pub async fn find<C: ConnectionTrait>(db: &C, name: &DeliveryName) -> Result<Opt
     }
     Ok(list(db, &name.subscription, Some(name.sequence + 1), 1).await?.into_iter().next().filter(|d| d.name.sequence == name.sequence))
 }
+
+/// Delivered deliveries, as they age (their attempts go with them).
+pub const DELIVERED: ferry_kit::prune::Aged =
+    ferry_kit::prune::Aged { table: "webhook_deliveries", key: "subscription, sequence", time: "delivered_at" };
+
+/// Deletes at most `batch` events stored before `before` that no delivery needs any more;
+/// how many.
+pub async fn prune_events<C: ConnectionTrait>(db: &C, before: i64, batch: u64) -> Result<u64, DbErr> {
+    exec(
+        db,
+        "DELETE FROM webhook_events WHERE sequence IN (SELECT e.sequence FROM webhook_events e WHERE e.created_at < ? \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.sequence = e.sequence) ORDER BY e.created_at LIMIT ?)",
+        vec![before.into(), Value::from(batch as i64)],
+    )
+    .await
+}

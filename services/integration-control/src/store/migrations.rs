@@ -302,6 +302,8 @@ mod m20261216_000001_webhooks {
             PRIMARY KEY (subscription, sequence)
         )",
         "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (subscription, sequence) WHERE delivered_at IS NULL",
+        "CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (delivered_at)",
+        "CREATE INDEX webhook_events_by_age ON webhook_events (created_at)",
         "CREATE TABLE webhook_attempts (
             subscription {KEY} NOT NULL,
             sequence BIGINT NOT NULL,

@@ -84,9 +84,9 @@ pub fn fast_webhooks(disable_after: i32) -> WebhookArgs {
     WebhookArgs { min_backoff_ms: 20, max_backoff_ms: 200, disable_after, timeout_ms: 2_000, ..WebhookArgs::default() }
 }
 
-/// [`spawn_app`] with webhook delivery paced by `webhooks`.
-pub async fn spawn_app_webhooks(backend: Backend, webhooks: WebhookArgs) -> Option<TestApp> {
-    spawn_app_full(backend, integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS, 60, webhooks).await
+/// [`spawn_app`] with webhook delivery paced by `webhooks`, pruning every `prune_secs`.
+pub async fn spawn_app_webhooks(backend: Backend, webhooks: WebhookArgs, prune_secs: u64) -> Option<TestApp> {
+    spawn_app_full(backend, integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS, prune_secs, webhooks).await
 }
 
 async fn spawn_app_full(backend: Backend, retention_hours: u64, prune_secs: u64, webhooks: WebhookArgs) -> Option<TestApp> {

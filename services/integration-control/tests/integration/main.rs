@@ -40,6 +40,7 @@ per_backend!(
     webhooks::every_change_arrives_signed_and_in_order,
     webhooks::a_dead_receiver_disables_its_subscription,
     webhooks::subscriptions_refuse_bad_input,
+    webhooks::delivered_deliveries_are_pruned_pending_ones_kept,
 );
 
 /// The leak test installs a thread-local log subscriber, so it runs on a current-thread

@@ -79,7 +79,7 @@ fn pair(kind: &str, resource: &str) -> (String, String) {
 }
 
 pub async fn every_change_arrives_signed_and_in_order(b: Backend) {
-    let Some(app) = spawn_app_webhooks(b, fast_webhooks(1_000)).await else { return };
+    let Some(app) = spawn_app_webhooks(b, fast_webhooks(1_000), 60).await else { return };
     env(&app, "dev", false).await;
     let mut receiver = Receiver::start().await;
     let sub = subscribe(&app, "ops", &receiver.url()).await;
@@ -210,7 +210,7 @@ pub async fn every_change_arrives_signed_and_in_order(b: Backend) {
 }
 
 pub async fn a_dead_receiver_disables_its_subscription(b: Backend) {
-    let Some(app) = spawn_app_webhooks(b, fast_webhooks(3)).await else { return };
+    let Some(app) = spawn_app_webhooks(b, fast_webhooks(3), 60).await else { return };
     env(&app, "dev", false).await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let sub = subscribe(&app, "dead", &format!("http://{dead}/hook")).await;
@@ -304,4 +304,27 @@ pub async fn subscriptions_refuse_bad_input(b: Backend) {
     admin.delete_webhook_subscription(del).await.expect("delete");
     let get = pb::GetWebhookSubscriptionRequest { name: first.name };
     assert_eq!(admin.get_webhook_subscription(get).await.unwrap_err().code(), Code::NotFound);
+}
+
+pub async fn delivered_deliveries_are_pruned_pending_ones_kept(b: Backend) {
+    let webhooks = WebhookArgs { log_retention_hours: 0, ..fast_webhooks(1_000) };
+    let Some(app) = spawn_app_webhooks(b, webhooks, 1).await else { return };
+    env(&app, "dev", false).await;
+    let receiver = Receiver::start().await;
+    let live = subscribe(&app, "live", &receiver.url()).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let stuck = subscribe(&app, "stuck", &format!("http://{dead}/hook")).await;
+    let rally = integration(&app, "dev", "rally", "dev-key-1", true).await;
+    let suspend = pb::SuspendCredentialsRequest { name: rally.name.clone(), request_id: String::new() };
+    app.admin.clone().suspend_credentials(suspend).await.expect("suspend");
+    assert_eq!(wait_for(&receiver, 1).await.len(), 1);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !deliveries(&app, &live.name).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the delivered delivery was not pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pending = deliveries(&app, &stuck.name).await;
+    assert_eq!((pending.len(), pending[0].state), (1, 1), "an undelivered delivery is kept: {pending:?}");
+    assert!(!pending[0].attempts.is_empty() && !pending[0].event_type.is_empty(), "with its event and attempts: {pending:?}");
 }
