@@ -25,6 +25,10 @@ pub struct WebhooksArgs {
     /// Callers making changes at once (each on integrations of its own).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// A pause after each change, per caller (milliseconds): below the delivery rate the
+    /// lag is the pipeline's own, not a queue's.
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
     /// Subscriptions receiving every event (each one receiver connection at a time).
     #[arg(long, default_value_t = 1)]
     subscriptions: usize,
@@ -125,12 +129,16 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
     let mut callers = tokio::task::JoinSet::new();
     for name in names {
         let mut c = client.clone();
+        let pause = Duration::from_millis(args.pause_ms);
         callers.spawn(async move {
             for n in 0..per {
                 if n % 2 == 0 {
                     c.suspend_credentials(pb::SuspendCredentialsRequest { name: name.clone(), request_id: String::new() }).await?;
                 } else {
                     c.restore_credentials(pb::RestoreCredentialsRequest { name: name.clone(), request_id: String::new() }).await?;
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
             }
             Ok::<_, tonic::Status>(())
@@ -184,6 +192,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
             "events": total,
             "subscriptions": args.subscriptions,
             "concurrency": args.concurrency,
+            "pause_ms": args.pause_ms,
             "changes_s": crate::round(changes_s),
             "delivered_s": crate::round(delivered_s),
             "deliveries_per_s": crate::round(rate),

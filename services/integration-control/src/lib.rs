@@ -74,17 +74,26 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         config.common.prune_interval(),
         ferry_kit::prune::BATCH,
     );
-    let fan_out_db = db.clone();
-    let relay = ferry_kit::outbox::relay(db.clone(), "integration-control", ferry_kit::outbox::Pace::default(), move |rows| {
-        service::events::fan_out(fan_out_db.clone(), rows)
-    });
+    // Writes wake the relay; a fan-out wakes the delivery worker.
+    let (outbox_wake, delivery_wake) = (std::sync::Arc::new(tokio::sync::Notify::new()), std::sync::Arc::new(tokio::sync::Notify::new()));
+    let (fan_out_db, queued) = (db.clone(), delivery_wake.clone());
+    let relay =
+        ferry_kit::outbox::relay(db.clone(), "integration-control", ferry_kit::outbox::Pace::default(), outbox_wake.clone(), move |rows| {
+            let (db, queued) = (fan_out_db.clone(), queued.clone());
+            async move {
+                service::events::fan_out(db, rows).await?;
+                queued.notify_one();
+                Ok::<_, sea_orm::DbErr>(())
+            }
+        });
     let client =
         delivery::http::Client::new(config.webhooks.ca_file.as_deref(), std::time::Duration::from_millis(config.webhooks.timeout_ms))?;
-    let deliveries = delivery::run(db.clone(), sealer.clone(), client, config.webhooks.policy());
+    let deliveries = delivery::run(db.clone(), sealer.clone(), client, config.webhooks.policy(), delivery_wake);
     let log_retention = std::time::Duration::from_secs(config.webhooks.log_retention_hours.saturating_mul(3600));
     let delivery_log = delivery::pruner(db.clone(), log_retention, config.common.prune_interval());
     let audit = db.clone();
-    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention));
+    let api =
+        grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention).with_outbox_wake(outbox_wake));
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
         .with_audit(&audit, "integration-control")

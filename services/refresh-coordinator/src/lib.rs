@@ -81,7 +81,8 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
     let audit = db.clone();
     // Run and step events go to integration-control, which delivers them as webhooks.
     let publisher = clients.integration.clone();
-    let relay = ferry_kit::outbox::relay(db.clone(), SERVICE, ferry_kit::outbox::Pace::default(), move |rows| {
+    // Polled (every 100 ms when idle): the driver's writes do not notify it.
+    let relay = ferry_kit::outbox::relay(db.clone(), SERVICE, ferry_kit::outbox::Pace::default(), Default::default(), move |rows| {
         let publisher = publisher.clone();
         async move { publisher.publish_events(rows.into_iter().map(|r| r.event).collect()).await }
     });

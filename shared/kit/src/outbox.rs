@@ -12,10 +12,12 @@
 //! sink's network call (SQLite has one writer connection).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::db::{now_micros, stmt};
 
@@ -173,8 +175,10 @@ impl Default for Pace {
 
 /// The relay, forever: unrelayed events in sequence order go to `sink` a batch at a time;
 /// a batch is marked relayed once `sink` returned `Ok`. On a failure (the sink's, or the
-/// database's) it waits with exponential backoff and hands the same batch again.
-pub async fn relay<S, F, E>(db: DatabaseConnection, name: &'static str, pace: Pace, sink: S)
+/// database's) it waits with exponential backoff and hands the same batch again. Idle, it
+/// looks again after `pace.idle`, or at once when `wake` is notified (after a commit that
+/// appended, in this process).
+pub async fn relay<S, F, E>(db: DatabaseConnection, name: &'static str, pace: Pace, wake: Arc<Notify>, sink: S)
 where
     S: Fn(Vec<Stored>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), E>> + Send,
@@ -185,7 +189,8 @@ where
         let wait = match relay_once(&db, pace.batch, &sink).await {
             Ok(0) => {
                 failures = 0;
-                pace.idle
+                idle(&wake, pace.idle).await;
+                continue;
             }
             Ok(_) => {
                 failures = 0;
@@ -199,6 +204,15 @@ where
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Waits `d`, or less when `wake` is notified (a notification while nobody waits is kept
+/// for the next wait, so none is lost).
+pub async fn idle(wake: &Notify, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = wake.notified() => {}
     }
 }
 

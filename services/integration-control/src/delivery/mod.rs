@@ -37,8 +37,15 @@ pub struct Policy {
     pub parallel: u64,
 }
 
-/// The worker, forever.
-pub async fn run(db: DatabaseConnection, sealer: Sealer, client: http::Client, policy: Policy) {
+/// The worker, forever; idle, it looks again after `policy.idle`, or at once when
+/// `queued` is notified (a fan-out queued deliveries).
+pub async fn run(
+    db: DatabaseConnection,
+    sealer: Sealer,
+    client: http::Client,
+    policy: Policy,
+    queued: std::sync::Arc<tokio::sync::Notify>,
+) {
     loop {
         let sent = match round(&db, &sealer, &client, &policy).await {
             Ok(n) => n,
@@ -48,7 +55,7 @@ pub async fn run(db: DatabaseConnection, sealer: Sealer, client: http::Client, p
             }
         };
         if sent == 0 {
-            tokio::time::sleep(policy.idle).await;
+            ferry_kit::outbox::idle(&queued, policy.idle).await;
         }
     }
 }

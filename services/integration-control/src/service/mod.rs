@@ -42,12 +42,20 @@ pub struct Control {
     sealer: Sealer,
     /// How long a snapshot is kept.
     snapshot_retention: std::time::Duration,
+    /// Notified after every committed write: the outbox relay looks at once.
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Control {
     pub fn new(db: DatabaseConnection, envs: Environments, sealer: Sealer) -> Self {
         let snapshot_retention = std::time::Duration::from_secs(crate::config::DEFAULT_SNAPSHOT_RETENTION_HOURS * 3600);
-        Self { db, envs, sealer, snapshot_retention }
+        Self { db, envs, sealer, snapshot_retention, outbox: Default::default() }
+    }
+
+    /// Notifies `wake` after every committed write (the outbox relay's wake-up).
+    pub fn with_outbox_wake(mut self, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        self.outbox = wake;
+        self
     }
 
     /// Keeps snapshots for `retention`.
@@ -71,7 +79,9 @@ impl Control {
         T: Serialize + DeserializeOwned + Send,
         F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, T> + Send,
     {
-        idempotency::transaction(&self.db, key.as_ref(), method, work).await
+        let out = idempotency::transaction(&self.db, key.as_ref(), method, work).await?;
+        self.outbox.notify_one();
+        Ok(out)
     }
 
     /// Whether `request_id` already answered this very request: replays skip the checks
