@@ -6,7 +6,9 @@
 //! GetEntity maximum rate with a bare tonic echo server's (see `load/mod.rs`). `fuzz` is
 //! the long run of the descriptor-driven fuzzer (see `fuzz.rs`). `refresh` runs a MANAGED
 //! refresh of a large environment and prints each step's figures (see `refresh.rs`);
-//! `refresh-copy` the registry's restore point and copy at scale against raw SQL.
+//! `refresh-copy` the registry's restore point and copy at scale against raw SQL;
+//! `webhooks` events delivered per second to a local receiver and their lag (see
+//! `webhooks.rs`).
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ mod prune;
 mod raw;
 mod refresh;
 mod refresh_copy;
+mod webhooks;
 
 use std::time::Instant;
 
@@ -54,6 +57,8 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     /// The registry's part of a refresh at scale: restore point + copy against raw SQL, and a restore.
     RefreshCopy(refresh_copy::RefreshCopyArgs),
+    /// Events delivered per second to a local receiver, and the lag from a change's commit to its receipt.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Leases(a) => return leases::run(a).await,
         Command::Refresh(a) => return refresh::run(a).await,
         Command::RefreshCopy(a) => return refresh_copy::run(a).await,
+        Command::Webhooks(a) => return webhooks::run(a).await,
     };
     if args.entities < 2 {
         bail!("--entities must be at least 2");

@@ -16,6 +16,7 @@ pub mod refresh;
 pub mod restore_point;
 pub mod rollback;
 pub mod schedule;
+pub mod webhooks;
 
 use ferry_proto::common::v1::EntityRef;
 use ferry_proto::registry::v1 as pb;

@@ -221,6 +221,7 @@ pub async fn start(opts: UpOptions) -> anyhow::Result<Suite> {
         registry_url: registry_url.clone(),
         sealing_key_file,
         snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
+        webhooks: integration_control::config::WebhookArgs::default(),
         common: common.clone(),
     })
     .await

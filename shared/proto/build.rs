@@ -15,8 +15,12 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Messages whose Debug output must not show their `api_key`.
-const REDACTED: [&str; 2] = ["ferry.integration.v1.CreateIntegrationRequest", "ferry.integration.v1.RotateCredentialsRequest"];
+/// Messages whose Debug output must not show their `api_key` (or a webhook's `secret`).
+const REDACTED: [&str; 3] = [
+    "ferry.integration.v1.CreateIntegrationRequest",
+    "ferry.integration.v1.RotateCredentialsRequest",
+    "ferry.integration.v1.WebhookSubscription",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");

@@ -244,6 +244,7 @@ impl Suite {
                 registry_url: self.registry_url.clone(),
                 sealing_key_file: self.sealing_key_file.clone(),
                 snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
+                webhooks: integration_control::config::WebhookArgs { min_backoff_ms: 20, max_backoff_ms: 200, ..Default::default() },
                 common: self.common.clone(),
             };
             match integration_control::build(&config).await {

@@ -11,6 +11,7 @@ mod restore;
 mod rollback;
 mod scenario;
 mod schedules;
+mod webhooks;
 
 use ferry_testkit::per_backend;
 
@@ -50,4 +51,5 @@ per_backend!(
     schedules::scoped_schedule_list_is_filtered_in_the_query,
     leases::refresh_waits_until_no_sync_is_in_flight,
     leases::refresh_with_revoke_drain_goes_on_at_once,
+    webhooks::refresh_run_events_arrive_through_the_coordinators_outbox,
 );

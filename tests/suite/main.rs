@@ -14,3 +14,4 @@ mod migrate;
 mod sync_exec;
 mod tls;
 mod up;
+mod webhook_cli;

@@ -27,6 +27,7 @@ async fn every_service_migrates_a_fresh_sqlite_file() {
         registry_url: nowhere.into(),
         sealing_key_file: absent_key.clone(),
         snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
+        webhooks: integration_control::config::WebhookArgs::default(),
         common: common.clone(),
     })
     .await

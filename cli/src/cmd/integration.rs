@@ -38,28 +38,40 @@ impl fmt::Debug for ApiKey {
 impl ApiKey {
     /// The key from the text of a file or of standard input: surrounding whitespace (the
     /// final newline) dropped; it must be one non-empty line.
+    #[cfg(test)]
     pub fn from_text(text: &str, from: &str) -> anyhow::Result<Self> {
-        let key = text.trim();
-        anyhow::ensure!(!key.is_empty(), "the API key from {from} is empty");
-        anyhow::ensure!(!key.contains(['\n', '\r']), "the API key from {from} spans several lines; put only the key in it");
-        Ok(Self(key.to_owned()))
+        secret_from_text(text, from, "API key").map(Self)
     }
 
     fn read(file: Option<&Path>, stdin: bool) -> anyhow::Result<Option<Self>> {
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading the API key file {}", path.display()))?;
-            return Self::from_text(&text, &path.display().to_string()).map(Some);
-        }
-        if stdin {
-            let text = std::io::read_to_string(std::io::stdin()).context("reading the API key from standard input")?;
-            return Self::from_text(&text, "standard input").map(Some);
-        }
-        Ok(None)
+        Ok(read_secret(file, stdin, "API key")?.map(Self))
     }
 
     fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// A secret (`what`: "API key", "webhook secret") from the text of a file or of standard
+/// input: surrounding whitespace (the final newline) dropped; one non-empty line.
+pub(crate) fn secret_from_text(text: &str, from: &str, what: &str) -> anyhow::Result<String> {
+    let key = text.trim();
+    anyhow::ensure!(!key.is_empty(), "the {what} from {from} is empty");
+    anyhow::ensure!(!key.contains(['\n', '\r']), "the {what} from {from} spans several lines; put only the {what} in it");
+    Ok(key.to_owned())
+}
+
+/// A secret read from `file`, or standard input when `stdin`, never from a flag.
+pub(crate) fn read_secret(file: Option<&Path>, stdin: bool, what: &str) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the {what} file {}", path.display()))?;
+        return secret_from_text(&text, &path.display().to_string(), what).map(Some);
+    }
+    if stdin {
+        let text = std::io::read_to_string(std::io::stdin()).with_context(|| format!("reading the {what} from standard input"))?;
+        return secret_from_text(&text, "standard input", what).map(Some);
+    }
+    Ok(None)
 }
 
 /// Optional credentials for a new integration.

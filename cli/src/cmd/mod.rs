@@ -25,6 +25,7 @@ mod sync;
 mod sync_exec;
 mod sync_job;
 mod up;
+mod webhook;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -122,6 +123,9 @@ pub enum Command {
     Rollback(rollback::RollbackArgs),
     /// The services' audit logs: list, export (JSON Lines), verify the hash chains.
     Audit(audit::AuditArgs),
+    /// Webhooks: subscriptions to every state change (signed JSON POSTs), their delivery
+    /// log, redelivery: create, get, list, update, delete, deliveries, redeliver.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Runs a parsed command, writing its results to `out`.
@@ -144,6 +148,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         Command::Promote(args) => promote::run(args, out).await,
         Command::Rollback(args) => rollback::run(args, out).await,
         Command::Audit(args) => audit::run(args, out).await,
+        Command::Webhook(args) => webhook::run(args, out).await,
     }
 }
 

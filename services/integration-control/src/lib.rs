@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -65,9 +66,36 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         ferry_kit::prune::BATCH,
     );
     let outstanding = service::metrics::count_outstanding(db.clone(), std::time::Duration::from_secs(5));
+    let outbox_retention = std::time::Duration::from_secs(config.webhooks.outbox_retention_hours.saturating_mul(3600));
+    let relayed = ferry_kit::prune::pruner(
+        db.clone(),
+        ferry_kit::outbox::RELAYED,
+        outbox_retention,
+        config.common.prune_interval(),
+        ferry_kit::prune::BATCH,
+    );
+    // Writes wake the relay; a fan-out wakes the delivery worker.
+    let (outbox_wake, delivery_wake) = (std::sync::Arc::new(tokio::sync::Notify::new()), std::sync::Arc::new(tokio::sync::Notify::new()));
+    let (fan_out_db, queued) = (db.clone(), delivery_wake.clone());
+    let relay =
+        ferry_kit::outbox::relay(db.clone(), "integration-control", ferry_kit::outbox::Pace::default(), outbox_wake.clone(), move |rows| {
+            let (db, queued) = (fan_out_db.clone(), queued.clone());
+            async move {
+                service::events::fan_out(db, rows).await?;
+                queued.notify_one();
+                Ok::<_, sea_orm::DbErr>(())
+            }
+        });
+    let client =
+        delivery::http::Client::new(config.webhooks.ca_file.as_deref(), std::time::Duration::from_millis(config.webhooks.timeout_ms))?;
+    let deliveries = delivery::run(db.clone(), sealer.clone(), client, config.webhooks.policy(), delivery_wake);
+    let log_retention = std::time::Duration::from_secs(config.webhooks.log_retention_hours.saturating_mul(3600));
+    let delivery_log = delivery::pruner(db.clone(), log_retention, config.common.prune_interval());
     let audit = db.clone();
     let reads = ferry_kit::db::read_pool(&config.database_url, &db).await?;
-    let api = grpc::IntegrationApi::new(service::Control::new(db, envs, sealer).with_snapshot_retention(retention).with_reads(reads));
+    let control =
+        service::Control::new(db, envs, sealer).with_snapshot_retention(retention).with_reads(reads).with_outbox_wake(outbox_wake);
+    let api = grpc::IntegrationApi::new(control);
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
         .with_audit(&audit, "integration-control")
@@ -75,6 +103,10 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         .with_background(snapshots)
         .with_background(leases)
         .with_background(outstanding)
+        .with_background(relayed)
+        .with_background(relay)
+        .with_background(deliveries)
+        .with_background(delivery_log)
         .bind(config.listen, &config.common)
         .await
 }

@@ -79,6 +79,20 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
     };
     let request_log = config.common.request_log_pruner(&db);
     let audit = db.clone();
+    // Run and step events go to integration-control, which delivers them as webhooks.
+    let publisher = clients.integration.clone();
+    // Polled (every 100 ms when idle): the driver's writes do not notify it.
+    let relay = ferry_kit::outbox::relay(db.clone(), SERVICE, ferry_kit::outbox::Pace::default(), Default::default(), move |rows| {
+        let publisher = publisher.clone();
+        async move { publisher.publish_events(rows.into_iter().map(|r| r.event).collect()).await }
+    });
+    let relayed = ferry_kit::prune::pruner(
+        db.clone(),
+        ferry_kit::outbox::RELAYED,
+        Duration::from_secs(24 * 3600),
+        config.common.prune_interval(),
+        ferry_kit::prune::BATCH,
+    );
     let engine = engine::EngineBuilder::new()
         .kind::<kinds::Refresh>()
         .kind::<kinds::Promotion>()
@@ -87,6 +101,8 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         .build(db, clients, settings);
     let server = ServerBuilder::new()
         .with_background(request_log)
+        .with_background(relay)
+        .with_background(relayed)
         .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(engine.clone())))
         .with_audit(&audit, SERVICE)
         .bind(config.listen, &config.common)

@@ -101,6 +101,7 @@ impl Suite {
             registry_url: registry_url.clone(),
             sealing_key_file,
             snapshot_retention_hours: integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS,
+            webhooks: integration_control::config::WebhookArgs::default(),
             common: common.clone(),
         };
         let integration = integration_control::build(&config).await?;

@@ -15,6 +15,7 @@ mod descriptors;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod outbox;
 pub mod paging;
 pub mod prune;
 pub mod request;

@@ -81,3 +81,22 @@ pub fn server_config(cert: Option<&Path>, key: Option<&Path>, client_ca: Option<
         .map_err(|e| config_error(format!("--tls-cert-file {} with --tls-key-file {}: {}", cert.display(), key.display(), chain(&e))))?;
     Ok(Some(config))
 }
+
+/// A TLS client that trusts only the PEM certificates in `ca_file` (errors name `flag`).
+pub fn ca_connector(ca_file: &Path, flag: &str) -> Result<tokio_rustls::TlsConnector, crate::Error> {
+    use tokio_rustls::rustls;
+    let bad = |e: String| crate::Error::Config(format!("{flag} {}: {e}", ca_file.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
+        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+}

@@ -42,7 +42,7 @@ pub mod refresh {
 /// Debug for the requests that carry an API key: every field but the key, which shows
 /// only whether one was given.
 mod redacted {
-    use super::integration::v1::{CreateIntegrationRequest, RotateCredentialsRequest};
+    use super::integration::v1::{CreateIntegrationRequest, RotateCredentialsRequest, WebhookSubscription};
 
     fn key(k: &str) -> &'static str {
         if k.is_empty() { "" } else { "***" }
@@ -70,6 +70,25 @@ mod redacted {
         }
     }
 
+    impl std::fmt::Debug for WebhookSubscription {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("WebhookSubscription")
+                .field("name", &self.name)
+                .field("url", &self.url)
+                .field("event_types", &self.event_types)
+                .field("environments", &self.environments)
+                .field("state", &self.state)
+                .field("disabled_reason", &self.disabled_reason)
+                .field("consecutive_failures", &self.consecutive_failures)
+                .field("secret", &key(&self.secret))
+                .field("secret_fingerprint", &self.secret_fingerprint)
+                .field("created_by", &self.created_by)
+                .field("create_time", &self.create_time)
+                .field("update_time", &self.update_time)
+                .finish()
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -80,6 +99,8 @@ mod redacted {
             assert!(!format!("{r:?}").contains("s3cret"));
             let r = RotateCredentialsRequest { api_key: "s3cret".into(), ..Default::default() };
             assert!(!format!("{r:?}").contains("s3cret"));
+            let w = WebhookSubscription { secret: "s3cret".into(), ..Default::default() };
+            assert!(!format!("{w:?}").contains("s3cret"));
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod content;
 pub mod jwt;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

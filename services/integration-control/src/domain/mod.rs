@@ -8,6 +8,7 @@ pub mod names;
 pub mod records;
 pub mod secrets;
 pub mod values;
+pub mod webhooks;
 
 pub use names::*;
 pub use records::*;

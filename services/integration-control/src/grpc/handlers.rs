@@ -718,4 +718,61 @@ impl IntegrationService for IntegrationApi {
     ) -> Result<Response<pb::RevokeSyncLeasesResponse>, Status> {
         super::leases::revoke(&self.control, req).await
     }
+
+    // Webhooks.
+
+    #[tracing::instrument(skip_all, fields(subscription = %req.get_ref().webhook_subscription_id))]
+    async fn create_webhook_subscription(
+        &self,
+        req: Request<pb::CreateWebhookSubscriptionRequest>,
+    ) -> Result<Response<pb::WebhookSubscription>, Status> {
+        super::webhooks::create(&self.control, req).await
+    }
+
+    async fn get_webhook_subscription(
+        &self,
+        req: Request<pb::GetWebhookSubscriptionRequest>,
+    ) -> Result<Response<pb::WebhookSubscription>, Status> {
+        super::webhooks::get(&self.control, req).await
+    }
+
+    async fn list_webhook_subscriptions(
+        &self,
+        req: Request<pb::ListWebhookSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListWebhookSubscriptionsResponse>, Status> {
+        super::webhooks::list(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription = %req.get_ref().webhook_subscription.as_ref().map(|s| s.name.as_str()).unwrap_or("")))]
+    async fn update_webhook_subscription(
+        &self,
+        req: Request<pb::UpdateWebhookSubscriptionRequest>,
+    ) -> Result<Response<pb::WebhookSubscription>, Status> {
+        super::webhooks::update(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription = %req.get_ref().name))]
+    async fn delete_webhook_subscription(
+        &self,
+        req: Request<pb::DeleteWebhookSubscriptionRequest>,
+    ) -> Result<Response<pb::DeleteWebhookSubscriptionResponse>, Status> {
+        super::webhooks::delete(&self.control, req).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        req: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
+        super::webhooks::deliveries(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(delivery = %req.get_ref().name))]
+    async fn redeliver_webhook(&self, req: Request<pb::RedeliverWebhookRequest>) -> Result<Response<pb::WebhookDelivery>, Status> {
+        super::webhooks::redeliver(&self.control, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(events = req.get_ref().events.len()))]
+    async fn publish_events(&self, req: Request<pb::PublishEventsRequest>) -> Result<Response<pb::PublishEventsResponse>, Status> {
+        super::webhooks::publish(&self.control, req).await
+    }
 }

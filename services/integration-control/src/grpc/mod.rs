@@ -7,5 +7,6 @@
 mod convert;
 mod handlers;
 mod leases;
+mod webhooks;
 
 pub use handlers::IntegrationApi;

@@ -60,6 +60,7 @@ impl Control {
                     let why = format!("{} was deactivated for a refresh", row.integration.name);
                     revoke(txn, Revoke::Integration(&row.integration.name), &why).await?;
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -123,6 +124,7 @@ impl Control {
                         }
                     }
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -151,6 +153,7 @@ impl Control {
                     store::jobs::save(txn, &j).await?;
                     revoke_for_job(txn, &j).await?;
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -196,6 +199,7 @@ impl Control {
                         }
                     }
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -274,6 +278,7 @@ impl Control {
                     store::mappings::save(txn, &m).await?;
                     cs.change(&m.name, ResourceType::Mapping, before, ResourceState::of_mapping(&m));
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -300,6 +305,7 @@ impl Control {
                     store::mappings::save(txn, &m).await?;
                     revoke(txn, Revoke::Mapping(&m.name), &format!("{} targets or is bound to another environment", m.name)).await?;
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -349,6 +355,7 @@ impl Control {
                     cs.change(&m.name, ResourceType::Mapping, before, ResourceState::of_mapping(&m));
                     store::mappings::save(txn, &m).await?;
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -414,6 +421,7 @@ impl Control {
                         }
                     }
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })
@@ -443,6 +451,7 @@ impl Control {
                         ResourceState::of_fence(None),
                     );
                 }
+                super::events::emit_set(txn, &cs).await?;
                 Ok(cs)
             })
         })

@@ -3,10 +3,13 @@
 use ferry_kit::db::now_micros;
 use ferry_kit::status::Precondition;
 
+use ferry_kit::outbox::Event;
+
+use super::events::{emit, emit_change};
 use super::leases::revoke;
 use super::{Control, integration_row, page};
 use crate::domain::leases::Revoke;
-use crate::domain::{ApiKey, CredentialState, EnvName, Integration, IntegrationName, Page, RequestKey};
+use crate::domain::{ApiKey, CredentialState, EnvName, Integration, IntegrationName, Page, RequestKey, ResourceState, ResourceType};
 use crate::error::{Error, Result};
 use crate::store::{self, integrations::IntegrationRow};
 
@@ -96,6 +99,8 @@ impl Control {
                 if *i != before {
                     i.updated_at = now_micros();
                     store::integrations::save(txn, &row).await?;
+                    let (b, a) = (ResourceState::of_integration(&before), ResourceState::of_integration(&row.integration));
+                    emit_change(txn, name.env.id(), &name, ResourceType::Integration, b, a).await?;
                 }
                 if before.active && !row.integration.active {
                     revoke(txn, Revoke::Integration(&name), &format!("{name} was deactivated")).await?;
@@ -145,11 +150,14 @@ impl Control {
         self.write(key, "RotateCredentials", move |txn| {
             Box::pin(async move {
                 let mut row = integration_row(txn, &name).await?;
+                let was = row.integration.fingerprint.clone();
                 row.sealed = Some(sealer.seal(&api_key));
                 row.integration.fingerprint = sealer.fingerprint(&api_key);
                 row.integration.credential_state = CredentialState::Active;
                 row.integration.updated_at = now_micros();
                 store::integrations::save(txn, &row).await?;
+                let data = serde_json::json!({ "previous_fingerprint": was, "fingerprint": row.integration.fingerprint });
+                emit(txn, &[Event::new("credentials.rotated", name.env.id(), name.to_string(), data)]).await?;
                 revoke(txn, Revoke::Integration(&name), &format!("{name}'s credentials were rotated")).await?;
                 Ok(row.integration)
             })
@@ -168,9 +176,12 @@ impl Control {
                     return Err(Error::unmet("CREDENTIALS_NONE", &name, format!("{name} has no credentials; rotate them in first")));
                 }
                 if i.credential_state != to {
+                    let before = ResourceState::of_integration(i);
                     i.credential_state = to;
                     i.updated_at = now_micros();
+                    let after = ResourceState::of_integration(i);
                     store::integrations::save(txn, &row).await?;
+                    emit_change(txn, name.env.id(), &name, ResourceType::Integration, before, after).await?;
                 }
                 if to == CredentialState::Suspended {
                     revoke(txn, Revoke::Integration(&name), &format!("{name}'s credentials were suspended")).await?;

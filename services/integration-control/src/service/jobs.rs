@@ -2,8 +2,9 @@
 
 use ferry_kit::db::now_micros;
 
+use super::events::emit_change;
 use super::{Control, integration_row, job, page};
-use crate::domain::{EnvName, IntegrationName, JobName, JobState, Page, RequestKey, SyncJob};
+use crate::domain::{EnvName, IntegrationName, JobName, JobState, Page, RequestKey, ResourceState, ResourceType, SyncJob};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -88,8 +89,10 @@ impl Control {
             Box::pin(async move {
                 let mut j = job(txn, &name).await?;
                 if j.state == JobState::Running {
+                    let before = ResourceState::of_job(&j);
                     pause(&mut j, actor, reason, now_micros());
                     store::jobs::save(txn, &j).await?;
+                    emit_change(txn, name.env.id(), &name, ResourceType::SyncJob, before, ResourceState::of_job(&j)).await?;
                     super::leases::revoke_for_job(txn, &j).await?;
                 }
                 Ok(j)
@@ -103,8 +106,10 @@ impl Control {
             Box::pin(async move {
                 let mut j = job(txn, &name).await?;
                 if j.state == JobState::Paused {
+                    let before = ResourceState::of_job(&j);
                     resume(&mut j);
                     store::jobs::save(txn, &j).await?;
+                    emit_change(txn, name.env.id(), &name, ResourceType::SyncJob, before, ResourceState::of_job(&j)).await?;
                 }
                 Ok(j)
             })

@@ -78,7 +78,14 @@ fn open(control: &Control, row: &IntegrationRow) -> Result<OpenedCredential> {
 pub(crate) async fn revoke<C: ConnectionTrait>(db: &C, scope: Revoke<'_>, why: &str) -> Result<Vec<LeaseName>> {
     let revoked = store::leases::revoke(db, &scope, why, now_micros()).await?;
     super::metrics::leases("revoked", revoked.len() as u64);
+    let events: Vec<_> = revoked.iter().map(|l| revoked_event(l, why)).collect();
+    super::events::emit(db, &events).await?;
     Ok(revoked)
+}
+
+/// The webhook event of the lease `l` revoked because `why`.
+fn revoked_event(l: &LeaseName, why: &str) -> ferry_kit::outbox::Event {
+    ferry_kit::outbox::Event::new("sync_lease.revoked", l.env.id(), l.to_string(), serde_json::json!({ "reason": why }))
 }
 
 /// Revokes the leases a paused `job` ends: those on its integration's mappings.
@@ -223,7 +230,9 @@ impl Control {
                     let now = now_micros();
                     if let Some(v) = why {
                         let first = v.first().map(|(_, _, m)| m.as_str()).unwrap_or_default();
-                        store::leases::end(txn, &leased, LeaseState::Revoked, first, now).await?;
+                        if store::leases::end(txn, &leased, LeaseState::Revoked, first, now).await? {
+                            super::events::emit(txn, &[revoked_event(&leased, first)]).await?;
+                        }
                         ferry_kit::audit::answers(tonic::Code::FailedPrecondition);
                         return Ok(Renewal::Refused(v));
                     }

@@ -2,10 +2,11 @@
 
 use ferry_kit::db::now_micros;
 
+use super::events::emit_change;
 use super::leases::revoke;
 use super::{Control, integration_row, mapping, page};
 use crate::domain::leases::Revoke;
-use crate::domain::{EnvName, Mapping, MappingName, MappingParent, Page, RequestKey};
+use crate::domain::{EnvName, Mapping, MappingName, MappingParent, Page, RequestKey, ResourceState, ResourceType};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -152,6 +153,7 @@ impl Control {
         self.write(key, "ActivateMapping", move |txn| {
             Box::pin(async move {
                 let mut m = mapping(txn, &name).await?;
+                let was = ResourceState::of_mapping(&m);
                 let env = name.env().clone();
                 if m.target != env {
                     return Err(targets_elsewhere(&name, &m.target));
@@ -181,6 +183,7 @@ impl Control {
                 m.active = true;
                 m.updated_at = now_micros();
                 store::mappings::save(txn, &m).await?;
+                emit_change(txn, name.env().id(), &name, ResourceType::Mapping, was, ResourceState::of_mapping(&m)).await?;
                 Ok(m)
             })
         })
@@ -192,9 +195,11 @@ impl Control {
             Box::pin(async move {
                 let mut m = mapping(txn, &name).await?;
                 if m.active {
+                    let was = ResourceState::of_mapping(&m);
                     m.active = false;
                     m.updated_at = now_micros();
                     store::mappings::save(txn, &m).await?;
+                    emit_change(txn, name.env().id(), &name, ResourceType::Mapping, was, ResourceState::of_mapping(&m)).await?;
                 }
                 revoke(txn, Revoke::Mapping(&name), &format!("{name} was deactivated")).await?;
                 Ok(m)

@@ -5,6 +5,7 @@
 mod authorize;
 pub mod bulk;
 mod envs;
+pub mod events;
 mod integrations;
 mod jobs;
 pub(crate) mod leases;
@@ -12,6 +13,7 @@ mod mappings;
 pub(crate) mod metrics;
 pub mod reseal;
 mod snapshots;
+mod webhooks;
 
 pub use authorize::Decision;
 pub use envs::{Environments, Tier};
@@ -19,6 +21,7 @@ pub use integrations::{IntegrationPatch, NewIntegration};
 pub use jobs::NewJob;
 pub use mappings::{MappingPatch, NewMapping};
 pub use reseal::{KeyUse, ResealReport};
+pub use webhooks::{NewSubscription, SubscriptionPatch};
 
 use ferry_kit::idempotency::{self, Replay};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
@@ -43,17 +46,25 @@ pub struct Control {
     sealer: Sealer,
     /// How long a snapshot is kept.
     snapshot_retention: std::time::Duration,
+    /// Notified after every committed write: the outbox relay looks at once.
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Control {
     pub fn new(db: DatabaseConnection, envs: Environments, sealer: Sealer) -> Self {
         let snapshot_retention = std::time::Duration::from_secs(crate::config::DEFAULT_SNAPSHOT_RETENTION_HOURS * 3600);
-        Self { reads: db.clone(), db, envs, sealer, snapshot_retention }
+        Self { reads: db.clone(), db, envs, sealer, snapshot_retention, outbox: Default::default() }
     }
 
     /// Reads the hot paths' facts through `reads` (see [`Control::reads`]).
     pub fn with_reads(mut self, reads: DatabaseConnection) -> Self {
         self.reads = reads;
+        self
+    }
+
+    /// Notifies `wake` after every committed write (the outbox relay's wake-up).
+    pub fn with_outbox_wake(mut self, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        self.outbox = wake;
         self
     }
 
@@ -78,7 +89,9 @@ impl Control {
         T: Serialize + DeserializeOwned + Send,
         F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, T> + Send,
     {
-        idempotency::transaction(&self.db, key.as_ref(), method, work).await
+        let out = idempotency::transaction(&self.db, key.as_ref(), method, work).await?;
+        self.outbox.notify_one();
+        Ok(out)
     }
 
     /// Whether `request_id` already answered this very request: replays skip the checks

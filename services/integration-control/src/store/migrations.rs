@@ -16,6 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(ferry_kit::audit::store::Migration),
             Box::new(m20261207_000001_sync_leases::Migration),
             Box::new(m20261215_000001_record_sealing_key_ids::Migration),
+            Box::new(ferry_kit::outbox::Migration),
+            Box::new(m20261216_000001_webhooks::Migration),
         ]
     }
 }
@@ -237,6 +239,85 @@ mod m20261215_000001_record_sealing_key_ids {
         "DROP INDEX integrations_sealing_key",
         "ALTER TABLE integrations DROP COLUMN sealing_key_id",
     ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), DOWN).await
+        }
+    }
+}
+
+/// Webhook subscriptions (secrets sealed, with their key id), the events they deliver (the
+/// outbox's sequence and the body as sent), one delivery per event and subscription, and
+/// every attempt.
+mod m20261216_000001_webhooks {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261216_000001_webhooks"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE webhook_subscriptions (
+            id {KEY} NOT NULL PRIMARY KEY,
+            url TEXT NOT NULL,
+            event_types TEXT NOT NULL,
+            environments TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            disabled_reason TEXT NOT NULL,
+            failure_disabled INTEGER NOT NULL,
+            consecutive_failures INTEGER NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            sealed_secret {BLOB} NOT NULL,
+            sealing_key_id TEXT NOT NULL,
+            secret_fingerprint TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX webhook_subscriptions_sealing_key ON webhook_subscriptions (sealing_key_id)",
+        "CREATE TABLE webhook_events (
+            sequence BIGINT NOT NULL PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE webhook_deliveries (
+            subscription {KEY} NOT NULL REFERENCES webhook_subscriptions (id) ON DELETE CASCADE,
+            sequence BIGINT NOT NULL REFERENCES webhook_events (sequence),
+            created_at BIGINT NOT NULL,
+            delivered_at BIGINT,
+            PRIMARY KEY (subscription, sequence)
+        )",
+        "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (subscription, sequence) WHERE delivered_at IS NULL",
+        "CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (delivered_at)",
+        "CREATE INDEX webhook_events_by_age ON webhook_events (created_at)",
+        "CREATE TABLE webhook_attempts (
+            subscription {KEY} NOT NULL,
+            sequence BIGINT NOT NULL,
+            time BIGINT NOT NULL,
+            status_code INTEGER NOT NULL,
+            error TEXT NOT NULL,
+            duration_micros BIGINT NOT NULL,
+            FOREIGN KEY (subscription, sequence) REFERENCES webhook_deliveries (subscription, sequence) ON DELETE CASCADE
+        )",
+        "CREATE INDEX webhook_attempts_by_delivery ON webhook_attempts (subscription, sequence, time)",
+    ];
+
+    const DOWN: &[&str] =
+        &["DROP TABLE webhook_attempts", "DROP TABLE webhook_deliveries", "DROP TABLE webhook_events", "DROP TABLE webhook_subscriptions"];
 
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {

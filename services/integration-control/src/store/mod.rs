@@ -3,6 +3,7 @@
 //! once with `?` placeholders (numbered for PostgreSQL by the kit). Writes are upserts by
 //! primary key (`INSERT … ON CONFLICT … DO UPDATE`), the same on both backends.
 
+pub mod deliveries;
 pub mod fences;
 pub mod integrations;
 pub mod jobs;
@@ -11,6 +12,7 @@ pub mod mappings;
 pub mod migrations;
 pub mod sealed;
 pub mod snapshots;
+pub mod webhooks;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 

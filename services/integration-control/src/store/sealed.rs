@@ -1,8 +1,8 @@
 //! Where sealed values are stored ([`SOURCES`]), and the set-based queries the start-up
 //! check and the reseal run over each: how many values each key id seals, a keyset page
 //! of the values not under the newest key, and one `UPDATE … FROM (VALUES …)` writing a
-//! resealed page back. A new table of sealed values (webhook subscription secrets) joins
-//! by adding its entry to [`SOURCES`]: a key id column beside the sealed column is all the
+//! resealed page back. A table of sealed values joins by adding its entry to [`SOURCES`]
+//! (webhook subscription secrets did): a key id column beside the sealed column is all the
 //! queries need.
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
@@ -68,8 +68,18 @@ pub const FINGERPRINT_KEYS: SealedTable = SealedTable {
     batch: 500,
 };
 
+pub const WEBHOOK_SECRETS: SealedTable = SealedTable {
+    kind: "webhook_secrets",
+    table: "webhook_subscriptions",
+    key: &["id"],
+    value: "sealed_secret",
+    key_id: "sealing_key_id",
+    form: Form::Blob,
+    batch: 500,
+};
+
 /// Every place a sealed value is stored.
-pub const SOURCES: &[&SealedTable] = &[&INTEGRATION_CREDENTIALS, &SNAPSHOTS, &FINGERPRINT_KEYS];
+pub const SOURCES: &[&SealedTable] = &[&INTEGRATION_CREDENTIALS, &SNAPSHOTS, &FINGERPRINT_KEYS, &WEBHOOK_SECRETS];
 
 /// A stored value as the reseal reads and writes it.
 #[derive(Debug, Clone)]

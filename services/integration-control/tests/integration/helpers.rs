@@ -13,6 +13,7 @@ use ferry_proto::registry::v1 as rpb;
 use ferry_proto::registry::v1::registry_service_client::RegistryServiceClient;
 pub use ferry_testkit::Backend;
 use ferry_testkit::{database, unique};
+pub use integration_control::config::WebhookArgs;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -38,6 +39,7 @@ pub struct TestApp {
     pub database_url: String,
     pub dir: PathBuf,
     registry_url: String,
+    webhooks: WebhookArgs,
     shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
     /// Stops the integration-control server now serving.
     control: Option<tokio::sync::oneshot::Sender<()>>,
@@ -73,6 +75,21 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// [`spawn_app`] keeping snapshots `retention_hours` and pruning every `prune_secs`.
 pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: u64) -> Option<TestApp> {
+    spawn_app_full(backend, retention_hours, prune_secs, fast_webhooks(1_000)).await
+}
+
+/// Webhook delivery paced for tests: 20 ms first backoff, 200 ms at most, disabled after
+/// `disable_after` failures in a row, 2 s timeout.
+pub fn fast_webhooks(disable_after: i32) -> WebhookArgs {
+    WebhookArgs { min_backoff_ms: 20, max_backoff_ms: 200, disable_after, timeout_ms: 2_000, ..WebhookArgs::default() }
+}
+
+/// [`spawn_app`] with webhook delivery paced by `webhooks`, pruning every `prune_secs`.
+pub async fn spawn_app_webhooks(backend: Backend, webhooks: WebhookArgs, prune_secs: u64) -> Option<TestApp> {
+    spawn_app_full(backend, integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS, prune_secs, webhooks).await
+}
+
+async fn spawn_app_full(backend: Backend, retention_hours: u64, prune_secs: u64, webhooks: WebhookArgs) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(unique("ferry-integration-test"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let registry_db = database(backend, &dir, "registry.db").await?;
@@ -95,7 +112,7 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: 
     assert!(integration_control::generate_sealing_key(&sealing_key_file).expect("sealing key"));
     let registry_url = format!("http://{registry_addr}");
     let (addr, control) =
-        start_control(&dir, &database_url, &registry_url, retention_hours, prune_secs).await.expect("build integration-control");
+        start_control(&dir, &database_url, &registry_url, retention_hours, prune_secs, &webhooks).await.expect("build integration-control");
     let rch = channel(&format!("http://{registry_addr}")).expect("channel");
     Some(TestApp {
         admin: client(addr, Some(ADMIN)),
@@ -106,6 +123,7 @@ pub async fn spawn_app_with(backend: Backend, retention_hours: u64, prune_secs: 
         database_url,
         dir,
         registry_url,
+        webhooks,
         shutdown,
         control: Some(control),
     })
@@ -118,6 +136,7 @@ async fn start_control(
     registry_url: &str,
     retention_hours: u64,
     prune_secs: u64,
+    webhooks: &WebhookArgs,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), ferry_kit::Error> {
     let common = CommonArgs { tokens_file: Some(dir.join("tokens")), shutdown_grace_secs: 1, ..CommonArgs::default() };
     let server = integration_control::build(&integration_control::Config {
@@ -126,6 +145,7 @@ async fn start_control(
         registry_url: registry_url.to_owned(),
         sealing_key_file: dir.join("sealing.key"),
         snapshot_retention_hours: retention_hours,
+        webhooks: webhooks.clone(),
         common: CommonArgs { service_token: Some(SERVICE.into()), prune_interval_secs: prune_secs, ..common },
     })
     .await?;
@@ -142,7 +162,7 @@ impl TestApp {
         }
         std::fs::write(self.dir.join("sealing.key"), keys).expect("key file");
         let hours = integration_control::config::DEFAULT_SNAPSHOT_RETENTION_HOURS;
-        let (addr, control) = start_control(&self.dir, &self.database_url, &self.registry_url, hours, 60).await?;
+        let (addr, control) = start_control(&self.dir, &self.database_url, &self.registry_url, hours, 60, &self.webhooks).await?;
         self.control = Some(control);
         self.admin = client(addr, Some(ADMIN));
         self.viewer = client(addr, Some(VIEWER));

@@ -11,6 +11,7 @@ mod leases;
 mod rotation;
 mod secrets;
 mod snapshots;
+mod webhooks;
 
 use helpers::Backend;
 
@@ -36,6 +37,10 @@ per_backend!(
     leases::leases_are_granted_renewed_and_revoked,
     leases::lease_release_expiry_and_refusals,
     rotation::rotate_reseal_and_remove_a_key,
+    webhooks::every_change_arrives_signed_and_in_order,
+    webhooks::a_dead_receiver_disables_its_subscription,
+    webhooks::subscriptions_refuse_bad_input,
+    webhooks::delivered_deliveries_are_pruned_pending_ones_kept,
 );
 
 /// The leak test installs a thread-local log subscriber, so it runs on a current-thread

@@ -58,6 +58,8 @@ async fn reseal(app: &TestApp, validate_only: bool, request_id: &str) -> pb::Res
         .into_inner()
 }
 
+const WEBHOOK_SECRET: &str = "whsec-rotation-0123456789";
+
 fn counts(r: &pb::ResealCredentialsResponse) -> Vec<(String, i64)> {
     r.resealed.iter().map(|c| (c.kind.clone(), c.count)).collect()
 }
@@ -66,8 +68,8 @@ fn in_use(r: &pb::ResealCredentialsResponse) -> Vec<(String, String, i64)> {
     r.keys_in_use.iter().map(|u| (u.sealing_key_id.clone(), u.kind.clone(), u.count)).collect()
 }
 
-fn kinds(n: [i64; 3]) -> Vec<(String, i64)> {
-    ["integration_credentials", "snapshots", "fingerprint_keys"].iter().zip(n).map(|(k, n)| (k.to_string(), n)).collect()
+fn kinds(n: [i64; 4]) -> Vec<(String, i64)> {
+    ["integration_credentials", "snapshots", "fingerprint_keys", "webhook_secrets"].iter().zip(n).map(|(k, n)| (k.to_string(), n)).collect()
 }
 
 async fn snapshot(app: &TestApp, id: &str) -> pb::Snapshot {
@@ -89,6 +91,14 @@ pub async fn rotate_reseal_and_remove_a_key(b: Backend) {
     let jira = integration(&app, "prod", "jira", "jira-key-2", true).await;
     integration(&app, "prod", "nokey", "", false).await;
     snapshot(&app, "before").await;
+    let receiver = ferry_testkit::receiver::Receiver::start().await;
+    let hook = pb::WebhookSubscription { url: receiver.url(), secret: WEBHOOK_SECRET.into(), ..Default::default() };
+    let hook = pb::CreateWebhookSubscriptionRequest {
+        webhook_subscription_id: "ops".into(),
+        webhook_subscription: Some(hook),
+        request_id: String::new(),
+    };
+    app.admin.clone().create_webhook_subscription(hook).await.expect("subscribe");
     let db = Database::connect(&app.database_url).await.expect("connect");
     assert_eq!(
         integration_keys(&db).await,
@@ -122,12 +132,12 @@ pub async fn rotate_reseal_and_remove_a_key(b: Backend) {
     let text = refused.to_string();
     assert!(matches!(refused, ferry_kit::Error::Config(_)), "{text}");
     assert!(text.contains("\"default\"") && text.contains("2 integration_credentials") && text.contains("1 snapshots"), "{text}");
-    assert!(text.contains("1 fingerprint_keys"), "{text}");
+    assert!(text.contains("1 fingerprint_keys") && text.contains("1 webhook_secrets"), "{text}");
     app.restart_control(&both).await.expect("restart with both keys again");
 
     // The dry run reports, changes nothing; scoped or non-admin callers may not reseal.
     let dry = reseal(&app, true, "").await;
-    assert_eq!((dry.sealing_key_id.as_str(), counts(&dry)), ("k2", kinds([2, 1, 1])));
+    assert_eq!((dry.sealing_key_id.as_str(), counts(&dry)), ("k2", kinds([2, 1, 1, 1])));
     assert!(in_use(&dry).contains(&("default".into(), "integration_credentials".into(), 2)));
     for c in [app.dev_admin.clone(), app.dev_operator.clone()] {
         let e = c.clone().reseal_credentials(pb::ResealCredentialsRequest::default()).await.unwrap_err();
@@ -136,12 +146,12 @@ pub async fn rotate_reseal_and_remove_a_key(b: Backend) {
 
     // The reseal moves everything to the newest key; again it reseals nothing.
     let done = reseal(&app, false, "reseal-1").await;
-    assert_eq!(counts(&done), kinds([2, 1, 1]));
+    assert_eq!(counts(&done), kinds([2, 1, 1, 1]));
     assert!(in_use(&done).iter().all(|(k, _, _)| k == "k2"), "{:?}", in_use(&done));
     assert_eq!(reseal(&app, false, "reseal-1").await, done, "a retry replays the reply");
     let e = app.admin.clone().reseal_credentials(pb::ResealCredentialsRequest { validate_only: true, request_id: "reseal-1".into() }).await;
     assert_eq!(e.unwrap_err().code(), tonic::Code::InvalidArgument, "the same request id with another request");
-    assert_eq!(counts(&reseal(&app, false, "").await), kinds([0, 0, 0]));
+    assert_eq!(counts(&reseal(&app, false, "").await), kinds([0, 0, 0, 0]));
 
     // Everything opens with the newest key alone, to the same plaintexts.
     let only_b = Sealer::parse(KEY_B).expect("b");
@@ -171,5 +181,20 @@ pub async fn rotate_reseal_and_remove_a_key(b: Backend) {
         .await
         .expect("a resealed snapshot restores (its checksum was renewed)");
     assert_eq!(opened_credentials(&db, &only_b).await.len(), 4);
+    // The resealed webhook secret still signs: an event arrives with a valid signature.
+    let suspend = pb::SuspendCredentialsRequest { name: jira.name.clone(), request_id: String::new() };
+    app.admin.clone().suspend_credentials(suspend).await.expect("suspend");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let signed = loop {
+        if let Some(r) = receiver.received().into_iter().find(|r| r.json()["type"] == "credentials.suspended") {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event after the reseal");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let verified =
+        integration_control::domain::webhooks::verify(WEBHOOK_SECRET.as_bytes(), signed.header("ferry-signature"), &signed.body, now, 300);
+    assert_eq!(verified, Ok(()));
     db.close().await.ok();
 }

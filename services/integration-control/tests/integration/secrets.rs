@@ -11,6 +11,8 @@ use crate::helpers::*;
 
 const KEY_ONE: &str = "PLAINTEXT-one-7f3a9c1e5b";
 const KEY_TWO: &str = "PLAINTEXT-two-d41d8cd98f";
+/// A webhook subscription's signing secret.
+const KEY_HOOK: &str = "PLAINTEXT-hook-0b5e2c77aa";
 
 /// A log sink the test can read back.
 #[derive(Clone, Default)]
@@ -34,7 +36,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 }
 
 fn holds_key(bytes: &[u8]) -> bool {
-    [KEY_ONE, KEY_TWO].iter().any(|k| bytes.windows(k.len()).any(|w| w == k.as_bytes()))
+    [KEY_ONE, KEY_TWO, KEY_HOOK].iter().any(|k| bytes.windows(k.len()).any(|w| w == k.as_bytes()))
 }
 
 /// Every text and byte value of every table of integration-control's database.
@@ -162,6 +164,35 @@ pub async fn plaintext_key_never_in_replies_logs_or_database(b: Backend) {
         .into_inner()
     ));
     replies.push(format!("{:?}", authorize(&app, "environments/dev/integrations/rally/mappings/main", "").await));
+    // A webhook subscription whose receiver is down: its secret signs every failed attempt.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let hook = pb::WebhookSubscription { url: format!("http://{dead}/hook"), secret: KEY_HOOK.into(), ..Default::default() };
+    let subscribe = pb::CreateWebhookSubscriptionRequest {
+        webhook_subscription_id: "ops".into(),
+        webhook_subscription: Some(hook),
+        request_id: "leak-hook".into(),
+    };
+    let sub = c.create_webhook_subscription(subscribe.clone()).await.expect("subscribe").into_inner();
+    replies.push(format!("{sub:?}"));
+    replies.push(format!("{:?}", c.create_webhook_subscription(subscribe.clone()).await.expect("replay").into_inner()));
+    let rotate = pb::UpdateWebhookSubscriptionRequest {
+        webhook_subscription: Some(pb::WebhookSubscription { name: sub.name.clone(), secret: KEY_HOOK.into(), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["secret".into()] }),
+        request_id: "leak-hook-rotate".into(),
+    };
+    replies.push(format!("{:?}", c.update_webhook_subscription(rotate).await.expect("rotate secret").into_inner()));
+    c.restore_credentials(pb::RestoreCredentialsRequest { name: rally.name.clone(), request_id: String::new() }).await.expect("restore");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = pb::ListWebhookDeliveriesRequest { parent: sub.name.clone(), page_size: 10, page_token: String::new() };
+        let log = c.list_webhook_deliveries(log).await.expect("deliveries").into_inner();
+        replies.push(format!("{log:?}"));
+        if log.webhook_deliveries.iter().any(|d| d.attempts.len() >= 2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no failed attempts: {log:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Failing calls that carry a key: the errors must not repeat it.
     let reused = pb::CreateIntegrationRequest { api_key: KEY_TWO.into(), ..create.clone() };
     let errors = vec![
@@ -172,6 +203,13 @@ pub async fn plaintext_key_never_in_replies_logs_or_database(b: Backend) {
             parent: "environments/nowhere".into(),
             request_id: String::new(),
             ..create.clone()
+        })
+        .await
+        .unwrap_err(),
+        c.create_webhook_subscription(pb::CreateWebhookSubscriptionRequest {
+            webhook_subscription_id: "Bad".into(),
+            webhook_subscription: Some(pb::WebhookSubscription { url: "ftp://x".into(), secret: KEY_HOOK.into(), ..Default::default() }),
+            request_id: "leak-hook".into(),
         })
         .await
         .unwrap_err(),
@@ -211,5 +249,6 @@ pub async fn plaintext_key_never_in_replies_logs_or_database(b: Backend) {
     let text = String::from_utf8_lossy(&captured);
     assert!(text.contains("environments/prod/integrations/rally"), "the log capture works and names resources");
     assert!(text.contains("create_integration"), "handler spans are captured");
+    assert!(text.contains("webhook delivery failed"), "the delivery worker's lines are captured");
     assert!(!holds_key(&captured), "a log line holds a plaintext key");
 }

@@ -134,6 +134,24 @@ impl IntegrationClient {
         Self(IntegrationServiceClient::new(svc))
     }
 
+    /// Hands this outbox's events to integration-control, which delivers them to the
+    /// webhook subscriptions (idempotent by event id, so a relay retry never duplicates).
+    pub async fn publish_events(&self, events: Vec<ferry_kit::outbox::Event>) -> Result<()> {
+        let events = events
+            .into_iter()
+            .map(|e| ipb::Event {
+                id: e.id,
+                r#type: e.kind,
+                time: Some(ferry_kit::db::timestamp(e.time)),
+                environment: e.environment,
+                resource: e.resource,
+                data_json: e.data.to_string(),
+            })
+            .collect();
+        self.0.clone().publish_events(ipb::PublishEventsRequest { events }).await.map_err(remote)?;
+        Ok(())
+    }
+
     fn c(&self) -> IntegrationServiceClient<Svc> {
         self.0.clone()
     }

@@ -2,7 +2,7 @@
 //! journal; its writes (each with the run's audit event) and its operations.
 
 use super::journal::Journal;
-use super::{Engine, Kind, RunOf, audit_step, locks, name_of, step_at, store};
+use super::{Engine, Kind, RunOf, audit_step, events, locks, name_of, step_at, store};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,6 +19,8 @@ pub struct Cx<K: Kind> {
     pub(super) journal: Journal,
     /// The steps' parts as last written by this transition (see `store::split`).
     pub(super) written: store::PartLengths,
+    /// The run's and steps' states as last written (their changes become events).
+    pub(super) seen: events::Seen,
 }
 
 impl<K: Kind> Cx<K> {
@@ -64,7 +66,9 @@ impl<K: Kind> Cx<K> {
         if saved {
             store::save_parts(&txn, &self.run.id, &parts).await?;
             self.audit(&txn).await?;
+            ferry_kit::outbox::append(&txn, &events::of::<K>(&self.seen, &self.run)).await?;
             txn.commit().await?;
+            self.seen = events::Seen::of::<K>(&self.run);
         }
         if !saved {
             return Err(Error::Aborted(format!("{} changed under its driver", self.name())));
@@ -85,7 +89,9 @@ impl<K: Kind> Cx<K> {
         store::save_parts(&txn, &self.run.id, &parts).await?;
         locks::release(&txn, &self.name()).await?;
         self.audit(&txn).await?;
+        ferry_kit::outbox::append(&txn, &events::of::<K>(&self.seen, &self.run)).await?;
         txn.commit().await?;
+        self.seen = events::Seen::of::<K>(&self.run);
         metrics::run_write("run", "runs");
         self.version += 1;
         self.engine.publish(&self.run.id);

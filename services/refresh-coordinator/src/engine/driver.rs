@@ -156,7 +156,8 @@ pub(super) async fn drive<K: Kind>(engine: &Engine, id: &str, mut resumed: Optio
         }
         // The calls the steps make carry the run's starter, for the other services' audit logs.
         let starter = run.created_by.clone();
-        let mut cx = Cx::<K> { engine: engine.clone(), run, version: stored.version, journal, written };
+        let seen = super::events::Seen::of::<K>(&run);
+        let mut cx = Cx::<K> { engine: engine.clone(), run, version: stored.version, journal, written, seen };
         let step = transition(&mut cx, stored.abort_request, resumed.take(), traceparent.as_deref(), &mut paused_before);
         let result = ferry_kit::client::on_behalf_of(starter, step).await;
         journal = cx.journal;

@@ -14,6 +14,7 @@
 
 mod cx;
 pub mod driver;
+mod events;
 pub mod journal;
 pub mod leases;
 pub mod locks;

@@ -86,6 +86,7 @@ impl Engine {
         // The driver executes the steps later, as children of this call's trace.
         let traceparent = ferry_kit::telemetry::current_traceparent();
         let body = store::body(&run)?;
+        let events = super::events::of::<K>(&super::events::Seen::default(), &run);
         let id = self
             .write(key.as_ref(), method, move |txn| {
                 Box::pin(async move {
@@ -101,6 +102,7 @@ impl Engine {
                         traceparent: traceparent.as_deref(),
                     };
                     store::insert(txn, row).await?;
+                    ferry_kit::outbox::append(txn, &events).await?;
                     Ok(run.id)
                 })
             })
@@ -162,10 +164,12 @@ impl Engine {
                         let mut run = stored.run::<K>()?;
                         ferry_kit::audit::run(&name_of::<K>(&run.id), &audit_step::<K>(&run));
                         let mut abort_request = None;
-                        if change(&mut run, &mut abort_request)?
-                            && !store::save(txn, &run.id, &store::body(&run)?, run.state, stored.version).await?
-                        {
-                            return Err(Error::Aborted(RACED.into()));
+                        let before = super::events::Seen::of::<K>(&run);
+                        if change(&mut run, &mut abort_request)? {
+                            if !store::save(txn, &run.id, &store::body(&run)?, run.state, stored.version).await? {
+                                return Err(Error::Aborted(RACED.into()));
+                            }
+                            ferry_kit::outbox::append(txn, &super::events::of::<K>(&before, &run)).await?;
                         }
                         if let Some(request) = abort_request
                             && !store::request_abort(txn, &run.id, stored.version, &request).await?

@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_compress_documents::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
             Box::new(ferry_kit::audit::store::Migration),
+            Box::new(ferry_kit::outbox::Migration),
         ]
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio_rustls::rustls;
 
 /// Largest JWKS document read.
 const MAX_JWKS: usize = 1 << 20;
@@ -228,23 +227,7 @@ impl Jwks {
 }
 
 fn connector(ca_file: &std::path::Path) -> Result<tokio_rustls::TlsConnector, crate::Error> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let flag = "--jwt-jwks-ca-file";
-    let bad = |e: String| crate::Error::Config(format!("{flag} {}: {e}", ca_file.display()));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
-        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no PEM certificate in it".into()));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    crate::tls::ca_connector(ca_file, "--jwt-jwks-ca-file")
 }
 
 /// `GET url` over HTTP/1.1 (TLS with `tls` for https); the body of a 200 answer.

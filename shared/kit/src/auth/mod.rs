@@ -204,8 +204,8 @@ pub fn required_role(method: &str) -> Role {
     const READ: [&str; 8] = ["Get", "List", "Watch", "Stream", "Lookup", "Resolve", "Export", "Authorize"];
     // Environment-wide operations: the registry's copy and restore, and the refresh steps of
     // integration-control (the coordinator calls them with its service token), its lease
-    // revocation and its reseal.
-    const ADMIN: [&str; 15] = [
+    // revocation and its reseal, and webhook subscriptions (they see every environment).
+    const ADMIN: [&str; 19] = [
         "CreateEnvironment",
         "CopyEnvironment",
         "RestoreEnvironment",
@@ -221,6 +221,10 @@ pub fn required_role(method: &str) -> Role {
         "UnfenceEnvironment",
         "RevokeSyncLeases",
         "ResealCredentials",
+        "CreateWebhookSubscription",
+        "UpdateWebhookSubscription",
+        "DeleteWebhookSubscription",
+        "RedeliverWebhook",
     ];
     if ADMIN.contains(&method) {
         Role::Admin
