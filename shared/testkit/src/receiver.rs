@@ -42,7 +42,7 @@ impl Receiver {
     /// Starts on a free port.
     pub async fn start() -> Self {
         let mut r = Self {
-            addr: "127.0.0.1:0".parse().expect("addr"),
+            addr: "127.0.0.1:0".parse().expect("addr"), // ok: test support, a loopback address
             shared: Arc::new(Mutex::new(Shared { received: Vec::new(), status: 200 })),
             stop: None,
         };
@@ -76,11 +76,11 @@ impl Receiver {
 
     /// The status later requests are answered with.
     pub fn answer(&self, status: u16) {
-        self.shared.lock().expect("lock").status = status;
+        self.shared.lock().expect("lock").status = status; // ok: test support, no holder panics
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.shared.lock().expect("lock").received.clone()
+        self.shared.lock().expect("lock").received.clone() // ok: test support, no holder panics
     }
 
     async fn listen(&mut self) {
@@ -96,7 +96,7 @@ impl Receiver {
                 Err(e) => panic!("receiver bind {}: {e}", self.addr),
             }
         };
-        self.addr = listener.local_addr().expect("local addr");
+        self.addr = listener.local_addr().expect("local addr"); // ok: test support, a bound listener
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(tx);
         let shared = self.shared.clone();
@@ -116,7 +116,7 @@ impl Receiver {
                                     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                                     let at_micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
                                     let status = {
-                                        let mut s = shared.lock().expect("lock");
+                                        let mut s = shared.lock().expect("lock"); // ok: test support, no holder panics
                                         if s.status == 200 {
                                             s.received.push(Received { headers: parts.headers, body, at_micros });
                                         }

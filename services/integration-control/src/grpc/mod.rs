@@ -7,6 +7,7 @@
 mod convert;
 mod handlers;
 mod leases;
+mod steps;
 mod webhooks;
 
 pub use handlers::IntegrationApi;

@@ -6,6 +6,7 @@ mod authorize;
 pub mod bulk;
 mod envs;
 pub mod events;
+mod fences;
 mod integrations;
 mod jobs;
 pub(crate) mod leases;
