@@ -13,6 +13,7 @@ pub mod leases;
 pub mod merge;
 pub mod plans;
 pub mod refresh;
+pub mod reseal;
 pub mod restore_point;
 pub mod rollback;
 pub mod schedule;
