@@ -40,6 +40,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     ServerBuilder::new()
         .with_service(svc)
         .with_audit(&audit, "group-registry")
+        .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .with_background(pruner)
         .with_background(request_log)
         .bind(config.listen, &config.common)

@@ -99,6 +99,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     ServerBuilder::new()
         .with_service(IntegrationServiceServer::new(api))
         .with_audit(&audit, "integration-control")
+        .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .with_background(request_log)
         .with_background(snapshots)
         .with_background(leases)

@@ -55,6 +55,7 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     let engine = service::Engine::new(db, registry, settings);
     let server = ServerBuilder::new()
         .with_audit(&audit, "merge-engine")
+        .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .with_background(request_log)
         .with_background(pruner)
         .with_service(MergeServiceServer::new(grpc::MergeApi::new(engine.clone())))

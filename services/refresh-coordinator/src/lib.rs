@@ -105,6 +105,7 @@ pub async fn start(config: &Config) -> Result<(Server, Driver), ferry_kit::Error
         .with_background(relayed)
         .with_service(RefreshServiceServer::new(grpc::RefreshApi::new(engine.clone())))
         .with_audit(&audit, SERVICE)
+        .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .bind(config.listen, &config.common)
         .await?;
     let driver = engine::driver::spawn(engine);

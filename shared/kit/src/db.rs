@@ -13,7 +13,9 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::Error;
 
+pub mod checkpoint;
 pub mod inplace;
+pub use checkpoint::checkpoints;
 pub use inplace::{Column, InPlace, InPlaceReads, Row};
 
 /// Opens a pool for `url`. A SQLite file (and its folder) is created if missing.
@@ -27,6 +29,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
         {
             std::fs::create_dir_all(parent)?;
         }
+        // The writer never checkpoints the WAL inside a commit: [`checkpoints`] does it
+        // beside it (see `checkpoint`).
         // No ping before each acquire: a file connection cannot go stale, and on SQLite each
         // ping is one more round trip to the connection's thread on every statement.
         options.max_connections(1).min_connections(1).idle_timeout(None::<Duration>).test_before_acquire(false).map_sqlx_sqlite_opts(|o| {
@@ -35,6 +39,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
+                .pragma("wal_autocheckpoint", "0")
         });
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         // Statements are prepared and reused, and after five runs PostgreSQL may switch a
