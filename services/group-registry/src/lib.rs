@@ -32,6 +32,8 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
     let retention = std::time::Duration::from_secs(config.restore_point_retention_hours.saturating_mul(3600));
     let interval = config.common.prune_interval();
     let request_log = config.common.request_log_pruner(&db);
+    let prior_retention = std::time::Duration::from_secs(config.prior_content_retention_hours.saturating_mul(3600));
+    let priors = ferry_kit::prune::pruner(db.clone(), store::prior::AGED, prior_retention, interval, ferry_kit::prune::BATCH);
     let audit = db.clone();
     let registry = service::Registry::new(db, reads, points).with_restore_point_retention(retention);
     let pruner = service::pruner(registry.clone(), interval);
@@ -43,6 +45,7 @@ pub async fn build(config: &Config) -> Result<Server, ferry_kit::Error> {
         .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .with_background(pruner)
         .with_background(request_log)
+        .with_background(priors)
         .bind(config.listen, &config.common)
         .await
 }

@@ -141,6 +141,9 @@ impl Registry {
                     }
                     Action::Remove(id) => Op::RemoveEntityId(id),
                     Action::Unlink(id) => Op::UnlinkEntityId(id),
+                    Action::Restore { entity, ref overwritten } => {
+                        Op::Restore(pb::RestorePayload { entity_id: entity, overwritten_hash: overwritten.clone() })
+                    }
                 }),
             })
             .collect();

@@ -77,7 +77,7 @@ pub struct ManifestEntry {
 }
 
 /// One merge operation against a recipient group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MergeOp {
     /// New duplicated instance in the recipient, copied from this source entity.
     Copy(i64),
@@ -89,6 +89,8 @@ pub enum MergeOp {
     Remove(i64),
     /// Unlink this shared entity from the recipient.
     Unlink(i64),
+    /// Put back what the overwrite that gave `entity` the content hash `overwritten` replaced.
+    Restore { entity: i64, overwritten: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

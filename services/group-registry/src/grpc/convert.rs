@@ -155,6 +155,14 @@ pub fn merge_op(v: &mut Violations, i: usize, op: &pb::MergeOperation) -> Option
             let t = positive(v, o.target_entity_id);
             Some(d::MergeOp::Overwrite { source: s?, target: t? })
         }
+        Some(Op::Restore(r)) => {
+            let entity = positive(v, r.entity_id);
+            if r.overwritten_hash.is_empty() {
+                v.add(format!("operations[{i}].restore.overwritten_hash"), "the content hash the overwrite gave the entity is required");
+                return None;
+            }
+            Some(d::MergeOp::Restore { entity: entity?, overwritten: r.overwritten_hash.clone() })
+        }
         None => {
             v.add(format!("operations[{i}]"), "an operation is required");
             None

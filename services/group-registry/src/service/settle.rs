@@ -31,7 +31,8 @@ pub(super) async fn one_by_one(txn: &DatabaseTransaction, g: &GroupKey, ops: &[M
     let copied = q::copy_into(txn, g.id, &plan.copies, now, Take::All).await?;
     q::link_into(txn, g.id, &plan.links, Take::All).await?;
     q::overwrite(txn, &plan.overwrites, now).await?;
-    let targets: Vec<i64> = plan.overwrites.iter().map(|(_, t)| *t).collect();
+    crate::store::prior::restore(txn, &plan.restores, now).await?;
+    let targets: Vec<i64> = plan.overwrites.iter().map(|(_, t)| *t).chain(plan.restores.iter().map(|(e, _)| *e)).collect();
     groups::bump_holding(txn, &targets).await?;
     q::delete_entities(txn, &plan.removes).await?;
     q::unlink_from(txn, g.id, &plan.unlinks).await?;
@@ -82,7 +83,7 @@ pub(super) async fn deliver(txn: &DatabaseTransaction, g: &GroupKey, ops: &[Merg
     if rest.is_empty() {
         return Ok(results);
     }
-    let left: Vec<MergeOp> = rest.iter().map(|&i| ops[i]).collect();
+    let left: Vec<MergeOp> = rest.iter().map(|&i| ops[i].clone()).collect();
     let plan = match classified(txn, g, &left).await {
         Ok(plan) => plan,
         // Its violations name operations by their place among the leftovers; in order,
@@ -107,12 +108,15 @@ async fn classified(txn: &DatabaseTransaction, g: &GroupKey, ops: &[MergeOp]) ->
     let infos = q::entity_infos(txn, &ids, &unlinks).await?;
     let keys: Vec<(Kind, String)> = infos.values().map(|i| (i.kind, i.key.clone())).collect();
     let held = q::members_at(txn, g.id, &keys).await?;
-    classify(ops, g.env_id, &infos, held)
+    let restored: Vec<i64> =
+        ops.iter().filter_map(|op| if let MergeOp::Restore { entity, .. } = op { Some(*entity) } else { None }).collect();
+    let priors = if restored.is_empty() { HashMap::new() } else { crate::store::prior::hashes(txn, &restored).await? };
+    classify(ops, g.env_id, &infos, held, &priors)
 }
 
 fn op_ids(op: &MergeOp) -> Vec<i64> {
     match *op {
-        MergeOp::Copy(i) | MergeOp::Link(i) | MergeOp::Remove(i) | MergeOp::Unlink(i) => vec![i],
+        MergeOp::Copy(i) | MergeOp::Link(i) | MergeOp::Remove(i) | MergeOp::Unlink(i) | MergeOp::Restore { entity: i, .. } => vec![i],
         MergeOp::Overwrite { source, target } => vec![source, target],
     }
 }
@@ -126,6 +130,8 @@ struct OpPlan {
     overwrites: Vec<(i64, i64)>,
     removes: Vec<i64>,
     unlinks: Vec<i64>,
+    /// (entity, the hash the overwrite gave it) whose prior content goes back.
+    restores: Vec<(i64, String)>,
 }
 
 /// Decides each operation against the recipient's current holdings (`held`: (kind, key)
@@ -133,12 +139,16 @@ struct OpPlan {
 /// each other. An operation naming an entity that does not exist (or lives in another
 /// environment) is INVALID_ARGUMENT, except removes and unlinks, whose target being gone
 /// means the work is already done (a retried revert). A copy this batch makes is named
-/// `-source` until it is written (in results too).
+/// `-source` until it is written (in results too). A restore puts back the content an
+/// overwrite replaced (`priors`: (entity, overwritten hash) → the hash from before) only
+/// while the entity still holds what the overwrite gave it; holding the prior content
+/// already is a retry; anything else (changed since, gone, prior pruned) is a conflict.
 fn classify(
     ops: &[MergeOp],
     env_id: i64,
     infos: &HashMap<i64, EntityInfo>,
     mut held: HashMap<(Kind, String), (i64, String)>,
+    priors: &HashMap<(i64, String), String>,
 ) -> Result<OpPlan> {
     let mut plan = OpPlan::default();
     let mut bad = ferry_kit::status::Violations::new();
@@ -154,6 +164,19 @@ fn classify(
     for (i, op) in ops.iter().enumerate() {
         let result = |outcome, entity_id| OpResult { outcome, entity_id };
         let r = match *op {
+            MergeOp::Restore { entity, ref overwritten } => {
+                let current = infos.get(&entity).and_then(|e| held.get(&(e.kind, e.key.clone())).filter(|h| h.0 == entity));
+                match (current, priors.get(&(entity, overwritten.clone()))) {
+                    (Some((_, hash)), Some(prior)) if hash == overwritten => {
+                        let e = &infos[&entity];
+                        held.insert((e.kind, e.key.clone()), (entity, prior.clone()));
+                        plan.restores.push((entity, overwritten.clone()));
+                        result(Outcome::Applied, entity)
+                    }
+                    (Some((_, hash)), Some(prior)) if hash == prior => result(Outcome::AlreadyPresent, entity),
+                    _ => result(Outcome::Conflict, entity),
+                }
+            }
             MergeOp::Copy(src) => {
                 let Some(s) = info(i, src, &mut bad) else { continue };
                 if let Err(m) = rules::check_deliverable(src, s.kind, s.sharing) {
@@ -262,7 +285,7 @@ mod tests {
             ((Kind::Service, "c".to_string()), (8, "h4".to_string())),
         ]);
         let ops = [MergeOp::Copy(1), MergeOp::Copy(2), MergeOp::Link(3), MergeOp::Copy(4), MergeOp::Copy(1)];
-        let plan = classify(&ops, 1, &infos, held).unwrap();
+        let plan = classify(&ops, 1, &infos, held, &HashMap::new()).unwrap();
         let outcomes: Vec<Outcome> = plan.results.iter().map(|r| r.outcome).collect();
         assert_eq!(outcomes, [Outcome::Applied, Outcome::Conflict, Outcome::Applied, Outcome::AlreadyPresent, Outcome::AlreadyPresent]);
         assert_eq!(plan.copies, [1]);
@@ -270,13 +293,38 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_puts_back_only_what_still_holds_the_overwrite() {
+        let infos = HashMap::from([
+            (1, info(Kind::Service, "a", Sharing::Duplicated, "new", 1)),
+            (2, info(Kind::Service, "b", Sharing::Duplicated, "old", 1)),
+            (3, info(Kind::Service, "c", Sharing::Duplicated, "edited", 1)),
+            (4, info(Kind::Service, "d", Sharing::Duplicated, "new", 1)),
+        ]);
+        let held: HashMap<(Kind, String), (i64, String)> =
+            infos.iter().map(|(id, e)| ((e.kind, e.key.clone()), (*id, e.content_hash.clone()))).collect();
+        // 1, 2 and 3 were overwritten to "new"; 4's prior content was pruned.
+        let priors: HashMap<(i64, String), String> = [1, 2, 3].map(|id| ((id, "new".to_string()), "old".to_string())).into();
+        let restore = |entity| MergeOp::Restore { entity, overwritten: "new".into() };
+        let ops = [restore(1), restore(2), restore(3), restore(4), restore(77), restore(1)];
+        let plan = classify(&ops, 1, &infos, held, &priors).unwrap();
+        let outcomes: Vec<Outcome> = plan.results.iter().map(|r| r.outcome).collect();
+        // Held the overwrite: put back. Held the prior already: a retry. Edited since,
+        // pruned, gone: conflicts. The same restore twice in a batch: the second sees the first.
+        assert_eq!(
+            outcomes,
+            [Outcome::Applied, Outcome::AlreadyPresent, Outcome::Conflict, Outcome::Conflict, Outcome::Conflict, Outcome::AlreadyPresent]
+        );
+        assert_eq!(plan.restores, [(1, "new".to_string())]);
+    }
+
+    #[test]
     fn classify_rejects_wrong_ops() {
         let infos = HashMap::from([(3, info(Kind::Lookup, "l", Sharing::Shared, "h", 1))]);
-        assert!(classify(&[MergeOp::Copy(3)], 1, &infos, HashMap::new()).is_err());
-        assert!(classify(&[MergeOp::Copy(77)], 1, &infos, HashMap::new()).is_err());
-        assert!(classify(&[MergeOp::Copy(3)], 2, &infos, HashMap::new()).is_err());
+        assert!(classify(&[MergeOp::Copy(3)], 1, &infos, HashMap::new(), &HashMap::new()).is_err());
+        assert!(classify(&[MergeOp::Copy(77)], 1, &infos, HashMap::new(), &HashMap::new()).is_err());
+        assert!(classify(&[MergeOp::Copy(3)], 2, &infos, HashMap::new(), &HashMap::new()).is_err());
         // A remove of something already gone is done, not an error.
-        let plan = classify(&[MergeOp::Remove(77)], 1, &infos, HashMap::new()).unwrap();
+        let plan = classify(&[MergeOp::Remove(77)], 1, &infos, HashMap::new(), &HashMap::new()).unwrap();
         assert_eq!(plan.results[0].outcome, Outcome::AlreadyPresent);
     }
 }

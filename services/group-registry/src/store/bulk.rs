@@ -8,7 +8,7 @@ use ferry_kit::db::{placeholders, rows_per_chunk};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::sharing::sharing_allowed_sql;
-use super::{all, col, corrupt, entities, exec};
+use super::{all, all_for_ids, col, corrupt, entities, exec, exec_for_pairs};
 use crate::domain::{EntityKey, EntityRef, Kind, ManifestEntry, NewEntity, Sharing, refs_from_json};
 
 /// `(?, ?), (?, ?), …` for `rows` rows of `cols` columns.
@@ -193,43 +193,26 @@ pub struct EntityInfo {
 /// unlink targets: counting every entity's links would cost a lookup per row).
 pub async fn entity_infos<C: ConnectionTrait>(db: &C, ids: &[i64], count_links_of: &[i64]) -> Result<HashMap<i64, EntityInfo>, DbErr> {
     let mut out = HashMap::new();
-    for chunk in ids.chunks(1000) {
-        let rows = all(
-            db,
-            &format!(
-                "SELECT e.id, e.environment_id, e.kind, e.key, e.sharing, e.content_hash FROM entities e WHERE e.id IN ({})",
-                placeholders(chunk.len())
-            ),
-            chunk.iter().map(|i| Value::from(*i)).collect(),
-        )
-        .await?;
-        for r in &rows {
-            let kind: i32 = col(r, 2)?;
-            let sharing: i32 = col(r, 4)?;
-            out.insert(
-                col(r, 0)?,
-                EntityInfo {
-                    env_id: col(r, 1)?,
-                    kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
-                    key: col(r, 3)?,
-                    sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
-                    content_hash: col(r, 5)?,
-                    links: 0,
-                },
-            );
-        }
+    let sql = "SELECT e.id, e.environment_id, e.kind, e.key, e.sharing, e.content_hash FROM entities e WHERE e.id IN ({ids})";
+    for r in &all_for_ids(db, sql, ids).await? {
+        let kind: i32 = col(r, 2)?;
+        let sharing: i32 = col(r, 4)?;
+        out.insert(
+            col(r, 0)?,
+            EntityInfo {
+                env_id: col(r, 1)?,
+                kind: Kind::from_number(kind).map_err(|_| corrupt("kind", kind))?,
+                key: col(r, 3)?,
+                sharing: Sharing::from_number(sharing).ok_or_else(|| corrupt("sharing", sharing))?,
+                content_hash: col(r, 5)?,
+                links: 0,
+            },
+        );
     }
-    for chunk in count_links_of.chunks(1000) {
-        let rows = all(
-            db,
-            &format!("SELECT entity_id, COUNT(*) FROM memberships WHERE entity_id IN ({}) GROUP BY entity_id", placeholders(chunk.len())),
-            chunk.iter().map(|i| Value::from(*i)).collect(),
-        )
-        .await?;
-        for r in &rows {
-            if let Some(info) = out.get_mut(&col::<i64>(r, 0)?) {
-                info.links = col(r, 1)?;
-            }
+    let sql = "SELECT entity_id, COUNT(*) FROM memberships WHERE entity_id IN ({ids}) GROUP BY entity_id";
+    for r in &all_for_ids(db, sql, count_links_of).await? {
+        if let Some(info) = out.get_mut(&col::<i64>(r, 0)?) {
+            info.links = col(r, 1)?;
         }
     }
     Ok(out)
@@ -353,26 +336,13 @@ pub async fn link_into<C: ConnectionTrait>(db: &C, group_id: i64, ids: &[i64], t
     Ok(linked)
 }
 
-/// Overwrites each target's payload, references and hash with its source's.
+/// Overwrites each target's payload, references and hash with its source's, keeping
+/// what it replaces (`prior::keep`) for a revert.
 pub async fn overwrite<C: ConnectionTrait>(db: &C, pairs: &[(i64, i64)], now: i64) -> Result<(), DbErr> {
-    for chunk in pairs.chunks(1000) {
-        let mut values: Vec<Value> = vec![now.into()];
-        for (s, t) in chunk {
-            values.push((*s).into());
-            values.push((*t).into());
-        }
-        exec(
-            db,
-            &format!(
-                "UPDATE entities SET payload = s.payload, refs = s.refs, content_hash = s.content_hash, updated_at = ? \
-                 FROM (VALUES {}) AS v, entities s WHERE s.id = v.column1 AND entities.id = v.column2",
-                tuples(chunk.len(), 2)
-            ),
-            values,
-        )
-        .await?;
-    }
-    Ok(())
+    super::prior::keep(db, pairs, now).await?;
+    let sql = "UPDATE entities SET payload = s.payload, refs = s.refs, content_hash = s.content_hash, updated_at = ? \
+               FROM (VALUES {pairs}) AS v, entities s WHERE s.id = v.column1 AND entities.id = v.column2";
+    exec_for_pairs(db, sql, now, pairs).await
 }
 
 pub async fn delete_entities<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<(), DbErr> {

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_create_masking_keys::Migration),
             Box::new(ferry_kit::idempotency::IndexByAge),
             Box::new(ferry_kit::audit::store::Migration),
+            Box::new(m20261206_000001_create_prior_contents::Migration),
         ]
     }
 }
@@ -264,6 +265,43 @@ mod m20261204_000001_create_masking_keys {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE masking_keys"]).await
+        }
+    }
+}
+
+/// What an overwrite replaced (`store::prior`), kept for a revert.
+mod m20261206_000001_create_prior_contents {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261206_000001_create_prior_contents"
+        }
+    }
+
+    const UP: &[&str] = &[
+        "CREATE TABLE prior_contents (
+            entity_id BIGINT NOT NULL REFERENCES entities(id) ON DELETE CASCADE,
+            overwritten_hash TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (entity_id, overwritten_hash)
+        )",
+        "CREATE INDEX prior_contents_by_age ON prior_contents (created_at)",
+    ];
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), UP).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            ferry_kit::db::execute_schema(manager.get_connection(), &["DROP TABLE prior_contents"]).await
         }
     }
 }

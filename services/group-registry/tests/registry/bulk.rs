@@ -155,15 +155,19 @@ pub async fn import_is_all_or_nothing_and_retry_safe(b: Backend) {
     assert_eq!(violated_fields(&changed), vec!["messages[1].request_id".to_string()]);
 }
 
-fn op(o: Op) -> pb::MergeOperation {
+pub(crate) fn op(o: Op) -> pb::MergeOperation {
     pb::MergeOperation { op: Some(o) }
 }
 
-fn id_of(name: &str) -> i64 {
+pub(crate) fn id_of(name: &str) -> i64 {
     name.rsplit('/').next().and_then(|s| s.parse().ok()).expect("entity id")
 }
 
-async fn apply(app: &TestApp, recipient: &str, ops: Vec<pb::MergeOperation>) -> Result<pb::ApplyMergeOperationsResponse, tonic::Status> {
+pub(crate) async fn apply(
+    app: &TestApp,
+    recipient: &str,
+    ops: Vec<pb::MergeOperation>,
+) -> Result<pb::ApplyMergeOperationsResponse, tonic::Status> {
     app.admin
         .clone()
         .apply_merge_operations(pb::ApplyMergeOperationsRequest { recipient: recipient.into(), operations: ops, request_id: String::new() })

@@ -6,6 +6,7 @@ mod helpers;
 mod bulk;
 mod edge;
 mod migrate_only;
+mod prior;
 mod profiles;
 mod projects;
 mod restore_points;
@@ -33,6 +34,7 @@ per_backend!(
     bulk::reads_are_answered_while_an_import_is_open,
     bulk::merge_operations_apply_once_and_report_outcomes,
     bulk::operations_on_one_key_answer_in_order,
+    prior::a_restore_puts_back_what_an_overwrite_replaced_once,
     bulk::concurrent_batches_into_one_recipient_never_duplicate_keys,
     bulk::environment_copy_replaces_destination_and_refuses_production,
     edge::bad_input_is_refused_with_field_violations_and_writes_nothing,

@@ -227,7 +227,7 @@ pub async fn sharing_against_the_kind_is_reported_never_delivered(b: Backend) {
         let batch = c
             .apply_merge_operations(pb::ApplyMergeOperationsRequest {
                 recipient: live.clone(),
-                operations: vec![pb::MergeOperation { op: Some(op) }],
+                operations: vec![pb::MergeOperation { op: Some(op.clone()) }],
                 request_id: String::new(),
             })
             .await

@@ -26,17 +26,20 @@ pub fn classify(source: &ManifestEntry, recipient: Option<&ManifestEntry>) -> Ou
     }
 }
 
-/// What a revert sends for an applied effect (1 copy, 2 link); overwrites are not undone.
-pub fn undo(effect_action: i64, entity_id: i64) -> Option<Action> {
+/// What a revert sends for an applied effect (1 copy, 2 link, 3 overwrite) that left
+/// `entity_id` with `content_hash`.
+pub fn undo(effect_action: i64, entity_id: i64, content_hash: &str) -> Option<Action> {
     match effect_action {
         1 => Some(Action::Remove(entity_id)),
         2 => Some(Action::Unlink(entity_id)),
+        3 => Some(Action::Restore { entity: entity_id, overwritten: content_hash.to_owned() }),
         _ => None,
     }
 }
 
-/// What apply does for an item: copy, link, overwrite (TAKE_SOURCE conflicts) or nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What apply does for an item: copy, link, overwrite (TAKE_SOURCE conflicts) or nothing;
+/// and what a revert does.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Copy(i64),
     Link(i64),
@@ -48,6 +51,12 @@ pub enum Action {
     Remove(i64),
     /// Revert of a link: unlink the shared entity from the recipient.
     Unlink(i64),
+    /// Revert of an overwrite: put back what the registry kept of the entity's content
+    /// from before the overwrite gave it the hash `overwritten`.
+    Restore {
+        entity: i64,
+        overwritten: String,
+    },
 }
 
 pub fn action(outcome: Outcome, strategy: Strategy, source: i64, recipient: i64) -> Option<Action> {

@@ -1,7 +1,9 @@
-//! Revert of an applied merge (the request, and the job that carries it out): removes the duplicated entities it created and unlinks the
-//! shared ones it linked, by the effects its chunks recorded. Entities changed since the
-//! apply are found by merge-joining those effects (in (kind, key) order) with the
-//! recipient's key manifest, and refuse the revert unless the caller proceeds.
+//! Revert of an applied merge (the request, and the job that carries it out): removes the
+//! duplicated entities it created, unlinks the shared ones it linked and puts back the
+//! content of those it overwrote (the registry keeps what an overwrite replaced), by the
+//! effects its chunks recorded. Entities changed since the apply are found by
+//! merge-joining those effects (in (kind, key) order) with the recipient's key manifest,
+//! and refuse the revert unless the caller proceeds.
 
 use std::cmp::Ordering;
 
@@ -20,9 +22,8 @@ use crate::registry::{MAX_BATCH, OpOutcome};
 use crate::store;
 use crate::store::jobs::{Effect, JobRow};
 
-/// Effect actions a revert undoes (copy, link) and the one it leaves (overwrite).
-const UNDOABLE: [i64; 2] = [1, 2];
-const OVERWRITE: [i64; 1] = [3];
+/// Effect actions a revert undoes: copy, link, overwrite.
+const UNDOABLE: [i64; 3] = [1, 2, 3];
 /// The phase of a revert job while it runs.
 const REVERTING: &str = "reverting";
 const MAX_LISTED: usize = 1000;
@@ -73,12 +74,11 @@ impl Engine {
             ));
         }
         let undoable = store::jobs::count_effects(&self.db, &target, &UNDOABLE).await?;
-        let overwrites = store::jobs::count_effects(&self.db, &target, &OVERWRITE).await?;
         if undoable == 0 {
             return Err(refuse(
                 "NOTHING_APPLIED",
                 target.to_string(),
-                format!("{target} created or linked nothing; there is nothing to revert"),
+                format!("{target} created, linked or overwrote nothing; there is nothing to revert"),
                 "nothing to revert",
             ));
         }
@@ -86,7 +86,10 @@ impl Engine {
         let (changed, n) = self.changed_since(&target, &recipient).await?;
         if n > 0 && !proceed {
             return Err(Error::precondition(
-                format!("{n} entities created or linked by {target} changed since; set proceed_with_changed to remove them too"),
+                format!(
+                    "{n} entities created, linked or overwritten by {target} changed since; set proceed_with_changed to remove \
+                     the created and linked ones too (overwritten ones changed since are left as they are)"
+                ),
                 changed
                     .iter()
                     .map(|e| {
@@ -102,7 +105,7 @@ impl Engine {
         let mut job =
             super::jobs::queued(JobKind::RevertMerge, recipient.to_string(), recipient.to_string(), JobParams::default(), created_by);
         job.progress.total = undoable;
-        job.result = JobResult { not_reverted: overwrites, ..JobResult::default() };
+        job.result = JobResult::default();
         job.reverted_job = Some(target.clone());
         let chunk = self.settings.chunk_size;
         let id = self
@@ -125,7 +128,7 @@ impl Engine {
         self.get_job(&id).await
     }
 
-    /// Created or linked entities of `job` whose content hash moved since (at most
+    /// Created, linked or overwritten entities of `job` whose content hash moved since (at most
     /// [`MAX_LISTED`] of them, and how many there are).
     async fn changed_since(&self, job: &JobId, recipient: &GroupName) -> Result<(Vec<Effect>, i64)> {
         let mut manifest = self.registry.manifest(recipient, &Selection::default()).await?;
@@ -166,7 +169,7 @@ impl Engine {
 }
 
 impl Engine {
-    /// Undoes an applied merge's copies and links, chunk by chunk like an apply.
+    /// Undoes an applied merge's copies, links and overwrites, chunk by chunk like an apply.
     pub(super) async fn run_revert(&self, mut row: JobRow) -> Result<Ended> {
         let target = row.job.reverted_job.clone().ok_or_else(|| Error::Internal("revert job without its target".into()))?;
         let recipient = GroupName::parse(&row.job.recipient).map_err(|e| Error::Internal(format!("stored recipient: {e}")))?;
@@ -181,12 +184,16 @@ impl Engine {
             let effects = store::jobs::effects(&self.db, &target, &UNDOABLE, row.cursor_seq, chunk).await?;
             let Some(last) = effects.last() else { break };
             let last_seq = last.seq;
-            let actions: Vec<Action> = effects.iter().filter_map(|e| undo(e.action, e.entity_id)).collect();
+            let actions: Vec<Action> = effects.iter().filter_map(|e| undo(e.action, e.entity_id, &e.content_hash)).collect();
+            if actions.len() != effects.len() {
+                return Err(Error::Internal("a recorded effect has no undo".into()));
+            }
             let request_id = format!("{}:{}", row.job.id.0, row.chunk_no);
             let results = self.registry.apply(&recipient, &actions, &request_id).await?;
             for (act, (outcome, _)) in actions.iter().zip(&results) {
                 match (outcome, act) {
                     (OpOutcome::Applied, Action::Remove(_)) => row.job.result.removed += 1,
+                    (OpOutcome::Applied, Action::Restore { .. }) => row.job.result.overwritten += 1,
                     (OpOutcome::Applied, _) => row.job.result.unlinked += 1,
                     (OpOutcome::AlreadyPresent, _) => row.job.result.skipped += 1,
                     (OpOutcome::Conflict, _) => row.job.result.not_reverted += 1,

@@ -379,7 +379,7 @@ fn tally(job: &mut Job, items: &[PlanItem], actions: &[Action], results: &[(OpOu
                         job.result.overwritten += 1;
                         3
                     }
-                    Action::Remove(_) | Action::Unlink(_) => continue,
+                    Action::Remove(_) | Action::Unlink(_) | Action::Restore { .. } => continue,
                 };
                 effects.push(Effect {
                     seq: item.seq,

@@ -9,6 +9,7 @@ mod edge;
 mod jobs;
 mod projects;
 mod retention;
+mod revert;
 mod rules;
 
 use helpers::Backend;
@@ -25,6 +26,7 @@ per_backend!(
     rules::g5_clone_group_copies_duplicated_and_links_shared,
     rules::revert_removes_what_the_merge_created_and_linked,
     rules::revert_refuses_entities_changed_since_unless_proceed,
+    revert::revert_puts_back_what_take_source_overwrote,
     jobs::concurrent_applies_into_one_recipient_never_duplicate_keys,
     jobs::job_resumes_after_engine_stopped_mid_apply,
     jobs::cancel_job_stops_between_chunks_and_watch_ends_terminal,
