@@ -109,7 +109,9 @@ async fn metrics_of_all_four_services_on_one_endpoint() {
     assert!(delta("ferry_grpc_server_handling_seconds_count", &[svc, ("method", "GetEnvironment")]) >= 1.0, "{}", after.body);
     // The other services' domain counters are in the same process registry (from 0; the
     // step histogram shows once a step ran).
-    for family in ["ferry_merge_items_applied", "ferry_sync_denials", "ferry_sync_allowed"] {
+    for family in
+        ["ferry_merge_items_applied", "ferry_merge_jobs_pending", "ferry_merge_items_pending", "ferry_sync_denials", "ferry_sync_allowed"]
+    {
         assert!(after.body.contains(&format!("# TYPE {family} ")), "{family} is served: {}", after.body);
     }
     suite.shutdown().await;

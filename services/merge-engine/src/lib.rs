@@ -27,6 +27,9 @@ use std::time::Duration;
 use ferry_kit::server::{Server, ServerBuilder};
 use ferry_proto::merge::v1::merge_service_server::MergeServiceServer;
 
+/// How often the pending-work gauges are counted (an autoscaler polls every 15 s or so).
+const PENDING_EVERY: Duration = Duration::from_secs(5);
+
 /// Connects and migrates the engine's database, starts its job workers on the tokio
 /// runtime and binds the server (not serving yet). The workers run for the life of the
 /// process; use [`start`] to hold them.
@@ -52,12 +55,14 @@ pub async fn start(config: &Config) -> Result<(Server, Workers), ferry_kit::Erro
     let request_log = config.common.request_log_pruner(&db);
     let pruner = service::retention::pruner(db.clone(), config.common.prune_interval());
     let audit = db.clone();
+    let pending = service::metrics::count_pending(db.clone(), PENDING_EVERY);
     let engine = service::Engine::new(db, registry, settings);
     let server = ServerBuilder::new()
         .with_audit(&audit, "merge-engine")
         .with_background(ferry_kit::db::checkpoints(audit.clone()))
         .with_background(request_log)
         .with_background(pruner)
+        .with_background(pending)
         .with_service(MergeServiceServer::new(grpc::MergeApi::new(engine.clone())))
         .bind(config.listen, &config.common)
         .await?;

@@ -1,6 +1,6 @@
 //! The engine's storage: the schema ([`migrations`]), plans and their items
 //! ([`plans`]), jobs, their checkpoints and effects ([`jobs`]), what retention prunes
-//! ([`retention`]). Functions take
+//! ([`retention`]), the work waiting ([`work`]). Functions take
 //! `&impl ConnectionTrait`; the service layer owns every transaction. SQL is written once
 //! with `?` placeholders (numbered for PostgreSQL by the kit); item writes are multi-row
 //! inserts chunked under the bind-parameter limits (plan items: `COPY` on PostgreSQL).
@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod plans;
 pub mod retention;
+pub mod work;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 

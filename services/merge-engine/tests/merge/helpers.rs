@@ -309,6 +309,14 @@ pub async fn rows(app: &TestApp, table: &str) -> u64 {
     n
 }
 
+/// The work the engines' pending-work gauges report, read from the engine's database.
+pub async fn pending(app: &TestApp) -> Vec<merge_engine::store::work::Pending> {
+    let db = Database::connect(&app.engine_db).await.expect("connect to the engine database");
+    let p = merge_engine::store::work::pending(&db).await.expect("pending work");
+    db.close().await.ok();
+    p
+}
+
 /// The violations' types in a FAILED_PRECONDITION.
 pub fn precondition_types(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;

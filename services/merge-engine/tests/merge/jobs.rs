@@ -73,6 +73,12 @@ pub async fn job_resumes_after_engine_stopped_mid_apply(b: Backend) {
     app.restart_engine(10).await;
     let mid = get_job(&app.merge, &job.name).await;
     assert!(!matches!(mid.state, SUCCEEDED | FAILED | CANCELLED), "stopped mid-apply: {mid:?}");
+    // The pending work (what the autoscaler follows): one running apply, its items left.
+    let work = pending(&app).await;
+    assert_eq!(work.len(), 1, "{work:?}");
+    let (kind, state) = (merge_engine::domain::JobKind::ApplyMerge, merge_engine::domain::JobState::Running);
+    assert_eq!((work[0].kind, work[0].state, work[0].jobs), (kind, state, 1));
+    assert!(work[0].items > 0 && work[0].items <= 1400, "items left: {work:?}");
 
     // The new engine takes the job over once the dead engine's lease expires.
     let done = wait_job(&app.merge, &job.name).await;
@@ -81,6 +87,7 @@ pub async fn job_resumes_after_engine_stopped_mid_apply(b: Backend) {
     assert_eq!(res.created + res.linked, 1500, "every operation counted exactly once: {res:?}");
     assert_eq!(done.progress.as_ref().map(|p| (p.done, p.total)), Some((1500, 1500)));
     assert_eq!(assert_keys_unique(&app, &r).await, 1500, "every key exactly once");
+    assert_eq!(pending(&app).await, vec![], "no work left");
     assert_eq!(claims(&app, &job.name).await, 2, "claimed by the first engine, then taken over once");
 }
 
