@@ -140,21 +140,26 @@ pub fn entity(i: usize, side: &str) -> pb::Entity {
     }
 }
 
+/// Entities one import call carries at most: a call is one transaction and must end within
+/// the server's request timeout (300 s), so 10M entities go in ten calls.
+const PER_IMPORT: usize = 1_000_000;
+
 pub async fn import(client: &Client, group: &str, range: std::ops::Range<usize>, side: &'static str) -> anyhow::Result<()> {
-    let group = group.to_owned();
-    let msgs = tokio_stream::iter(
-        range
-            .collect::<Vec<_>>()
-            .chunks(5000)
-            .enumerate()
-            .map(move |(n, chunk)| pb::ImportEntitiesRequest {
-                parent: if n == 0 { group.clone() } else { String::new() },
-                entities: chunk.iter().map(|i| entity(*i, side)).collect(),
-                request_id: String::new(),
-            })
-            .collect::<Vec<_>>(),
-    );
-    client.clone().import_entities(msgs).await.context("import")?;
+    let all: Vec<usize> = range.collect();
+    for part in all.chunks(PER_IMPORT) {
+        let group = group.to_owned();
+        let msgs = tokio_stream::iter(
+            part.chunks(5000)
+                .enumerate()
+                .map(move |(n, chunk)| pb::ImportEntitiesRequest {
+                    parent: if n == 0 { group.clone() } else { String::new() },
+                    entities: chunk.iter().map(|i| entity(*i, side)).collect(),
+                    request_id: String::new(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        client.clone().import_entities(msgs).await.context("import")?;
+    }
     Ok(())
 }
 
