@@ -103,7 +103,7 @@ where
     loop {
         tick.tick().await;
         if let Err(e) = job().await {
-            tracing::warn!(what, error = %e, "pruning failed; trying again later");
+            tracing::warn!(what, error = %e, "background pass failed (pruning or counting); trying again at the next tick");
         }
     }
 }
