@@ -14,9 +14,13 @@ use sea_orm_migration::MigratorTrait;
 use crate::Error;
 
 pub mod checkpoint;
+pub mod copy;
 pub mod inplace;
+pub mod time;
 pub use checkpoint::checkpoints;
+pub use copy::{CopyRows, copy_in};
 pub use inplace::{Column, InPlace, InPlaceReads, Row};
+pub use time::{micros, now_micros, rfc3339, timestamp};
 
 /// Opens a pool for `url`. A SQLite file (and its folder) is created if missing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
@@ -161,62 +165,6 @@ pub async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransacti
     Ok(txn)
 }
 
-/// Rows for PostgreSQL's `COPY … FROM STDIN` in its text format: fields separated by tabs,
-/// rows ended by newlines, and backslash, tab, newline and carriage return escaped.
-#[derive(Debug, Default)]
-pub struct CopyRows {
-    buf: String,
-    row_started: bool,
-}
-
-impl CopyRows {
-    pub fn text(&mut self, s: &str) -> &mut Self {
-        self.separate();
-        for c in s.chars() {
-            match c {
-                '\\' => self.buf.push_str("\\\\"),
-                '\t' => self.buf.push_str("\\t"),
-                '\n' => self.buf.push_str("\\n"),
-                '\r' => self.buf.push_str("\\r"),
-                c => self.buf.push(c),
-            }
-        }
-        self
-    }
-
-    pub fn int(&mut self, n: i64) -> &mut Self {
-        self.separate();
-        self.buf.push_str(&n.to_string());
-        self
-    }
-
-    pub fn end_row(&mut self) {
-        self.buf.push('\n');
-        self.row_started = false;
-    }
-
-    fn separate(&mut self) {
-        if self.row_started {
-            self.buf.push('\t');
-        }
-        self.row_started = true;
-    }
-}
-
-/// Writes `rows` with `statement` (`COPY table (columns) FROM STDIN`) on PostgreSQL, as one
-/// statement: all rows or none. Cheaper for PostgreSQL than the same rows as multi-row
-/// `INSERT`s, whose thousands of parameters are each bound and planned.
-pub async fn copy_in(db: &DatabaseConnection, statement: &str, rows: CopyRows) -> Result<u64, sea_orm::DbErr> {
-    use sea_orm::sqlx::postgres::PgPoolCopyExt;
-    let failed = |e: sea_orm::sqlx::Error| sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e)));
-    let mut copy = db.get_postgres_connection_pool().copy_in_raw(statement).await.map_err(failed)?;
-    if let Err(e) = copy.send(rows.buf.into_bytes()).await {
-        let _ = copy.abort("sending the rows failed").await;
-        return Err(failed(e));
-    }
-    copy.finish().await.map_err(failed)
-}
-
 /// Runs `M`'s pending migrations. On PostgreSQL they run in one transaction holding an
 /// advisory lock derived from `service`, so replicas starting together do not race.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, service: &str) -> Result<(), Error> {
@@ -284,14 +232,6 @@ pub async fn execute_schema<C: ConnectionTrait>(db: &C, statements: &[&str]) -> 
         db.execute_unprepared(&dialect(db.get_database_backend(), sql)).await?;
     }
     Ok(())
-}
-
-/// Microseconds since the epoch as an RFC 3339 UTC time (`2026-12-03T16:29:46.123456Z`),
-/// for messages that name a moment.
-pub fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| format!("{micros} µs after the epoch"))
 }
 
 /// Compresses the large values of `columns` (`table.column`) with lz4 on PostgreSQL when
@@ -392,21 +332,6 @@ pub fn rows_per_chunk(columns: usize) -> usize {
     (32_000 / columns.max(1)).max(1)
 }
 
-/// Current time as microseconds since the Unix epoch (how Ferry stores timestamps).
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or_default()
-}
-
-/// Microseconds since the Unix epoch of a protobuf `Timestamp` (how Ferry stores it).
-pub fn micros(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1_000_000).saturating_add(i64::from(t.nanos) / 1000)
-}
-
-/// A stored timestamp as a protobuf `Timestamp`.
-pub fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
-}
-
 /// True when `err` is a unique-constraint violation (either backend).
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
@@ -438,16 +363,6 @@ fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_rows_escape_the_text_format() {
-        let mut rows = CopyRows::default();
-        rows.text("plain").int(-7).text("tab\there\nnew\\line\r");
-        rows.end_row();
-        rows.int(1);
-        rows.end_row();
-        assert_eq!(rows.buf, "plain\t-7\ttab\\there\\nnew\\\\line\\r\n1\n");
-    }
 
     #[test]
     fn numbers_placeholders_for_postgres() {
