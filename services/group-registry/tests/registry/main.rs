@@ -5,6 +5,7 @@ mod helpers;
 
 mod bulk;
 mod edge;
+mod merge_ops;
 mod migrate_only;
 mod prior;
 mod profiles;
@@ -32,10 +33,10 @@ per_backend!(
     bulk::import_export_and_manifest_sorted_bytewise,
     bulk::import_is_all_or_nothing_and_retry_safe,
     bulk::reads_are_answered_while_an_import_is_open,
-    bulk::merge_operations_apply_once_and_report_outcomes,
-    bulk::operations_on_one_key_answer_in_order,
+    merge_ops::merge_operations_apply_once_and_report_outcomes,
+    merge_ops::operations_on_one_key_answer_in_order,
     prior::a_restore_puts_back_what_an_overwrite_replaced_once,
-    bulk::concurrent_batches_into_one_recipient_never_duplicate_keys,
+    merge_ops::concurrent_batches_into_one_recipient_never_duplicate_keys,
     bulk::environment_copy_replaces_destination_and_refuses_production,
     edge::bad_input_is_refused_with_field_violations_and_writes_nothing,
     edge::request_id_makes_retries_no_ops,

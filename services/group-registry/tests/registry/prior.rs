@@ -6,8 +6,8 @@ use pb::merge_operation::Op;
 use tonic::Code;
 
 use crate::Backend;
-use crate::bulk::{apply, id_of, op};
 use crate::helpers::*;
+use crate::merge_ops::{apply, id_of, op};
 
 fn restore(entity: &str, overwritten_hash: &str) -> pb::MergeOperation {
     op(Op::Restore(pb::RestorePayload { entity_id: id_of(entity), overwritten_hash: overwritten_hash.into() }))
