@@ -309,6 +309,20 @@ pub async fn rows(app: &TestApp, table: &str) -> u64 {
     n
 }
 
+/// Edits the payload of the entity `name` in the registry (a change made since a merge).
+pub async fn edit_payload(app: &TestApp, name: &str, payload_json: &str) {
+    use ferry_proto::registry::v1 as rpb;
+    app.registry
+        .clone()
+        .update_entity(rpb::UpdateEntityRequest {
+            entity: Some(rpb::Entity { name: name.into(), payload_json: payload_json.into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["payload_json".into()] }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("edit the entity");
+}
+
 /// The work the engines' pending-work gauges report, read from the engine's database.
 pub async fn pending(app: &TestApp) -> Vec<merge_engine::store::work::Pending> {
     let db = Database::connect(&app.engine_db).await.expect("connect to the engine database");

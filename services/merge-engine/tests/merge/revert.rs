@@ -2,7 +2,6 @@
 //! kept, and leaves an overwritten entity changed since as it is.
 
 use ferry_proto::merge::v1 as mpb;
-use ferry_proto::registry::v1 as rpb;
 use tonic::Code;
 
 use crate::Backend;
@@ -38,15 +37,7 @@ pub async fn revert_puts_back_what_take_source_overwrote(b: Backend) {
     // told to proceed, it undoes the rest and leaves the edit.
     let applied = take_source(&app, &s, &r).await;
     let diff = find(&entities_of(&app, &r).await, SERVICE, "svc-diff").cloned().expect("svc-diff");
-    app.registry
-        .clone()
-        .update_entity(rpb::UpdateEntityRequest {
-            entity: Some(rpb::Entity { name: diff.name.clone(), payload_json: r#"{"edited":true}"#.into(), ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["payload_json".into()] }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("edit the overwritten entity");
+    edit_payload(&app, &diff.name, r#"{"edited":true}"#).await;
     let err = revert(&app, &applied.name, false).await.expect_err("changed since");
     assert_eq!((err.code(), precondition_subjects(&err)), (Code::FailedPrecondition, vec![diff.name.clone()]));
     let job = wait_job(&app.merge, &revert(&app, &applied.name, true).await.expect("proceed").name).await;

@@ -299,19 +299,7 @@ pub async fn revert_refuses_entities_changed_since_unless_proceed(b: Backend) {
     let p = plan(&app, plan_req(&s, &r)).await;
     let applied = apply_ok(&app, &p.name).await;
     let created = find(&entities_of(&app, &r).await, SERVICE, "svc-new").cloned().expect("created");
-    app.registry
-        .clone()
-        .update_entity(ferry_proto::registry::v1::UpdateEntityRequest {
-            entity: Some(ferry_proto::registry::v1::Entity {
-                name: created.name.clone(),
-                payload_json: r#"{"edited":true}"#.into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["payload_json".into()] }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("edit the created entity");
+    edit_payload(&app, &created.name, r#"{"edited":true}"#).await;
 
     let err = revert(&app, &applied.name, false).await.expect_err("changed since");
     assert_eq!((err.code(), precondition_subjects(&err)), (Code::FailedPrecondition, vec![created.name.clone()]));
